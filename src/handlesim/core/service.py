@@ -1,0 +1,398 @@
+"""HandleService: what one node does with a request, whatever its role in the hierarchy.
+
+Roles are data: the prefixes a node homes and the records in its store decide whether it answers values, refers the
+client down the hierarchy (303 prefix referral), or says it is not responsible (301). `handle(request, now)` never
+raises a HandleError; it answers it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from . import auth
+from .codes import OpCode, ResponseCode
+from .errors import (
+    HandleAlreadyExists,
+    HandleError,
+    HandleNotFound,
+    InvalidValue,
+    OperationNotSupported,
+    ProtocolError,
+    ServerNotResponsible,
+    ServerReadOnly,
+    ValueAlreadyExists,
+    ValuesNotFound,
+)
+from .handle import NA_PREFIX, Handle, Prefix
+from .messages import Request, Response, error_response
+from .storage import HandleRecord, Store
+from .values import (
+    HS_SECKEY,
+    PREFIX_SITE_TYPES,
+    AdminPermission,
+    HandleValue,
+    check_unique_indexes,
+    select_values,
+    type_in,
+)
+
+P = AdminPermission
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """Bounds on what one request may ask for; exceeding one is answered with a protocol error, never a crash."""
+
+    max_values_per_handle: int = 1000
+    """Most values one handle record may hold."""
+    max_value_bytes: int = 64 * 1024
+    """Largest data of a single value (encoded size)."""
+    max_filter_items: int = 64
+    """Most entries in a request's index or type list."""
+    max_page_size: int = 10_000
+    """Largest page of a handle listing (page size 0 means 'all', capped to this)."""
+
+
+@dataclass
+class ServiceConfig:
+    """How a node behaves. Built by the topology layer; the core never reads files or the environment."""
+
+    node_id: str
+    """Name of the node in traces and statistics (e.g. `root-qingdao`, `ent-88.101.2001`)."""
+    homed_prefixes: tuple[str, ...] = ()
+    """Prefixes this node is responsible for, used when the store holds none yet (`0.NA` makes a node a root)."""
+    server_admins: tuple[auth.ValueReference, ...] = ()
+    """Identities allowed every operation on this node."""
+    read_only: bool = False
+    """A mirror: answers reads, refuses writes with 301 naming `primary`."""
+    primary: str = ""
+    """Where writes go when this node is a mirror (text for the error message)."""
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    secret_iterations: int = auth.DEFAULT_SECRET_ITERATIONS
+    """PBKDF2 iterations for HS_SECKEY values written through this node."""
+    mint_suffix: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+    """Source of suffixes for `mintNewSuffix` creates."""
+    random_bytes: Callable[[int], bytes] = field(default=os.urandom)
+    """Source of salts for secret-key hashing."""
+
+
+ChangeListener = Callable[[str], None]
+
+
+class HandleService:
+    """One node's Handle logic over one store."""
+
+    def __init__(self, config: ServiceConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        persisted = store.homed_prefixes()
+        if not persisted and config.homed_prefixes:
+            store.set_homed_prefixes(list(config.homed_prefixes))
+            persisted = list(config.homed_prefixes)
+        self._homed: dict[str, Prefix] = {}
+        self._set_homed(persisted)
+        self.counts: Counter[tuple[int, int]] = Counter()
+        """Requests answered, by (opcode, response code)."""
+        self.listeners: list[ChangeListener] = []
+        """Called with a handle key after every committed change (encoded-answer caches, replication)."""
+        self._ops: dict[OpCode, Callable[[Request, float], Response]] = {
+            OpCode.RESOLUTION: self._resolve,
+            OpCode.CREATE_HANDLE: self._create,
+            OpCode.DELETE_HANDLE: self._delete,
+            OpCode.ADD_VALUE: self._add_values,
+            OpCode.MODIFY_VALUE: self._modify_values,
+            OpCode.REMOVE_VALUE: self._remove_values,
+            OpCode.LIST_HANDLES: self._list_handles,
+            OpCode.HOME_NA: self._home,
+            OpCode.UNHOME_NA: self._unhome,
+            OpCode.LIST_HOMED_NAS: self._list_homed,
+        }
+
+    # -- dispatch -----------------------------------------------------------------------------------------------
+
+    def handle(self, request: Request, now: float) -> Response:
+        """Answer one request. Protocol errors become error responses; the store is unchanged by a failed request."""
+        try:
+            operation = self._ops.get(request.op)
+            if operation is None:
+                raise OperationNotSupported(f"operation {int(request.op)} is not supported by this node")
+            self._check_filters(request)
+            response = operation(request, now)
+        except HandleError as exc:
+            response = error_response(exc.response_code, exc.message, exc.handle or request.handle_text)
+        self.counts[(int(request.op), int(response.code))] += 1
+        return response
+
+    @property
+    def homed_prefixes(self) -> list[Prefix]:
+        return list(self._homed.values())
+
+    def homes(self, prefix: Prefix) -> bool:
+        return prefix.key in self._homed
+
+    def is_responsible(self, handle: Handle) -> bool:
+        """Handles of a homed prefix; and prefix handles `0.NA/Q` with Q under a homed prefix (derived prefixes)."""
+        if handle.prefix.key in self._homed:
+            return True
+        if handle.is_prefix_handle:
+            described = handle.described_prefix()
+            return any(described.is_under(p) for p in self._homed.values())
+        return False
+
+    # -- resolution ---------------------------------------------------------------------------------------------
+
+    def _resolve(self, request: Request, now: float) -> Response:
+        handle = self._need_handle(request)
+        if not self.is_responsible(handle):
+            raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
+                                       handle=handle.text)
+        record = self.store.get(handle.key)
+        if record is None:
+            referral = self._prefix_referral(handle) if handle.is_prefix_handle else None
+            if referral is not None:
+                return referral
+            raise HandleNotFound(f"handle {handle.text} not found at {self.config.node_id}", handle=handle.text)
+        public_only = request.public_only or not self._may_read_private(request, record)
+        values = select_values(record.values, request.types, request.indexes, public_only=public_only)
+        if not values and (request.types or request.indexes or record.values):
+            raise ValuesNotFound(f"{handle.text} has no {'public ' if public_only else ''}values matching the request",
+                                 handle=record.handle.text)
+        return Response(ResponseCode.SUCCESS, record.handle.text, tuple(values))
+
+    def _prefix_referral(self, handle: Handle) -> Response | None:
+        """The derived-prefix walk: refer to the nearest ancestor's public HS_SITE.PREFIX / HS_SERV.PREFIX values.
+
+        The walk stops at an ancestor this node homes: there it is authoritative, so the prefix does not exist.
+        """
+        for ancestor in handle.described_prefix().ancestors():
+            if ancestor.key in self._homed:
+                return None
+            record = self.store.get(ancestor.prefix_handle().key)
+            if record is None:
+                continue
+            sites = [v for v in record.values if v.permissions.public_read and type_in(v.type_key, PREFIX_SITE_TYPES)]
+            if sites:
+                return Response(ResponseCode.PREFIX_REFERRAL, handle.text, tuple(sites),
+                                message=f"prefix referral to the service of {ancestor.text}")
+        return None
+
+    def _may_read_private(self, request: Request, record: HandleRecord) -> bool:
+        if request.identity is None:
+            return False
+        try:
+            auth.require(request.identity, P.READ_VALUE, record, self.store.get, self.config.server_admins, "read")
+        except HandleError:
+            return False
+        return True
+
+    # -- writes -------------------------------------------------------------------------------------------------
+
+    def _create(self, request: Request, now: float) -> Response:
+        handle = self._writable_handle(request)
+        if request.mint_new_suffix:
+            handle = Handle.from_text(f"{handle.text}{self.config.mint_suffix()}")
+        values = self._incoming_values(request, now)
+        existing = self.store.get(handle.key)
+        if existing is not None and not request.overwrite:
+            raise HandleAlreadyExists(f"handle {existing.handle.text} already exists", handle=existing.handle.text)
+        if existing is None:
+            self._authorize_create(request, handle)
+            record = HandleRecord(handle, values)
+        else:
+            needed = auth.change_permissions(existing.values, values)
+            self._authorize(request, needed, existing, f"overwrite {existing.handle.text}")
+            record = HandleRecord(existing.handle, values)
+        self._commit(record)
+        return Response(ResponseCode.SUCCESS, record.handle.text, created=not request.overwrite)
+
+    def _delete(self, request: Request, now: float) -> Response:
+        handle = self._writable_handle(request)
+        record = self._existing(handle)
+        needed = P.DELETE_HANDLE
+        self._authorize(request, needed, record, f"delete {record.handle.text}")
+        self.store.delete(record.key)
+        self._notify(record.key)
+        return Response(ResponseCode.SUCCESS, record.handle.text)
+
+    def _add_values(self, request: Request, now: float) -> Response:
+        """Add values at their indexes; with overwrite on, values already there are replaced."""
+        record = self._existing(self._writable_handle(request))
+        incoming = self._incoming_values(request, now)
+        taken = {v.index for v in record.values} & {v.index for v in incoming}
+        if taken and not request.overwrite:
+            raise ValueAlreadyExists(f"{record.handle.text} already has values at index {sorted(taken)}",
+                                     handle=record.handle.text)
+        return self._change(request, record, _merge(record.values, incoming, ()), created=not request.overwrite)
+
+    def _modify_values(self, request: Request, now: float) -> Response:
+        record = self._existing(self._writable_handle(request))
+        incoming = self._incoming_values(request, now)
+        missing = {v.index for v in incoming} - {v.index for v in record.values}
+        if missing:
+            raise ValuesNotFound(f"{record.handle.text} has no values at index {sorted(missing)} to modify",
+                                 handle=record.handle.text)
+        return self._change(request, record, _merge(record.values, incoming, ()))
+
+    def _remove_values(self, request: Request, now: float) -> Response:
+        record = self._existing(self._writable_handle(request))
+        present = {v.index for v in record.values} & set(request.indexes)
+        if not present:
+            raise ValuesNotFound(f"{record.handle.text} has no values at index {sorted(request.indexes)}",
+                                 handle=record.handle.text)
+        return self._change(request, record, _merge(record.values, (), tuple(present)))
+
+    def _change(self, request: Request, record: HandleRecord, values: tuple[HandleValue, ...],
+                created: bool = False) -> Response:
+        needed = auth.change_permissions(record.values, values)
+        self._authorize(request, needed, record, f"change {record.handle.text}")
+        self._check_record_size(values)
+        self._commit(HandleRecord(record.handle, values))
+        return Response(ResponseCode.SUCCESS, record.handle.text, created=created)
+
+    def _authorize_create(self, request: Request, handle: Handle) -> None:
+        if handle.is_prefix_handle:
+            parent = handle.parent()
+            governing = self.store.get(parent.key) if parent is not None else None
+            self._authorize(request, P.ADD_DERIVED_PREFIX, governing, f"create derived prefix {handle.text}")
+        else:
+            governing = self.store.get(handle.prefix_handle().key)
+            self._authorize(request, P.ADD_HANDLE, governing, f"create {handle.text}")
+
+    def _authorize(self, request: Request, needed: AdminPermission, governing: HandleRecord | None, what: str) -> None:
+        if needed:
+            auth.require(request.identity, needed, governing, self.store.get, self.config.server_admins, what)
+
+    def _commit(self, record: HandleRecord) -> None:
+        self._check_record_size(record.values)
+        self.store.put(record)
+        self._notify(record.key)
+
+    def _notify(self, key: str) -> None:
+        for listener in self.listeners:
+            listener(key)
+
+    # -- listing and homing -------------------------------------------------------------------------------------
+
+    def _list_handles(self, request: Request, now: float) -> Response:
+        prefix = self._need_prefix(request)
+        if prefix.key not in self._homed:
+            raise ServerNotResponsible(f"prefix {prefix.text} is not homed at {self.config.node_id}",
+                                       handle=prefix.text)
+        governing = self.store.get(prefix.prefix_handle().key)
+        self._authorize(request, P.LIST_HANDLES, governing, f"list handles under {prefix.text}")
+        limit = min(request.page_size or self.config.limits.max_page_size, self.config.limits.max_page_size)
+        total, page = self.store.list_handles(prefix, request.page * limit, limit)
+        return Response(ResponseCode.SUCCESS, prefix.text, handles=tuple(page), total_count=total)
+
+    def _home(self, request: Request, now: float) -> Response:
+        prefix = self._need_prefix(request)
+        self._authorize(request, ~P(0), None, f"home prefix {prefix.text}")
+        self._set_homed([*self._homed_texts(), prefix.text])
+        return Response(ResponseCode.SUCCESS, prefix.text)
+
+    def _unhome(self, request: Request, now: float) -> Response:
+        prefix = self._need_prefix(request)
+        self._authorize(request, ~P(0), None, f"unhome prefix {prefix.text}")
+        if prefix.key not in self._homed:
+            raise HandleNotFound(f"prefix {prefix.text} is not homed here", handle=prefix.text)
+        self._set_homed([t for t in self._homed_texts() if Prefix(t).key != prefix.key])
+        return Response(ResponseCode.SUCCESS, prefix.text)
+
+    def _list_homed(self, request: Request, now: float) -> Response:
+        texts = tuple(sorted(self._homed_texts()))
+        return Response(ResponseCode.SUCCESS, handles=texts, total_count=len(texts))
+
+    def _homed_texts(self) -> list[str]:
+        return [p.text for p in self._homed.values()]
+
+    def _set_homed(self, texts: list[str]) -> None:
+        prefixes = [Prefix.from_text(t) for t in texts]
+        if set(texts) != set(self.store.homed_prefixes()):
+            self.store.set_homed_prefixes(texts)
+        self._homed = {p.key: p for p in prefixes}
+
+    # -- request checks -----------------------------------------------------------------------------------------
+
+    def _check_filters(self, request: Request) -> None:
+        limit = self.config.limits.max_filter_items
+        if len(request.indexes) > limit or len(request.types) > limit:
+            raise ProtocolError(f"at most {limit} indexes and {limit} types may be asked for in one request")
+
+    def _need_handle(self, request: Request) -> Handle:
+        if request.handle is None:
+            raise ProtocolError(f"operation {request.op.name.lower()} needs a handle")
+        return request.handle
+
+    def _need_prefix(self, request: Request) -> Prefix:
+        if request.prefix is not None:
+            return request.prefix
+        if request.handle is not None and request.handle.is_prefix_handle:
+            return request.handle.described_prefix()
+        raise ProtocolError(f"operation {request.op.name.lower()} needs a prefix")
+
+    def _writable_handle(self, request: Request) -> Handle:
+        handle = self._need_handle(request)
+        if self.config.read_only:
+            raise ServerNotResponsible(
+                f"{self.config.node_id} is a mirror, not a primary; send writes to {self.config.primary or 'the primary'}",
+                handle=handle.text)
+        if not self.is_responsible(handle):
+            raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
+                                       handle=handle.text)
+        return handle
+
+    def _existing(self, handle: Handle) -> HandleRecord:
+        record = self.store.get(handle.key)
+        if record is None:
+            raise HandleNotFound(f"handle {handle.text} not found at {self.config.node_id}", handle=handle.text)
+        return record
+
+    def _incoming_values(self, request: Request, now: float) -> tuple[HandleValue, ...]:
+        if not request.values:
+            raise InvalidValue("the request carries no values", handle=request.handle_text)
+        check_unique_indexes(request.values)
+        values = tuple(self._prepare_value(v.validate(), now) for v in request.values)
+        self._check_record_size(values)
+        return values
+
+    def _prepare_value(self, value: HandleValue, now: float) -> HandleValue:
+        """Stamp the write time; store secret keys hashed and not publicly readable."""
+        if isinstance(value.data, str | bytes) and len(value.data) > self.config.limits.max_value_bytes:
+            raise InvalidValue(f"value {value.index} is larger than {self.config.limits.max_value_bytes} bytes")
+        if value.type_key == HS_SECKEY:
+            value = self._hash_secret_value(value)
+        return value.stamped(now)
+
+    def _hash_secret_value(self, value: HandleValue) -> HandleValue:
+        data = value.data
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        if not isinstance(data, str):
+            raise InvalidValue(f"HS_SECKEY value {value.index} must carry the secret as text")
+        if not auth.is_hashed_secret(data):
+            data = auth.hash_secret(data, self.config.random_bytes(16), self.config.secret_iterations)
+        permissions = replace(value.permissions, public_read=False, public_write=False)
+        return replace(value, data=data, permissions=permissions)
+
+    def _check_record_size(self, values: tuple[HandleValue, ...]) -> None:
+        if len(values) > self.config.limits.max_values_per_handle:
+            raise InvalidValue(f"a handle may hold at most {self.config.limits.max_values_per_handle} values")
+
+
+def _merge(current: tuple[HandleValue, ...], incoming: tuple[HandleValue, ...],
+           remove: tuple[int, ...]) -> tuple[HandleValue, ...]:
+    """Values after replacing by index with `incoming` and dropping `remove`, ordered by index."""
+    by_index = {v.index: v for v in current}
+    for index in remove:
+        by_index.pop(index, None)
+    for value in incoming:
+        by_index[value.index] = value
+    return tuple(by_index[i] for i in sorted(by_index))
+
+
+def is_root(service: HandleService) -> bool:
+    return service.homes(NA_PREFIX)
