@@ -42,7 +42,7 @@ def _check_text(text: str, what: str, max_bytes: int) -> None:
 class Prefix:
     """A dotted naming authority such as `88`, `88.101` or `88.101.2001`."""
 
-    text: str
+    text: str = field(compare=False)
     key: str = field(init=False, repr=False, compare=True)
 
     def __post_init__(self) -> None:
@@ -102,8 +102,8 @@ NA_PREFIX = Prefix(NA_PREFIX_TEXT)
 class Handle:
     """An identifier `prefix/suffix`. The suffix may contain '/' (only the first one separates)."""
 
-    prefix: Prefix
-    suffix: str
+    prefix: Prefix = field(compare=False)
+    suffix: str = field(compare=False)
     key: str = field(init=False, repr=False, compare=True)
 
     def __post_init__(self) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .codes import OpCode, ResponseCode
 from .handle import Handle, Prefix
-from .values import HandleValue, SiteInfo, ValueReference, sites_from_values, PREFIX_SITE_TYPES, SITE_TYPES
+from .values import PREFIX_SITE_TYPES, SITE_TYPES, HandleValue, SiteInfo, sites_from_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ class Response:
     message: str = ""
     handles: tuple[str, ...] = ()  # LIST_HANDLES page, LIST_HOMED_NAS
     total_count: int = 0
+    listing: bool = False  # an answer to LIST_HANDLES / LIST_HOMED_NAS (`handle` is then the prefix)
     created: bool = False  # success of a create/add done with overwrite off (HTTP 201)
     extra: dict[str, object] = field(default_factory=dict, compare=False)  # e.g. a resolver's trace
 

@@ -193,7 +193,9 @@ class Resolution:
         return response
 
     def _store_in_cache(self, response: Response, now: float) -> None:
-        if self.cache is not None:
+        """Final answers only: a referral is an answer about who to ask next, not about the query itself."""
+        if self.cache is not None and response.code not in (ResponseCode.PREFIX_REFERRAL,
+                                                             ResponseCode.SERVICE_REFERRAL):
             query = self._query
             self.cache.put(cache_key(query.handle.key, query.types, query.indexes), response, now)
 

@@ -31,9 +31,12 @@ from .handle import NA_PREFIX, Handle, Prefix
 from .messages import Request, Response, error_response
 from .storage import HandleRecord, Store
 from .values import (
+    ADMIN_INDEX,
+    HS_ADMIN,
     HS_SECKEY,
     PREFIX_SITE_TYPES,
     AdminPermission,
+    AdminRecord,
     HandleValue,
     check_unique_indexes,
     select_values,
@@ -93,12 +96,12 @@ class HandleService:
         if not persisted and config.homed_prefixes:
             store.set_homed_prefixes(list(config.homed_prefixes))
             persisted = list(config.homed_prefixes)
-        self._homed: dict[str, Prefix] = {}
-        self._set_homed(persisted)
         self.counts: Counter[tuple[int, int]] = Counter()
         """Requests answered, by (opcode, response code)."""
         self.listeners: list[ChangeListener] = []
-        """Called with a handle key after every committed change (encoded-answer caches, replication)."""
+        """Called with a handle key after every committed change ("" when homed prefixes change)."""
+        self._homed: dict[str, Prefix] = {}
+        self._set_homed(persisted)
         self._ops: dict[OpCode, Callable[[Request, float], Response]] = {
             OpCode.RESOLUTION: self._resolve,
             OpCode.CREATE_HANDLE: self._create,
@@ -201,7 +204,7 @@ class HandleService:
             raise HandleAlreadyExists(f"handle {existing.handle.text} already exists", handle=existing.handle.text)
         if existing is None:
             self._authorize_create(request, handle)
-            record = HandleRecord(handle, values)
+            record = HandleRecord(handle, _with_creator_admin(values, request.identity))
         else:
             needed = auth.change_permissions(existing.values, values)
             self._authorize(request, needed, existing, f"overwrite {existing.handle.text}")
@@ -286,7 +289,7 @@ class HandleService:
         self._authorize(request, P.LIST_HANDLES, governing, f"list handles under {prefix.text}")
         limit = min(request.page_size or self.config.limits.max_page_size, self.config.limits.max_page_size)
         total, page = self.store.list_handles(prefix, request.page * limit, limit)
-        return Response(ResponseCode.SUCCESS, prefix.text, handles=tuple(page), total_count=total)
+        return Response(ResponseCode.SUCCESS, prefix.text, handles=tuple(page), total_count=total, listing=True)
 
     def _home(self, request: Request, now: float) -> Response:
         prefix = self._need_prefix(request)
@@ -304,7 +307,7 @@ class HandleService:
 
     def _list_homed(self, request: Request, now: float) -> Response:
         texts = tuple(sorted(self._homed_texts()))
-        return Response(ResponseCode.SUCCESS, handles=texts, total_count=len(texts))
+        return Response(ResponseCode.SUCCESS, handles=texts, total_count=len(texts), listing=True)
 
     def _homed_texts(self) -> list[str]:
         return [p.text for p in self._homed.values()]
@@ -314,6 +317,7 @@ class HandleService:
         if set(texts) != set(self.store.homed_prefixes()):
             self.store.set_homed_prefixes(texts)
         self._homed = {p.key: p for p in prefixes}
+        self._notify("")
 
     # -- request checks -----------------------------------------------------------------------------------------
 
@@ -381,6 +385,19 @@ class HandleService:
     def _check_record_size(self, values: tuple[HandleValue, ...]) -> None:
         if len(values) > self.config.limits.max_values_per_handle:
             raise InvalidValue(f"a handle may hold at most {self.config.limits.max_values_per_handle} values")
+
+
+def _with_creator_admin(values: tuple[HandleValue, ...], creator: auth.ValueReference | None,
+                        ) -> tuple[HandleValue, ...]:
+    """A new handle without HS_ADMIN gets one naming its creator (as Handle.Net does), so it stays manageable."""
+    if creator is None or any(v.type_key == HS_ADMIN for v in values):
+        return values
+    index = ADMIN_INDEX
+    taken = {v.index for v in values}
+    while index in taken:
+        index += 1
+    admin = HandleValue(index, HS_ADMIN, AdminRecord(creator.handle, creator.index), timestamp=values[0].timestamp)
+    return tuple(sorted((*values, admin), key=lambda v: v.index))
 
 
 def _merge(current: tuple[HandleValue, ...], incoming: tuple[HandleValue, ...],

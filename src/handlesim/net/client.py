@@ -1,0 +1,118 @@
+"""The client transport: one pooled aiohttp session per process, driving core Resolution step objects over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from urllib.parse import quote
+
+import aiohttp
+
+from ..core.cache import ResolutionCache
+from ..core.errors import HandleError, TransportError
+from ..core.handle import Handle
+from ..core.messages import Request, Response
+from ..core.resolution import Resolution
+from ..core.values import ServerInfo, SiteInfo, ValueReference
+from ..wire import codec
+from . import rest
+
+DEFAULT_TIMEOUT = 2.0
+"""Seconds before a silent server counts as failed (loopback answers in well under a millisecond)."""
+
+
+def basic_authorization(identity: ValueReference, secret: str) -> str:
+    """The header pyhandle sends: the `index:handle` user with its colon percent-encoded."""
+    user = quote(identity.to_text(), safe="/")
+    token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+class HandleClient:
+    """Sends core requests to node servers. Every call has a timeout; failures raise TransportError."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256) -> None:
+        self.timeout = timeout
+        self.media = media
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HandleClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=32, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, server: ServerInfo | str, request: Request, *,
+                   credentials: tuple[ValueReference, str] | None = None) -> Response:
+        """One request to one server (a ServerInfo or a base URL)."""
+        base = server if isinstance(server, str) else server.url()
+        call = rest.http_call(request, self.media)
+        headers = {"Accept": self.media}
+        if call.body is not None:
+            headers["Content-Type"] = self.media
+        if credentials is not None:
+            headers["Authorization"] = basic_authorization(*credentials)
+        try:
+            async with self.session.request(call.method, base + call.path, params=call.params, data=call.body,
+                                            headers=headers) as reply:
+                body = await reply.read()
+                content_type = reply.headers.get("Content-Type", codec.JSON)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise TransportError(f"{base}: {_describe(exc)}") from None
+        try:
+            return codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
+        except HandleError as exc:
+            raise TransportError(f"{base}: unreadable answer ({exc.message})") from None
+
+    async def resolve(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
+                      indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
+                      authoritative: bool = False) -> Resolution:
+        """Walk the hierarchy iteratively from the roots; the returned Resolution holds result and trace."""
+        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=cache,
+                                authoritative=authoritative)
+        await self.drive(resolution)
+        return resolution
+
+    async def drive(self, resolution: Resolution) -> None:
+        while (step := resolution.next_request(time.time())) is not None:
+            started = time.perf_counter()
+            try:
+                response = await self.send(step.server, step.request)
+            except TransportError as exc:
+                resolution.failed(exc.message, time.perf_counter() - started, time.time())
+            else:
+                resolution.received(response, time.perf_counter() - started, time.time())
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"connection refused ({exc.os_error.strerror or exc.os_error})"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def locate(client: HandleClient, prefix_handle: Handle, root_sites: list[SiteInfo]) -> list[SiteInfo]:
+    """The sites responsible for a prefix (the HS_SITE values of its prefix handle, found by walking from the roots)."""
+    from ..core.values import SITE_TYPES, sites_from_values
+
+    resolution = await client.resolve(prefix_handle, root_sites, types=SITE_TYPES)
+    result = resolution.result
+    if result is None or not result.ok:
+        message = result.message if result is not None else "no answer"
+        raise TransportError(f"cannot locate the service of {prefix_handle.text}: {message}")
+    return sites_from_values(result.values)

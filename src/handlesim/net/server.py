@@ -1,0 +1,211 @@
+"""A node as an aiohttp application: the REST routes call the node's HandleService; `/_sim/` serves the simulator.
+
+Per request the route does only HTTP work: parse, authenticate, call `service.handle`, encode. Encoded public
+resolution answers are cached per (path, query, media type) and dropped when the record changes, so a warm GET costs
+about what a bare route costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..core.codes import OpCode, ResponseCode, http_status
+from ..core.errors import HandleError, ProtocolError
+from ..core.messages import Request, Response, error_response
+from ..core.service import HandleService
+from ..wire import codec
+from . import rest
+from .credentials import Authenticator
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+ANSWER_CACHE_LIMIT = 50_000
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def media_of(header: str | None) -> str:
+    return codec.MSGPACK if header and codec.MSGPACK in header else codec.JSON
+
+
+class NodeServer:
+    """One node's HTTP face. Build with a service, then `await start(host, port)`."""
+
+    def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.service = service
+        self.clock = clock
+        self.meta = meta or {}
+        self.started_at = clock()
+        self.authenticator = Authenticator(service)
+        self._answers: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._answer_keys: dict[str, set[tuple[str, str]]] = {}
+        service.listeners.append(self._forget_answers)
+        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_protocol_answers])
+        self.app.add_routes([
+            web.get(rest.HANDLE_ROUTE, self.get_handle),
+            web.put(rest.HANDLE_ROUTE, self.put_handle),
+            web.delete(rest.HANDLE_ROUTE, self.delete_handle),
+            web.get(rest.LIST_ROUTE, self.list_handles),
+            web.get(rest.PREFIXES_ROUTE, self.list_prefixes),
+            web.get("/_sim/health", self.health),
+            web.get("/_sim/stats", self.stats),
+        ])
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024)
+        await site.start()
+        server = site._server  # noqa: SLF001 - the bound port when port=0
+        if server is not None and server.sockets:  # type: ignore[attr-defined]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        else:
+            self.port = port
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- Handle routes ------------------------------------------------------------------------------------------
+
+    async def get_handle(self, request: web.Request) -> web.StreamResponse:
+        media = media_of(request.headers.get("Accept"))
+        query = request.rel_url.query
+        cacheable = "Authorization" not in request.headers and "auth" not in query and "pretty" not in query
+        memo = (request.raw_path, media)
+        if cacheable and (hit := self._answers.get(memo)) is not None:
+            return web.Response(status=hit[0], body=hit[1], content_type=media)
+        handle = rest.handle_from_path(request.match_info["handle"])
+        core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
+        if core_request.authoritative or "Authorization" in request.headers:
+            core_request = self._with_identity(request, core_request)
+        answer = self.service.handle(core_request, self.clock())
+        status = http_status(answer.code, is_read=True)
+        body = codec.encode_response(answer, media, pretty=rest.parse_flag(query, "pretty", False))
+        if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
+            self._remember(memo, handle.key, status, body)
+        return web.Response(status=status, body=body, content_type=media)
+
+    async def put_handle(self, request: web.Request) -> web.StreamResponse:
+        handle = rest.handle_from_path(request.match_info["handle"])
+        body = await request.read()
+        query = request.rel_url.query
+        core_request = rest.put_request(handle, query, query.getall("index", []), body,
+                                        media_of(request.headers.get("Content-Type")))
+        return self._answer(request, self._with_identity(request, core_request))
+
+    async def delete_handle(self, request: web.Request) -> web.StreamResponse:
+        handle = rest.handle_from_path(request.match_info["handle"])
+        core_request = rest.delete_request(handle, request.rel_url.query.getall("index", []))
+        return self._answer(request, self._with_identity(request, core_request))
+
+    async def list_handles(self, request: web.Request) -> web.StreamResponse:
+        core_request = rest.list_request(request.rel_url.query)
+        return self._answer(request, self._with_identity(request, core_request))
+
+    async def list_prefixes(self, request: web.Request) -> web.StreamResponse:
+        return self._answer(request, Request(OpCode.LIST_HOMED_NAS))
+
+    def _answer(self, request: web.Request, core_request: Request) -> web.Response:
+        answer = self.service.handle(core_request, self.clock())
+        return self._reply(request, answer, is_read=core_request.op in (OpCode.LIST_HANDLES, OpCode.LIST_HOMED_NAS))
+
+    def _reply(self, request: web.Request, answer: Response, *, is_read: bool = False) -> web.Response:
+        media = media_of(request.headers.get("Accept"))
+        status = http_status(answer.code, is_read=is_read, created=answer.created)
+        pretty = request.rel_url.query.get("pretty", "") in ("true", "1")
+        return web.Response(status=status, body=codec.encode_response(answer, media, pretty=pretty), content_type=media)
+
+    def _with_identity(self, request: web.Request, core_request: Request) -> Request:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return core_request
+        from dataclasses import replace
+
+        return replace(core_request, identity=self.authenticator.authenticate(header))
+
+    # -- simulator routes ---------------------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"status": "ok", "node": self.service.config.node_id})
+
+    async def stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.stats_snapshot())
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        by_op: dict[str, dict[str, int]] = {}
+        for (op, code), count in sorted(self.service.counts.items()):
+            op_name = OpCode(op).name.lower() if op in OpCode._value2member_map_ else str(op)
+            by_op.setdefault(op_name, {})[str(code)] = count
+        return {
+            "node": self.service.config.node_id,
+            **self.meta,
+            "uptime_s": round(self.clock() - self.started_at, 3),
+            "requests": by_op,
+            "requests_total": sum(self.service.counts.values()),
+            "store_handles": len(self.service.store),
+            "homed_prefixes": [p.text for p in self.service.homed_prefixes],
+            "answer_cache_entries": len(self._answers),
+        }
+
+    # -- errors and caches --------------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors_as_protocol_answers(self, request: web.Request,
+                                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                                          ) -> web.StreamResponse:
+        """Every failure is a Handle protocol answer with the right code and status, never an HTML error page."""
+        try:
+            return await handler(request)
+        except HandleError as exc:
+            return self._reply(request, error_response(exc.response_code, exc.message, exc.handle or _path_handle(request)))
+        except web.HTTPRequestEntityTooLarge as exc:
+            return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR, f"request body too large ({exc.text})")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return self._http_error(request, exc.status, ResponseCode.PROTOCOL_ERROR if exc.status < 500 else
+                                    ResponseCode.ERROR, f"{exc.reason}: {request.method} {request.path}")
+        except Exception:  # the boundary: a bug must not take the node down or leak a stack trace
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            return self._http_error(request, 500, ResponseCode.ERROR, "internal error; the request changed nothing")
+
+    def _http_error(self, request: web.Request, status: int, code: int, message: str) -> web.Response:
+        media = media_of(request.headers.get("Accept"))
+        body = codec.encode_response(error_response(code, message, _path_handle(request)), media)
+        return web.Response(status=status, body=body, content_type=media)
+
+    def _remember(self, memo: tuple[str, str], handle_key: str, status: int, body: bytes) -> None:
+        if len(self._answers) >= ANSWER_CACHE_LIMIT:
+            self._answers.clear()
+            self._answer_keys.clear()
+        self._answers[memo] = (status, body)
+        self._answer_keys.setdefault(handle_key, set()).add(memo)
+
+    def _forget_answers(self, key: str) -> None:
+        if not key or key.startswith("0.NA/"):
+            self._answers.clear()  # prefix records and homing steer referrals for many handles
+            self._answer_keys.clear()
+            return
+        for memo in self._answer_keys.pop(key, ()):
+            self._answers.pop(memo, None)
+
+
+def _path_handle(request: web.Request) -> str:
+    raw = request.match_info.get("handle", "") if request.match_info else ""
+    try:
+        return rest.handle_from_path(raw).text if raw else ""
+    except (HandleError, ProtocolError):
+        return raw

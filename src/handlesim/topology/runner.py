@@ -1,0 +1,259 @@
+"""Launching a topology: start every node as an aiohttp service, delegate prefixes through the nodes' own APIs,
+seed identifiers, and write `<state-dir>/topology.json` so other commands and programs can find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..core.auth import hash_secret
+from ..core.codes import OpCode
+from ..core.handle import NA_PREFIX, Prefix
+from ..core.messages import Request
+from ..core.prefixes import http_site, owner_identity, prefix_record
+from ..core.service import HandleService, ServiceConfig
+from ..core.storage import HandleRecord, Store
+from ..core.values import SiteInfo, ValueReference
+from ..net.client import HandleClient
+from ..net.server import NodeServer
+from ..store import open_store
+from .plan import NodePlan, TopologyPlan
+from .seed import example_identifiers, identifiers_for
+
+TOPOLOGY_FILE = "topology.json"
+CREDENTIALS_FILE = "credentials.json"
+LOCK_FILE = "up.lock"
+ROOT_OPERATOR = ValueReference("0.NA/0.NA", 300)
+
+
+class LaunchError(Exception):
+    """The topology cannot start (port taken, state dir in use, ...); the message says what to do."""
+
+
+@dataclass
+class RunningNode:
+    plan: NodePlan
+    service: HandleService
+    server: NodeServer
+    store: Store
+    site: SiteInfo | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.plan.host}:{self.server.port}"
+
+
+@dataclass
+class Topology:
+    """A launched topology: its nodes, where they listen, and how to stop them."""
+
+    plan: TopologyPlan
+    state_dir: Path
+    nodes: dict[str, RunningNode] = field(default_factory=dict)
+    boot_seconds: float = 0.0
+    _lock: IO[str] | None = None
+
+    @property
+    def root_sites(self) -> list[SiteInfo]:
+        return [n.site for n in self.nodes.values() if n.plan.role == "root" and n.site is not None]
+
+    def describe(self) -> dict[str, Any]:
+        """The content of topology.json."""
+        return {
+            "name": self.plan.config.name,
+            "pid": os.getpid(),
+            "state_dir": str(self.state_dir),
+            "started_at": time.time(),
+            "boot_seconds": round(self.boot_seconds, 3),
+            "credentials": str(self.state_dir / CREDENTIALS_FILE),
+            "roots": [_site_entry(n) for n in self.nodes.values() if n.plan.role == "root"],
+            "examples": example_identifiers(self.plan, 5),
+            "nodes": [_node_entry(n) for n in self.nodes.values()],
+        }
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
+        for node in self.nodes.values():
+            node.store.close()
+        self.nodes.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / TOPOLOGY_FILE).unlink()
+
+
+def _site_entry(node: RunningNode) -> dict[str, Any]:
+    return {"id": node.plan.node_id, "host": node.plan.host, "port": node.server.port, "url": node.url}
+
+
+def _node_entry(node: RunningNode) -> dict[str, Any]:
+    p = node.plan
+    return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
+            "region": p.region, "url": node.url, "port": node.server.port, "identity": p.admin_identity}
+
+
+Progress = Callable[[str, int, int], None]
+
+
+async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
+                 progress: Progress | None = None) -> Topology:
+    """Start every node of `plan`, wire up the hierarchy, and return the running topology."""
+    started = time.perf_counter()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    topology = Topology(plan, state_dir)
+    topology._lock = _lock_state_dir(state_dir)
+    try:
+        await _start_nodes(topology, store_kind, progress)
+        await _delegate(topology, progress)
+        _seed(topology, progress)
+        topology.boot_seconds = time.perf_counter() - started
+        _write_state(topology)
+    except BaseException:
+        await topology.stop()
+        raise
+    return topology
+
+
+def _lock_state_dir(state_dir: Path) -> IO[str]:
+    handle = open(state_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the topology's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LaunchError(f"another `handlesim up` is running on {state_dir}; stop it first or use --state-dir") from None
+    return handle
+
+
+def operator_secret(plan: TopologyPlan) -> str:
+    """The root operators' shared secret (identity 300:0.NA/0.NA): the first root's generated secret."""
+    return next(n.secret for n in plan.nodes if n.role == "root")
+
+
+def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:
+    path = state_dir / "stores" / f"{node.node_id}.sqlite" if kind == "sqlite" else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return open_store(kind, path)
+
+
+def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
+    admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
+    return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
+                         secret_iterations=plan.config.secret_iterations)
+
+
+async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None) -> None:
+    plan = topology.plan
+    total = len(plan.nodes)
+    for count, node in enumerate(plan.nodes, 1):
+        store = _store_for(node, topology.state_dir, store_kind)
+        service = HandleService(_service_config(node, plan), store)
+        server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
+                                           "region": node.region})
+        running = RunningNode(node, service, server, store)
+        topology.nodes[node.node_id] = running
+        try:
+            await server.start(node.host, node.port)
+        except OSError as exc:
+            raise LaunchError(f"node {node.node_id} cannot listen on {node.host}:{node.port}: {exc.strerror}; "
+                              "is another topology running? change base_port or use --base-port") from None
+        running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root")
+        if progress is not None:
+            progress("starting nodes", count, total)
+
+
+def _prefix_record_of(node: RunningNode, plan: TopologyPlan, secret_data: str) -> HandleRecord:
+    """A node's prefix handle: its site (HS_SITE, and HS_SITE.PREFIX for derived prefixes), admins and key.
+
+    `secret_data` is a hashed secret for records loaded directly, the plain secret for records written through an
+    API (the receiving node hashes it).
+    """
+    p = node.plan
+    site = node.site
+    assert site is not None
+    if p.role == "root":
+        return prefix_record(NA_PREFIX, sites=[site], secret_hash=secret_data)
+    parent = plan.by_id[p.parent_id] if p.parent_id else None
+    admins = [owner_identity(Prefix(parent.prefix))] if parent is not None and parent.role != "root" else []
+    return prefix_record(Prefix(p.prefix), sites=[site], derived_sites=[site], admins=admins, secret_hash=secret_data)
+
+
+def _own_secret(node: NodePlan, plan: TopologyPlan) -> str:
+    return operator_secret(plan) if node.role == "root" else node.secret
+
+
+async def _delegate(topology: Topology, progress: Progress | None) -> None:
+    """Load each node's own prefix handle (server set-up), then give every parent tier its children's prefix
+    handles through the parent's own REST API, authenticated as the parent's owner."""
+    plan = topology.plan
+    for node in topology.nodes.values():
+        hashed = hash_secret(_own_secret(node.plan, plan), os.urandom(16), plan.config.secret_iterations)
+        node.store.put(_prefix_record_of(node, plan, hashed))
+    roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
+    jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]] = []
+    for node in topology.nodes.values():
+        parent_is_root = node.plan.role == "root"
+        credentials = (ROOT_OPERATOR if parent_is_root else ValueReference.from_text(node.plan.admin_identity),
+                       _own_secret(node.plan, plan))
+        for child_id in plan.children_of(node.plan.node_id):
+            child = topology.nodes[child_id]
+            record = _prefix_record_of(child, plan, child.plan.secret)
+            request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
+            # the root registry is shared: every root primary gets the write (replication comes with issue 4)
+            jobs += [(target, request, credentials) for target in (roots if parent_is_root else [node])]
+    await _run_writes(jobs, progress)
+
+
+async def _run_writes(jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]],
+                      progress: Progress | None) -> None:
+    semaphore = asyncio.Semaphore(64)
+    done = 0
+    async with HandleClient(timeout=30.0) as client:
+        async def write(target: RunningNode, request: Request, credentials: tuple[ValueReference, str]) -> None:
+            nonlocal done
+            async with semaphore:
+                reply = await client.send(target.url, request, credentials=credentials)
+            if not reply.ok:
+                raise LaunchError(f"delegating {request.handle_text} to {target.plan.node_id} failed: "
+                                  f"{int(reply.code)} {reply.message}")
+            done += 1
+            if progress is not None:
+                progress("delegating prefixes", done, len(jobs))
+        await asyncio.gather(*(write(*job) for job in jobs))
+
+
+def _seed(topology: Topology, progress: Progress | None) -> None:
+    """Bulk-load each enterprise's identifiers straight into its own store (first boot only)."""
+    plan = topology.plan
+    enterprises = [n for n in topology.nodes.values() if n.plan.role == "enterprise"]
+    for count, node in enumerate(enterprises, 1):
+        if len(node.store) <= 1:
+            node.store.put_many(identifiers_for(node.plan, plan.config.seed))
+        if progress is not None:
+            progress("seeding identifiers", count, len(enterprises))
+
+
+def _write_state(topology: Topology) -> None:
+    state_dir = topology.state_dir
+    credentials = {n.plan.admin_identity: n.plan.secret for n in topology.nodes.values() if n.plan.role != "root"}
+    credentials[ROOT_OPERATOR.to_text()] = operator_secret(topology.plan)
+    _write_private(state_dir / CREDENTIALS_FILE, json.dumps(credentials, indent=1, sort_keys=True))
+    (state_dir / TOPOLOGY_FILE).write_text(json.dumps(topology.describe(), indent=1, ensure_ascii=False))
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
