@@ -10,8 +10,8 @@ from handlesim.core.messages import Request
 from handlesim.core.prefixes import owner_identity
 from handlesim.core.values import (
     HS_SECKEY,
-    AdminPermission,
     URL,
+    AdminPermission,
     AdminRecord,
     HandleValue,
     Permissions,
@@ -41,7 +41,8 @@ def test_resolution_filters_by_type_and_index_as_a_union() -> None:
         url(1), HandleValue(2, "URL.MIRROR", "https://m.example.cn"), HandleValue(3, "EMAIL", "a@example.cn"))))
     assert [v.index for v in ent.handle(req(OpCode.RESOLUTION, PUMP, types=("URL",)), 0).values] == [1]
     assert [v.index for v in ent.handle(req(OpCode.RESOLUTION, PUMP, types=("url.",)), 0).values] == [1, 2]
-    assert [v.index for v in ent.handle(req(OpCode.RESOLUTION, PUMP, types=("EMAIL",), indexes=(1,)), 0).values] == [1, 3]
+    union = ent.handle(req(OpCode.RESOLUTION, PUMP, types=("EMAIL",), indexes=(1,)), 0)
+    assert [v.index for v in union.values] == [1, 3]
     missing = ent.handle(req(OpCode.RESOLUTION, PUMP, types=("NOPE",)), 0)
     assert missing.code == ResponseCode.VALUES_NOT_FOUND
 

@@ -120,7 +120,8 @@ class Handle:
         if not prefix_text:
             raise InvalidHandle(f"handle {text!r} has an empty prefix (nothing before the '/')")
         if not suffix:
-            raise InvalidHandle(f"handle {text!r} has an empty suffix (nothing after the '/' at position {len(prefix_text)})")
+            raise InvalidHandle(
+                f"handle {text!r} has an empty suffix (nothing after the '/' at position {len(prefix_text)})")
         prefix = Prefix.from_text(prefix_text, max_bytes=max_bytes)
         handle = cls(prefix, suffix)
         if handle.is_prefix_handle:

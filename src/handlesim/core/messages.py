@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .codes import OpCode, ResponseCode
 from .handle import Handle, Prefix
-from .values import PREFIX_SITE_TYPES, SITE_TYPES, HandleValue, SiteInfo, sites_from_values
+from .values import PREFIX_SITE_TYPES, SITE_TYPES, HandleValue, SiteInfo, ValueReference, sites_from_values
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ from .errors import (
     OperationNotSupported,
     ProtocolError,
     ServerNotResponsible,
-    ServerReadOnly,
     ValueAlreadyExists,
     ValuesNotFound,
 )
@@ -38,6 +37,7 @@ from .values import (
     AdminPermission,
     AdminRecord,
     HandleValue,
+    ValueReference,
     check_unique_indexes,
     select_values,
     type_in,
@@ -68,7 +68,7 @@ class ServiceConfig:
     """Name of the node in traces and statistics (e.g. `root-qingdao`, `ent-88.101.2001`)."""
     homed_prefixes: tuple[str, ...] = ()
     """Prefixes this node is responsible for, used when the store holds none yet (`0.NA` makes a node a root)."""
-    server_admins: tuple[auth.ValueReference, ...] = ()
+    server_admins: tuple[ValueReference, ...] = ()
     """Identities allowed every operation on this node."""
     read_only: bool = False
     """A mirror: answers reads, refuses writes with 301 naming `primary`."""
@@ -342,7 +342,8 @@ class HandleService:
         handle = self._need_handle(request)
         if self.config.read_only:
             raise ServerNotResponsible(
-                f"{self.config.node_id} is a mirror, not a primary; send writes to {self.config.primary or 'the primary'}",
+                f"{self.config.node_id} is a mirror, not a primary; "
+                f"send writes to {self.config.primary or 'the primary'}",
                 handle=handle.text)
         if not self.is_responsible(handle):
             raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
@@ -387,7 +388,7 @@ class HandleService:
             raise InvalidValue(f"a handle may hold at most {self.config.limits.max_values_per_handle} values")
 
 
-def _with_creator_admin(values: tuple[HandleValue, ...], creator: auth.ValueReference | None,
+def _with_creator_admin(values: tuple[HandleValue, ...], creator: ValueReference | None,
                         ) -> tuple[HandleValue, ...]:
     """A new handle without HS_ADMIN gets one naming its creator (as Handle.Net does), so it stays manageable."""
     if creator is None or any(v.type_key == HS_ADMIN for v in values):

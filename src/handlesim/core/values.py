@@ -45,7 +45,7 @@ class TTLType(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Permissions:
-    """The four permission bits of a value, written like Handle.Net: admin read, admin write, public read, public write."""
+    """The four permission bits of a value, as Handle.Net writes them: admin read/write, public read/write."""
 
     admin_read: bool = True
     admin_write: bool = True
@@ -53,8 +53,8 @@ class Permissions:
     public_write: bool = False
 
     def to_text(self) -> str:
-        return "".join("1" if bit else "0" for bit in (self.admin_read, self.admin_write, self.public_read,
-                                                        self.public_write))
+        bits = (self.admin_read, self.admin_write, self.public_read, self.public_write)
+        return "".join("1" if bit else "0" for bit in bits)
 
     @classmethod
     def from_text(cls, text: str) -> Permissions:

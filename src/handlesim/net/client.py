@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from dataclasses import replace
 from urllib.parse import quote
 
 import aiohttp
@@ -48,7 +49,8 @@ class HandleClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=32, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout))
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
 
     async def close(self) -> None:
@@ -71,12 +73,14 @@ class HandleClient:
                                             headers=headers) as reply:
                 body = await reply.read()
                 content_type = reply.headers.get("Content-Type", codec.JSON)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                status = reply.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"{base}: {_describe(exc)}") from None
         try:
-            return codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
+            answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
         except HandleError as exc:
-            raise TransportError(f"{base}: unreadable answer ({exc.message})") from None
+            raise TransportError(f"{base}: unreadable answer (HTTP {status}: {exc.message})") from None
+        return replace(answer, created=True) if status == 201 else answer
 
     async def resolve(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,

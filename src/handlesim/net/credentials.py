@@ -15,7 +15,7 @@ from ..core.values import HS_SECKEY, ValueReference
 
 
 def parse_basic(header: str) -> tuple[ValueReference, str]:
-    """`Basic base64(index%3Ahandle:secret)` -> (identity, secret). The username is percent-decoded, as pyhandle sends it."""
+    """`Basic base64(index%3Ahandle:secret)` -> (identity, secret); the user is percent-decoded as pyhandle sends it."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
         raise ProtocolError(f"unsupported Authorization scheme {scheme!r}; use Basic with index:handle as the user")

@@ -170,7 +170,8 @@ class NodeServer:
         try:
             return await handler(request)
         except HandleError as exc:
-            return self._reply(request, error_response(exc.response_code, exc.message, exc.handle or _path_handle(request)))
+            answer = error_response(exc.response_code, exc.message, exc.handle or _path_handle(request))
+            return self._reply(request, answer)
         except web.HTTPRequestEntityTooLarge as exc:
             return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR, f"request body too large ({exc.text})")
         except web.HTTPException as exc:

@@ -1,4 +1,4 @@
-"""MemoryStore: records in a dict, with a sorted per-prefix index for paged listings. Also the read side of SqliteStore."""
+"""MemoryStore: records in a dict with a sorted per-prefix index for paged listings; also SqliteStore's read side."""
 
 from __future__ import annotations
 

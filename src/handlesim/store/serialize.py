@@ -41,7 +41,7 @@ def dump_values(values: tuple[HandleValue, ...]) -> bytes:
 
 def load_values(blob: bytes) -> tuple[HandleValue, ...]:
     try:
-        rows = msgpack.unpackb(blob, raw=False, use_list=False)
+        rows = msgpack.unpackb(blob, raw=False)
         return tuple(
             HandleValue(index, type_name, _data_in(tag, payload, type_name), ttl, TTLType(ttl_type), timestamp,
                         tuple(ValueReference(h, i) for h, i in refs), Permissions.from_text(perms))

@@ -109,7 +109,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
                  progress: Progress | None = None) -> Topology:
     """Start every node of `plan`, wire up the hierarchy, and return the running topology."""
     started = time.perf_counter()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
     topology = Topology(plan, state_dir)
     topology._lock = _lock_state_dir(state_dir)
     try:
@@ -130,7 +130,8 @@ def _lock_state_dir(state_dir: Path) -> IO[str]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise LaunchError(f"another `handlesim up` is running on {state_dir}; stop it first or use --state-dir") from None
+        raise LaunchError(f"another `handlesim up` is running on {state_dir}; stop it first or use another "
+                          "--state-dir") from None
     return handle
 
 
@@ -154,8 +155,9 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None) -> None:
     plan = topology.plan
-    total = len(plan.nodes)
-    for count, node in enumerate(plan.nodes, 1):
+    nodes = [n for n in plan.nodes if n.role != "resolver"]  # resolver nodes come with the recursive-resolver issue
+    total = len(nodes)
+    for count, node in enumerate(nodes, 1):
         store = _store_for(node, topology.state_dir, store_kind)
         service = HandleService(_service_config(node, plan), store)
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,

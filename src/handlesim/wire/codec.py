@@ -76,7 +76,7 @@ def decode_body(body: bytes, media: str) -> Any:
         raise ProtocolError(f"body of {len(body)} bytes is over the {MAX_BODY} byte limit")
     if media == MSGPACK:
         try:
-            return msgpack.unpackb(body, raw=False, strict_map_key=True, max_buffer_size=MAX_BODY)
+            return msgpack.unpackb(body, raw=False, strict_map_key=True)
         except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
             raise ProtocolError(f"body is not valid msgpack ({type(exc).__name__})") from None
         except Exception as exc:  # msgpack raises assorted errors on hostile input

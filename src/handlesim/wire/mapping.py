@@ -1,4 +1,4 @@
-"""HandleValue <-> plain dicts in the Handle.Net REST JSON shape: the one mapping both encodings (JSON, msgpack) carry."""
+"""HandleValue <-> plain dicts in the Handle.Net REST JSON shape: the one mapping both encodings carry."""
 
 from __future__ import annotations
 
