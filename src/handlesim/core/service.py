@@ -381,7 +381,7 @@ class HandleService:
         if not auth.is_hashed_secret(data):
             data = auth.hash_secret(data, self.config.random_bytes(16), self.config.secret_iterations)
         permissions = replace(value.permissions, public_read=False, public_write=False)
-        return replace(value, data=data, permissions=permissions)
+        return value._replace(data=data, permissions=permissions)
 
     def _check_record_size(self, values: tuple[HandleValue, ...]) -> None:
         if len(values) > self.config.limits.max_values_per_handle:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import NamedTuple
 
 from .errors import InvalidValue
 from .handle import Handle, ascii_upper
@@ -230,11 +231,14 @@ class KeyData:
 ValueData = str | bytes | AdminRecord | ValueList | SiteInfo | KeyData
 
 
-@dataclass(frozen=True, slots=True)
-class HandleValue:
-    """One value of a handle record. `data` is text (format "string"), raw bytes, or one of the structured types."""
+class HandleValue(NamedTuple):
+    """One value of a handle record. `data` is text (format "string"), raw bytes, or one of the structured types.
 
-    index: int
+    A NamedTuple rather than a frozen dataclass: records hold hundreds of thousands of these and a tuple is built
+    several times faster, which is what a 1,000-enterprise topology's boot time is made of.
+    """
+
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the protocol calls it index
     type: str
     data: ValueData
     ttl: int = DEFAULT_TTL
@@ -242,10 +246,11 @@ class HandleValue:
     timestamp: int = 0
     references: tuple[ValueReference, ...] = ()
     permissions: Permissions = DEFAULT_PERMISSIONS
-    type_key: str = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "type_key", ascii_upper(self.type))
+    @property
+    def type_key(self) -> str:
+        """The type upper-cased (ASCII) for matching."""
+        return ascii_upper(self.type)
 
     def validate(self) -> HandleValue:
         """Raise InvalidValue unless index, type, TTL and data agree with the protocol's rules."""
@@ -257,7 +262,7 @@ class HandleValue:
             raise InvalidValue(f"value {self.index} has a type longer than {MAX_TYPE_LENGTH} bytes")
         if any(ord(c) < 0x20 for c in self.type):
             raise InvalidValue(f"value {self.index} has a control character in its type {self.type!r}")
-        if not -(2**31) <= self.ttl < 2**31:
+        if not -(2**31) <= self.ttl < 2**32:
             raise InvalidValue(f"value {self.index} has a TTL {self.ttl} outside the 32-bit range")
         expected = STRUCTURED_DATA.get(self.type_key)
         if expected is not None and not isinstance(self.data, expected):
@@ -280,7 +285,7 @@ class HandleValue:
         return retrieved_at + max(self.ttl, 0)
 
     def stamped(self, now: float) -> HandleValue:
-        return replace(self, timestamp=int(now))
+        return self._replace(timestamp=int(now))
 
 
 # Types whose data must be structured (keys are upper-cased types).

@@ -3,6 +3,7 @@ for structured data (HS_ADMIN, HS_SITE, ...)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import msgpack
@@ -21,13 +22,31 @@ def _data_out(value: HandleValue) -> tuple[int, Any]:
         return _STR, value.data
     if isinstance(value.data, bytes):
         return _BYTES, value.data
-    return _OTHER, data_to_dict(value.data)
+    return _OTHER, _pack_structured(value.data)
 
 
-def _data_in(tag: int, payload: Any, type_name: str) -> Any:
-    if tag in (_STR, _BYTES):
-        return payload
-    return data_from_json(payload, "stored value", type_name)
+_TTL_TYPES = (TTLType.RELATIVE, TTLType.ABSOLUTE)
+
+
+@lru_cache(maxsize=16)
+def _permissions(text: str) -> Permissions:
+    return Permissions.from_text(text)
+
+
+@lru_cache(maxsize=16)
+def _perm_text(permissions: Permissions) -> str:
+    return permissions.to_text()
+
+
+@lru_cache(maxsize=4096)
+def _pack_structured(data: Any) -> bytes:
+    return bytes(msgpack.packb(data_to_dict(data), use_bin_type=True))
+
+
+@lru_cache(maxsize=4096)
+def _unpack_structured(packed: bytes, type_name: str) -> Any:
+    """Structured data (one HS_ADMIN per prefix, shared by all its handles) is parsed once per distinct blob."""
+    return data_from_json(msgpack.unpackb(packed, raw=False), "stored value", type_name)
 
 
 def dump_values(values: tuple[HandleValue, ...]) -> bytes:
@@ -35,7 +54,8 @@ def dump_values(values: tuple[HandleValue, ...]) -> bytes:
     for v in values:
         tag, payload = _data_out(v)
         refs = [(r.handle, r.index) for r in v.references]
-        rows.append((v.index, v.type, tag, payload, v.ttl, int(v.ttl_type), v.timestamp, v.permissions.to_text(), refs))
+        rows.append((v.index, v.type, tag, payload, v.ttl, int(v.ttl_type), v.timestamp, _perm_text(v.permissions),
+                     refs))
     return bytes(msgpack.packb(rows, use_bin_type=True))
 
 
@@ -43,8 +63,9 @@ def load_values(blob: bytes) -> tuple[HandleValue, ...]:
     try:
         rows = msgpack.unpackb(blob, raw=False)
         return tuple(
-            HandleValue(index, type_name, _data_in(tag, payload, type_name), ttl, TTLType(ttl_type), timestamp,
-                        tuple(ValueReference(h, i) for h, i in refs), Permissions.from_text(perms))
+            HandleValue(index, type_name, payload if tag < _OTHER else _unpack_structured(payload, type_name), ttl,
+                        _TTL_TYPES[ttl_type], timestamp, tuple(ValueReference(h, i) for h, i in refs) if refs else (),
+                        _permissions(perms))
             for index, type_name, tag, payload, ttl, ttl_type, timestamp, perms, refs in rows
         )
     except Exception as exc:  # a damaged blob must surface as a store error naming what broke

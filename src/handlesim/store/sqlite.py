@@ -1,7 +1,11 @@
-"""SqliteStore: one SQLite file per node (WAL, synchronous=FULL); a write returns only after it is committed.
+"""SqliteStore: one SQLite file per node in WAL mode; a write returns only after it is committed.
 
 Reads are served from an in-memory copy loaded at open; writes go to SQLite first and reach memory only once
 committed, so a failed write changes nothing and a killed process loses nothing it acknowledged.
+
+Durability: with `synchronous="normal"` (the default) a commit is in the WAL file when the write returns, so it
+survives the process being killed (SIGKILL) but the last commits may be lost if the machine loses power;
+`synchronous="full"` also fsyncs each commit (survives power loss, costs a disk flush per write).
 """
 
 from __future__ import annotations
@@ -30,9 +34,15 @@ CREATE TABLE IF NOT EXISTS homed_prefixes (prefix TEXT PRIMARY KEY);
 """
 
 
+SYNC_MODES = ("normal", "full")
+
+
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str = "normal") -> None:
+        if synchronous not in SYNC_MODES:
+            raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
         self.path = Path(path)
+        self.synchronous = synchronous
         self._memory = MemoryStore()
         self._db = self._open()
         try:
@@ -53,10 +63,10 @@ class SqliteStore:
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"store {self.path} has schema version {version}; this handlesim reads version "
                                  f"{SCHEMA_VERSION} (use a newer handlesim or a fresh --state-dir)")
+            db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version == 0:
+                db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
         except sqlite3.Error as exc:
             db.close()
             raise StoreError(f"store {self.path} is not a usable SQLite database: {exc}") from None

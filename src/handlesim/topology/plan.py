@@ -112,7 +112,7 @@ def build_plan(config: TopologyConfig) -> TopologyPlan:
         add(sec.id, "secondary", sec.prefix, first_root, industry=sec.industry, region=sec.region)
     per_secondary = spread(config.enterprises.count, [s.weight for s in config.secondaries], rng)
     identifiers = config.enterprises.identifiers_per_enterprise
-    regions = sorted({r.region for r in config.roots} | {s.region for s in config.secondaries} - {""}) or [""]
+    regions = sorted(({r.region for r in config.roots} | {s.region for s in config.secondaries}) - {""}) or [""]
     for sec, count in zip(config.secondaries, per_secondary, strict=True):
         for number in range(config.enterprises.first_number, config.enterprises.first_number + count):
             prefix = f"{sec.prefix}.{number}"

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -112,15 +114,20 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
     topology = Topology(plan, state_dir)
     topology._lock = _lock_state_dir(state_dir)
+    gc.disable()  # booting allocates millions of long-lived objects; collecting them mid-way only costs time
     try:
-        await _start_nodes(topology, store_kind, progress)
-        await _delegate(topology, progress)
-        _seed(topology, progress)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store") as disk:
+            await _start_nodes(topology, store_kind, progress, disk)
+            await _delegate(topology, progress)
+            _seed(topology, progress)
         topology.boot_seconds = time.perf_counter() - started
         _write_state(topology)
     except BaseException:
         await topology.stop()
         raise
+    finally:
+        gc.freeze()  # the topology lives as long as the process: keep it out of every later collection
+        gc.enable()
     return topology
 
 
@@ -153,12 +160,14 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
                          secret_iterations=plan.config.secret_iterations)
 
 
-async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None) -> None:
+async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
     plan = topology.plan
     nodes = [n for n in plan.nodes if n.role != "resolver"]  # resolver nodes come with the recursive-resolver issue
     total = len(nodes)
-    for count, node in enumerate(nodes, 1):
-        store = _store_for(node, topology.state_dir, store_kind)
+    loop = asyncio.get_running_loop()
+    stores = await asyncio.gather(*(loop.run_in_executor(disk, _store_for, node, topology.state_dir, store_kind)
+                                    for node in nodes))
+    for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
                                            "region": node.region})
@@ -235,14 +244,16 @@ async def _run_writes(jobs: list[tuple[RunningNode, Request, tuple[ValueReferenc
 
 
 def _seed(topology: Topology, progress: Progress | None) -> None:
-    """Bulk-load each enterprise's identifiers straight into its own store (first boot only)."""
+    """Bulk-load each enterprise's identifiers straight into its own store (first boot only).
+
+    In the event-loop thread on purpose: generating and encoding records is CPU work, and threads fighting over
+    the GIL made it twice as slow."""
     plan = topology.plan
-    enterprises = [n for n in topology.nodes.values() if n.plan.role == "enterprise"]
-    for count, node in enumerate(enterprises, 1):
-        if len(node.store) <= 1:
-            node.store.put_many(identifiers_for(node.plan, plan.config.seed))
+    empty = [n for n in topology.nodes.values() if n.plan.role == "enterprise" and len(n.store) <= 1]
+    for count, node in enumerate(empty, 1):
+        node.store.put_many(identifiers_for(node.plan, plan.config.seed))
         if progress is not None:
-            progress("seeding identifiers", count, len(enterprises))
+            progress("seeding identifiers", count, len(empty))
 
 
 def _write_state(topology: Topology) -> None:

@@ -6,6 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from ..core.errors import InvalidValue
@@ -74,6 +75,14 @@ def data_to_dict(data: ValueData) -> dict[str, Any]:
         return {"format": "string", "value": data}
     if isinstance(data, bytes):
         return {"format": "base64", "value": _b64(data)}
+    return _structured_to_dict(data)
+
+
+@lru_cache(maxsize=4096)
+def _structured_to_dict(data: AdminRecord | ValueList | SiteInfo | KeyData) -> dict[str, Any]:
+    """Structured data repeats across records (one HS_ADMIN per prefix), so its dict form is computed once.
+
+    Callers must not mutate the returned dict."""
     if isinstance(data, AdminRecord):
         return {"format": "admin", "value": {"handle": data.handle, "index": data.index,
                                              "permissions": data.permissions.to_text()}}
