@@ -337,3 +337,7 @@ def _handle(text: str) -> Handle:
     except HandleError as exc:
         fail(f"{int(exc.response_code)} invalid handle: {exc.message}")
         raise
+
+
+if __name__ == "__main__":
+    main()
