@@ -58,7 +58,7 @@ def test_topology_lists_tiers_and_examples(running: Path) -> None:
     out = handlesim("topology", "--state-dir", str(running)).stdout
     assert "root" in out and "secondary" in out and "enterprise" in out and "handlesim resolve" in out
     data = json.loads(handlesim("topology", "--state-dir", str(running), "--json").stdout)
-    assert len(data["nodes"]) == 10 and data["examples"]
+    assert len(data["nodes"]) == 11 and data["examples"]  # 1 root, 3 secondaries, 6 enterprises, 1 resolver
 
 
 def test_resolve_trace_walks_three_tiers(running: Path) -> None:

@@ -26,7 +26,7 @@ class Request:
     public_only: bool = True
     overwrite: bool = True
     mint_new_suffix: bool = False
-    recursive: bool = False
+    recursive: bool = True  # REST GETs may be resolved for the client; node-to-node walk steps say False
     prefix: Prefix | None = None  # LIST_HANDLES, HOME_NA, UNHOME_NA
     page: int = 0
     page_size: int = 0  # 0: everything

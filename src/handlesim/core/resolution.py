@@ -172,7 +172,7 @@ class Resolution:
 
     def _request(self, query: _Query) -> Request:
         return Request(OpCode.RESOLUTION, query.handle, types=query.types, indexes=query.indexes,
-                       authoritative=self.authoritative, hops=self._sent - 1)
+                       authoritative=self.authoritative, recursive=False, hops=self._sent - 1)
 
     def _take_pending(self) -> Step:
         if self._pending is None:

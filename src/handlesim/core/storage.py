@@ -55,6 +55,10 @@ class Store(Protocol):
         """(total, page) of handle texts whose prefix is exactly `prefix`, in key order; limit 0 = all."""
         ...
 
+    def records(self) -> Iterable[HandleRecord]:
+        """Every record (reverse lookup, replication dumps)."""
+        ...
+
     def homed_prefixes(self) -> list[str]:
         """Prefix texts this node homes, as persisted."""
         ...

@@ -79,7 +79,8 @@ def resolution_request(handle: Handle, query: Mapping[str, str], types: Sequence
     authoritative = parse_flag(query, "auth", False)
     public_only = parse_flag(query, "publicOnly", not authoritative)
     return Request(OpCode.RESOLUTION, handle, types=tuple(types), indexes=_indexes(indexes),
-                   authoritative=authoritative, public_only=public_only)
+                   authoritative=authoritative, public_only=public_only,
+                   recursive=parse_flag(query, "recursive", True))
 
 
 def put_request(handle: Handle, query: Mapping[str, str], indexes: Sequence[str], body: bytes, media: str) -> Request:
@@ -129,6 +130,8 @@ def http_call(request: Request, media: str) -> HttpCall:
             params.append(("auth", "true"))
         if not request.public_only:
             params.append(("publicOnly", "false"))
+        if not request.recursive:
+            params.append(("recursive", "false"))
         return HttpCall("GET", path, params)
     if op in (OpCode.CREATE_HANDLE, OpCode.ADD_VALUE, OpCode.MODIFY_VALUE):
         params = [("overwrite", "true" if request.overwrite or op == OpCode.MODIFY_VALUE else "false")]

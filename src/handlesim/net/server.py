@@ -17,10 +17,12 @@ from aiohttp import web
 from ..core.codes import OpCode, ResponseCode, http_status
 from ..core.errors import HandleError, ProtocolError
 from ..core.messages import Request, Response, error_response
+from ..core.search import reverse_lookup
 from ..core.service import HandleService
 from ..wire import codec
 from . import rest
 from .credentials import Authenticator
+from .recursion import RecursiveResolver
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,10 @@ class NodeServer:
     """One node's HTTP face. Build with a service, then `await start(host, port)`."""
 
     def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None) -> None:
         self.service = service
+        self.resolver = resolver
+        """Walks the hierarchy for GETs of handles this node does not home (None: answer 301 instead)."""
         self.clock = clock
         self.meta = meta or {}
         self.started_at = clock()
@@ -53,6 +57,8 @@ class NodeServer:
             web.delete(rest.HANDLE_ROUTE, self.delete_handle),
             web.get(rest.LIST_ROUTE, self.list_handles),
             web.get(rest.PREFIXES_ROUTE, self.list_prefixes),
+            web.get("/hrls/handles", self.reverse_lookup),
+            web.get("/hrls/handles/", self.reverse_lookup),
             web.get("/_sim/health", self.health),
             web.get("/_sim/stats", self.stats),
         ])
@@ -83,7 +89,8 @@ class NodeServer:
     async def get_handle(self, request: web.Request) -> web.StreamResponse:
         media = media_of(request.headers.get("Accept"))
         query = request.rel_url.query
-        cacheable = "Authorization" not in request.headers and "auth" not in query and "pretty" not in query
+        cacheable = "Authorization" not in request.headers and "auth" not in query and "pretty" not in query \
+            and "trace" not in query
         memo = (request.raw_path, media)
         if cacheable and (hit := self._answers.get(memo)) is not None:
             return web.Response(status=hit[0], body=hit[1], content_type=media)
@@ -92,6 +99,9 @@ class NodeServer:
         if core_request.authoritative or "Authorization" in request.headers:
             core_request = self._with_identity(request, core_request)
         answer = self.service.handle(core_request, self.clock())
+        if answer.code == ResponseCode.SERVER_NOT_RESPONSIBLE and core_request.recursive and self.resolver:
+            answer = await self.resolver.resolve(core_request, with_trace=rest.parse_flag(query, "trace", False))
+            cacheable = False  # the resolver's own cache keeps TTLs; this node's answer cache must not outlive them
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, media, pretty=rest.parse_flag(query, "pretty", False))
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
@@ -117,6 +127,17 @@ class NodeServer:
 
     async def list_prefixes(self, request: web.Request) -> web.StreamResponse:
         return self._answer(request, Request(OpCode.LIST_HOMED_NAS))
+
+    async def reverse_lookup(self, request: web.Request) -> web.StreamResponse:
+        """`GET /hrls/handles?URL=*example*` as pyhandle's searcher calls it: a JSON list of matching handles."""
+        query = request.rel_url.query
+        limit = rest.parse_int(query.get("limit", "1000"), "limit", minimum=1, maximum=100_000)
+        criteria = [(k, v) for k, v in query.items() if k not in ("limit", "prefix")]
+        found = reverse_lookup(self.service.store.records(), criteria, limit)
+        prefix = query.get("prefix")
+        if prefix:
+            found = [h for h in found if h.split("/", 1)[0].upper() == prefix.upper()]
+        return web.json_response(found)
 
     def _answer(self, request: web.Request, core_request: Request) -> web.Response:
         answer = self.service.handle(core_request, self.clock())
@@ -158,6 +179,7 @@ class NodeServer:
             "store_handles": len(self.service.store),
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
+            **({"resolver_cache": self.resolver.snapshot()} if self.resolver is not None else {}),
         }
 
     # -- errors and caches --------------------------------------------------------------------------------------

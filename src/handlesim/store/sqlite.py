@@ -126,6 +126,9 @@ class SqliteStore:
     def list_handles(self, prefix: Prefix, offset: int = 0, limit: int = 0) -> tuple[int, list[str]]:
         return self._memory.list_handles(prefix, offset, limit)
 
+    def records(self) -> Iterable[HandleRecord]:
+        return self._memory.records()
+
     def homed_prefixes(self) -> list[str]:
         return self._memory.homed_prefixes()
 

@@ -101,7 +101,7 @@ def build_plan(config: TopologyConfig) -> TopologyPlan:
 
     def add(node_id: str, role: str, prefix: str, parent: str | None, **extra: Any) -> None:
         port = config.base_port + len(nodes) if config.base_port else 0
-        identity = f"300:{NA_PREFIX_TEXT}/{prefix}" if role in ("secondary", "enterprise") else "300:0.NA/0.NA"
+        identity = {"root": "300:0.NA/0.NA", "resolver": ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
         nodes.append(NodePlan(node_id, role, prefix, parent, config.host, port, admin_identity=identity,
                               secret=_secret(config.seed, node_id), **extra))
 

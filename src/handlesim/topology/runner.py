@@ -25,7 +25,9 @@ from ..core.prefixes import http_site, owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import SiteInfo, ValueReference
+from ..core.cache import ResolutionCache
 from ..net.client import HandleClient
+from ..net.recursion import RecursiveResolver
 from ..net.server import NodeServer
 from ..store import open_store
 from .plan import NodePlan, TopologyPlan
@@ -62,11 +64,15 @@ class Topology:
     state_dir: Path
     nodes: dict[str, RunningNode] = field(default_factory=dict)
     boot_seconds: float = 0.0
+    client: HandleClient = field(default_factory=HandleClient)
+    """The process's one pooled client: recursion walks and boot-time delegation share it."""
+    root_site_list: list[SiteInfo] = field(default_factory=list)
+    """Root sites, filled as roots start; resolvers hold this very list."""
     _lock: IO[str] | None = None
 
     @property
     def root_sites(self) -> list[SiteInfo]:
-        return [n.site for n in self.nodes.values() if n.plan.role == "root" and n.site is not None]
+        return list(self.root_site_list)
 
     def describe(self) -> dict[str, Any]:
         """The content of topology.json."""
@@ -87,6 +93,7 @@ class Topology:
         for node in self.nodes.values():
             node.store.close()
         self.nodes.clear()
+        await self.client.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -155,14 +162,23 @@ def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:
 
 
 def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
+    if node.role == "resolver":  # homes nothing: every GET is walked for the client
+        return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,))
     admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
                          secret_iterations=plan.config.secret_iterations)
 
 
+def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
+    """Resolver nodes get the configured shared cache; other nodes a small one for the foreign GETs they walk."""
+    spec = next((r for r in topology.plan.config.resolvers if r.id == node.node_id), None)
+    cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
+    return RecursiveResolver(topology.client, topology.root_site_list, cache)
+
+
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
     plan = topology.plan
-    nodes = [n for n in plan.nodes if n.role != "resolver"]  # resolver nodes come with the recursive-resolver issue
+    nodes = list(plan.nodes)
     total = len(nodes)
     loop = asyncio.get_running_loop()
     stores = await asyncio.gather(*(loop.run_in_executor(disk, _store_for, node, topology.state_dir, store_kind)
@@ -170,7 +186,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
-                                           "region": node.region})
+                                           "region": node.region}, resolver=_recursion_for(node, topology))
         running = RunningNode(node, service, server, store)
         topology.nodes[node.node_id] = running
         try:
@@ -179,6 +195,8 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             raise LaunchError(f"node {node.node_id} cannot listen on {node.host}:{node.port}: {exc.strerror}; "
                               "is another topology running? change base_port or use --base-port") from None
         running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root")
+        if node.role == "root":
+            topology.root_site_list.append(running.site)
         if progress is not None:
             progress("starting nodes", count, total)
 
@@ -208,11 +226,15 @@ async def _delegate(topology: Topology, progress: Progress | None) -> None:
     handles through the parent's own REST API, authenticated as the parent's owner."""
     plan = topology.plan
     for node in topology.nodes.values():
+        if node.plan.role == "resolver":
+            continue
         hashed = hash_secret(_own_secret(node.plan, plan), os.urandom(16), plan.config.secret_iterations)
         node.store.put(_prefix_record_of(node, plan, hashed))
     roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
     jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]] = []
     for node in topology.nodes.values():
+        if not plan.children_of(node.plan.node_id):
+            continue
         parent_is_root = node.plan.role == "root"
         credentials = (ROOT_OPERATOR if parent_is_root else ValueReference.from_text(node.plan.admin_identity),
                        _own_secret(node.plan, plan))
@@ -258,7 +280,8 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
 
 def _write_state(topology: Topology) -> None:
     state_dir = topology.state_dir
-    credentials = {n.plan.admin_identity: n.plan.secret for n in topology.nodes.values() if n.plan.role != "root"}
+    credentials = {n.plan.admin_identity: n.plan.secret for n in topology.nodes.values()
+                   if n.plan.role in ("secondary", "enterprise")}
     credentials[ROOT_OPERATOR.to_text()] = operator_secret(topology.plan)
     _write_private(state_dir / CREDENTIALS_FILE, json.dumps(credentials, indent=1, sort_keys=True))
     (state_dir / TOPOLOGY_FILE).write_text(json.dumps(topology.describe(), indent=1, ensure_ascii=False))

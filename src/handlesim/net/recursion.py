@@ -1,0 +1,56 @@
+"""Server-side recursion: a node walks the hierarchy for a client and caches the answers for everyone.
+
+This is what the `resolver` role (the public recursive node) does for every GET, and what any node does for a REST
+GET of a handle it does not home (as Handle.Net's HTTP interface does; pyhandle relies on it at start-up).
+Iterative requests between nodes say `recursive=false`, so a walk never recurses again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from ..core.cache import ResolutionCache
+from ..core.messages import Request, Response
+from ..core.resolution import Resolution
+from ..core.values import SiteInfo
+from .client import HandleClient
+
+
+@dataclass
+class RecursionStats:
+    walks: int = 0
+    answered_from_cache: int = 0
+    upstream_requests: int = 0
+
+
+@dataclass
+class RecursiveResolver:
+    """Walks from `root_sites` with one shared cache; `client` is the node process's pooled client."""
+
+    client: HandleClient
+    root_sites: list[SiteInfo]
+    cache: ResolutionCache = field(default_factory=ResolutionCache)
+    stats: RecursionStats = field(default_factory=RecursionStats)
+
+    async def resolve(self, request: Request, *, with_trace: bool = False) -> Response:
+        """The final answer for `request` (values or an error); with `with_trace`, the hops in `extra["trace"]`."""
+        assert request.handle is not None
+        resolution = Resolution(request.handle, self.root_sites, types=request.types, indexes=request.indexes,
+                                cache=self.cache, authoritative=request.authoritative)
+        await self.client.drive(resolution)
+        self.stats.walks += 1
+        if resolution.hops == 0:
+            self.stats.answered_from_cache += 1
+        self.stats.upstream_requests += resolution.hops
+        result = resolution.result
+        assert result is not None
+        if with_trace:
+            trace = [hop.to_dict() for hop in resolution.trace]
+            result = replace(result, extra={**result.extra, "trace": trace, "hops": resolution.hops,
+                                            "cacheHit": resolution.hops == 0})
+        return result
+
+    def snapshot(self) -> dict[str, object]:
+        return {**self.cache.stats(), "walks": self.stats.walks, "answered_from_cache": self.stats.answered_from_cache,
+                "upstream_requests": self.stats.upstream_requests, "at": time.time()}
