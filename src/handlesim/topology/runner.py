@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..core.auth import hash_secret
+from ..core.cache import ResolutionCache
 from ..core.codes import OpCode
 from ..core.handle import NA_PREFIX, Prefix
 from ..core.messages import Request
@@ -25,7 +26,6 @@ from ..core.prefixes import http_site, owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import SiteInfo, ValueReference
-from ..core.cache import ResolutionCache
 from ..net.client import HandleClient
 from ..net.recursion import RecursiveResolver
 from ..net.server import NodeServer
