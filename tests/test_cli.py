@@ -127,3 +127,12 @@ def test_port_conflict_is_a_clear_error(tmp_path: Path) -> None:
                            "--state-dir", str(tmp_path / "s"), check=False)
     assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "base_port" in result.stderr
     assert os.path.exists(tmp_path / "s")
+
+
+def test_resolve_via_resolver_shows_walk_then_cache(running: Path) -> None:
+    example = json.loads(handlesim("topology", "--state-dir", str(running), "--json").stdout)["examples"][1]
+    first = handlesim("resolve", "--via", "resolver", "--trace", "--state-dir", str(running), example).stdout
+    assert "its walk" in first and first.count(" hop ") == 3 and "3 upstream hops" in first
+    second = handlesim("resolve", "--via", "resolver", "--trace", "--state-dir", str(running), example).stdout
+    assert "answered from its cache" in second and "0 upstream hops" in second
+    assert "https://id.example.cn/" in second

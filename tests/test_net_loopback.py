@@ -183,3 +183,58 @@ async def test_second_up_on_the_same_state_dir_is_refused(small: Topology) -> No
     config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
     with pytest.raises(LaunchError, match="another `handlesim up` is running"):
         await launch(build_plan(config), small.state_dir)
+
+
+def resolver_url(topology: Topology) -> str:
+    return next(n.url for n in topology.nodes.values() if n.plan.role == "resolver")
+
+
+async def test_resolver_walks_once_then_answers_from_its_cache(small: Topology, client: HandleClient) -> None:
+    handle = Handle.from_text(an_identifier(small))
+    first = await client.resolve_via(resolver_url(small), handle)
+    assert first.ok and first.extra["hops"] == 3 and first.extra["cacheHit"] is False
+    assert [h["code"] for h in first.extra["trace"]] == [303, 1, 1]  # type: ignore[union-attr]
+    second = await client.resolve_via(resolver_url(small), handle)
+    assert second.ok and second.extra["hops"] == 0 and second.extra["cacheHit"] is True
+    assert second.values == first.values
+    sibling = Handle.from_text(handle.prefix.text + "/" + "NOT-THERE")
+    miss = await client.resolve_via(resolver_url(small), sibling)
+    assert miss.code == ResponseCode.HANDLE_NOT_FOUND and miss.extra["hops"] == 1, "the prefix's site was cached"
+    again = await client.resolve_via(resolver_url(small), sibling)
+    assert again.code == ResponseCode.HANDLE_NOT_FOUND and again.extra["hops"] == 0, "negative answers cached"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(resolver_url(small) + "/_sim/stats") as reply:
+            stats = (await reply.json())["resolver_cache"]
+    assert stats["walks"] == 4 and stats["answered_from_cache"] == 2 and stats["hits"] >= 3
+
+
+async def test_any_node_resolves_foreign_handles_for_rest_clients(small: Topology) -> None:
+    """pyhandle GETs its username handle at the node it talks to; a node walks for handles it does not home."""
+    handle = an_identifier(small)
+    stranger = next(n for n in small.nodes.values() if n.plan.role == "enterprise" and
+                    not handle.startswith(n.plan.prefix + "/"))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{stranger.url}/api/handles/{handle}") as reply:
+            assert reply.status == 200 and (await reply.json())["handle"] == handle
+        async with http.get(f"{stranger.url}/api/handles/{handle}?recursive=false") as reply:
+            body = await reply.json()
+            assert reply.status == 400 and body["responseCode"] == 301
+
+
+async def test_client_cache_is_warm_then_evicted_by_its_own_writes(small: Topology) -> None:
+    from handlesim.core.cache import ResolutionCache
+
+    enterprise = next(n for n in small.nodes.values() if n.plan.role == "enterprise")
+    handle = Handle.from_text(f"{enterprise.plan.prefix}/CACHED")
+    creds = (owner_identity(handle.prefix), enterprise.plan.secret)
+    async with HandleClient(cache=ResolutionCache()) as cached:
+        create = Request(OpCode.CREATE_HANDLE, handle, values=(HandleValue(1, "URL", "https://a.example.cn"),))
+        assert (await cached.send(enterprise.url, create, credentials=creds)).ok
+        cold = await cached.resolve(handle, small.root_sites)
+        warm = await cached.resolve(handle, small.root_sites)
+        assert cold.hops == 3 and warm.hops == 0
+        change = Request(OpCode.CREATE_HANDLE, handle, values=(HandleValue(1, "URL", "https://b.example.cn"),))
+        assert (await cached.send(enterprise.url, change, credentials=creds)).ok
+        after = await cached.resolve(handle, small.root_sites)
+        assert after.hops == 1, "the prefix's site stays cached; the changed handle is asked again"
+        assert after.result is not None and after.result.values[0].data == "https://b.example.cn"

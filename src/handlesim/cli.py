@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ from .core.errors import HandleError
 from .core.handle import Handle
 from .core.messages import Request, Response
 from .core.prefixes import owner_identity
-from .core.resolution import Resolution
 from .core.values import HandleValue, ValueReference
 from .net.client import HandleClient, locate
 from .topology.config import ConfigError, load_config
@@ -159,39 +159,60 @@ def _print_tiers(description: dict[str, Any]) -> None:
 @click.option("--type", "types", multiple=True, help="Only values of this type (repeatable; 'URL.' = subtypes).")
 @click.option("--index", "indexes", multiple=True, type=int, help="Only values at this index (repeatable).")
 @click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds before a silent node fails.")
+@click.option("--via", default=None, metavar="resolver|NODE_ID",
+              help="Ask a recursive resolver node to walk for you ('resolver' = the topology's first one).")
 @json_option
 def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], indexes: tuple[int, ...],
-            timeout: float, as_json: bool) -> None:
-    """Resolve HANDLE iteratively from the roots of the running topology."""
+            timeout: float, via: str | None, as_json: bool) -> None:
+    """Resolve HANDLE: iteratively from the roots, or through a recursive resolver node (--via)."""
     state = _state(state_dir)
     target = _handle(handle)
+    started = time.perf_counter()
 
-    async def go() -> Resolution:
+    async def go() -> tuple[Response, list[dict[str, Any]]]:
         async with HandleClient(timeout=timeout) as client:
-            return await client.resolve(target, state.root_sites, types=types, indexes=indexes)
+            if via is None:
+                resolution = await client.resolve(target, state.root_sites, types=types, indexes=indexes)
+                assert resolution.result is not None
+                return resolution.result, [h.to_dict() for h in resolution.trace]
+            answer = await client.resolve_via(_resolver_url(state, via), target, types=types, indexes=indexes)
+            hops = answer.extra.get("trace", [])
+            return answer, list(hops) if isinstance(hops, list) else []
 
-    resolution = run_async(go())
-    result = resolution.result
-    assert result is not None
+    result, hops = run_async(go())
+    elapsed = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps({"handle": result.handle or handle, "responseCode": int(result.code),
                                "message": result.message, "values": [_value_json(v) for v in result.values],
-                               "trace": [h.to_dict() for h in resolution.trace]}, indent=1, ensure_ascii=False))
+                               "via": via, "trace": hops}, indent=1, ensure_ascii=False))
     else:
         if trace:
-            _print_trace(resolution)
+            _print_trace(hops, via, elapsed)
         _print_result(result)
     if not result.ok:
         sys.exit(1)
 
 
-def _print_trace(resolution: Resolution) -> None:
-    total = sum(h.duration for h in resolution.trace)
-    for number, hop in enumerate(resolution.trace, 1):
-        code = "-" if hop.code is None else str(hop.code)
-        click.echo(f"  hop {number}  {hop.site:<22} asked {hop.asked:<28} -> {code:>3} {hop.outcome}"
-                   f"  ({hop.duration * 1000:.2f} ms)")
-    click.echo(f"  {resolution.hops} hops, {total * 1000:.2f} ms in total")
+def _resolver_url(state: Any, via: str) -> str:
+    nodes = [n for n in state.nodes if n["role"] == "resolver"] if via == "resolver" else \
+        [n for n in state.nodes if n["id"] == via]
+    if not nodes:
+        fail(f"no node {via!r} in the running topology" if via != "resolver" else
+             "the running topology has no resolver node (add a [[resolvers]] entry to its config)")
+    return str(nodes[0]["url"])
+
+
+def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float) -> None:
+    if via is not None:
+        click.echo(f"  asked {via}; its walk:" if hops and not all(h["cache_hit"] for h in hops) else
+                   f"  asked {via}: answered from its cache" if hops else f"  asked {via}")
+    for number, hop in enumerate(hops, 1):
+        code = "-" if hop["code"] is None else str(hop["code"])
+        where = "cache" if hop["cache_hit"] else hop["site"]
+        click.echo(f"  hop {number}  {where:<22} asked {hop['asked']:<28} -> {code:>3} {hop['outcome']}"
+                   f"  ({hop['duration_ms']:.2f} ms)")
+    upstream = sum(1 for h in hops if not h["cache_hit"])
+    click.echo(f"  {upstream} upstream hops, {elapsed * 1000:.2f} ms in total (as seen by this command)")
 
 
 def _print_result(result: Response) -> None:

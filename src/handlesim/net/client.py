@@ -11,6 +11,7 @@ from urllib.parse import quote
 import aiohttp
 
 from ..core.cache import ResolutionCache
+from ..core.codes import WRITE_OPS, OpCode
 from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
 from ..core.messages import Request, Response
@@ -33,7 +34,10 @@ def basic_authorization(identity: ValueReference, secret: str) -> str:
 class HandleClient:
     """Sends core requests to node servers. Every call has a timeout; failures raise TransportError."""
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256) -> None:
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256,
+                 cache: ResolutionCache | None = None) -> None:
+        self.cache = cache
+        """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
         self.timeout = timeout
         self.media = media
         self._limit = limit
@@ -59,10 +63,15 @@ class HandleClient:
             self._session = None
 
     async def send(self, server: ServerInfo | str, request: Request, *,
-                   credentials: tuple[ValueReference, str] | None = None) -> Response:
+                   credentials: tuple[ValueReference, str] | None = None,
+                   extra_params: list[tuple[str, str]] | None = None) -> Response:
         """One request to one server (a ServerInfo or a base URL)."""
         base = server if isinstance(server, str) else server.url()
+        if self.cache is not None and request.op in WRITE_OPS and request.handle is not None:
+            self.cache.invalidate(request.handle.key)
         call = rest.http_call(request, self.media)
+        if extra_params:
+            call = replace(call, params=[*call.params, *extra_params])
         headers = {"Accept": self.media}
         if call.body is not None:
             headers["Content-Type"] = self.media
@@ -86,10 +95,16 @@ class HandleClient:
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
                       authoritative: bool = False) -> Resolution:
         """Walk the hierarchy iteratively from the roots; the returned Resolution holds result and trace."""
-        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=cache,
+        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=cache or self.cache,
                                 authoritative=authoritative)
         await self.drive(resolution)
         return resolution
+
+    async def resolve_via(self, resolver_url: str, handle: Handle, *, types: tuple[str, ...] = (),
+                          indexes: tuple[int, ...] = (), trace: bool = True) -> Response:
+        """Ask a recursive resolver node to walk for us; with `trace`, its hops come back in `extra["trace"]`."""
+        request = Request(OpCode.RESOLUTION, handle, types=types, indexes=indexes)
+        return await self.send(resolver_url, request, extra_params=[("trace", "true")] if trace else None)
 
     async def drive(self, resolution: Resolution) -> None:
         while (step := resolution.next_request(time.time())) is not None:
