@@ -9,8 +9,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from handlesim.topology.config import load_config
-from handlesim.topology.plan import build_plan
 
 from handlesim.core.codes import OpCode, ResponseCode
 from handlesim.core.handle import Handle
@@ -18,6 +16,8 @@ from handlesim.core.messages import Request
 from handlesim.core.prefixes import owner_identity
 from handlesim.core.values import HandleValue
 from handlesim.net.client import HandleClient, locate
+from handlesim.topology.config import load_config
+from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import Topology, launch
 from handlesim.topology.state import load_state
 
