@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,7 +48,9 @@ class NodeServer:
         self.meta = meta or {}
         self.started_at = clock()
         self.authenticator = Authenticator(service)
-        self._answers: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self._answers: dict[tuple[str, str], tuple[int, bytes, int]] = {}
+        self.fast_answers: Counter[int] = Counter()
+        """Resolutions answered from the encoded-answer cache, by response code (the service never saw them)."""
         self._answer_keys: dict[str, set[tuple[str, str]]] = {}
         service.listeners.append(self._forget_answers)
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_protocol_answers])
@@ -93,6 +96,7 @@ class NodeServer:
             and "trace" not in query
         memo = (request.raw_path, media)
         if cacheable and (hit := self._answers.get(memo)) is not None:
+            self.fast_answers[hit[2]] += 1
             return web.Response(status=hit[0], body=hit[1], content_type=media)
         handle = rest.handle_from_path(request.match_info["handle"])
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
@@ -105,7 +109,7 @@ class NodeServer:
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, media, pretty=rest.parse_flag(query, "pretty", False))
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
-            self._remember(memo, handle.key, status, body)
+            self._remember(memo, handle.key, status, body, int(answer.code))
         return web.Response(status=status, body=body, content_type=media)
 
     async def put_handle(self, request: web.Request) -> web.StreamResponse:
@@ -167,7 +171,10 @@ class NodeServer:
 
     def stats_snapshot(self) -> dict[str, Any]:
         by_op: dict[str, dict[str, int]] = {}
-        for (op, code), count in sorted(self.service.counts.items()):
+        counts = Counter(self.service.counts)
+        for code, count in self.fast_answers.items():
+            counts[(int(OpCode.RESOLUTION), code)] += count
+        for (op, code), count in sorted(counts.items()):
             op_name = OpCode(op).name.lower() if op in OpCode._value2member_map_ else str(op)
             by_op.setdefault(op_name, {})[str(code)] = count
         return {
@@ -175,7 +182,7 @@ class NodeServer:
             **self.meta,
             "uptime_s": round(self.clock() - self.started_at, 3),
             "requests": by_op,
-            "requests_total": sum(self.service.counts.values()),
+            "requests_total": sum(counts.values()),
             "store_handles": len(self.service.store),
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
@@ -210,11 +217,11 @@ class NodeServer:
         body = codec.encode_response(error_response(code, message, _path_handle(request)), media)
         return web.Response(status=status, body=body, content_type=media)
 
-    def _remember(self, memo: tuple[str, str], handle_key: str, status: int, body: bytes) -> None:
+    def _remember(self, memo: tuple[str, str], handle_key: str, status: int, body: bytes, code: int) -> None:
         if len(self._answers) >= ANSWER_CACHE_LIMIT:
             self._answers.clear()
             self._answer_keys.clear()
-        self._answers[memo] = (status, body)
+        self._answers[memo] = (status, body, code)
         self._answer_keys.setdefault(handle_key, set()).add(memo)
 
     def _forget_answers(self, key: str) -> None:

@@ -108,7 +108,8 @@ def _site_entry(node: RunningNode) -> dict[str, Any]:
 def _node_entry(node: RunningNode) -> dict[str, Any]:
     p = node.plan
     return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
-            "region": p.region, "url": node.url, "port": node.server.port, "identity": p.admin_identity}
+            "region": p.region, "url": node.url, "host": p.host, "port": node.server.port,
+            "identity": p.admin_identity, "identifiers": p.identifier_count}
 
 
 Progress = Callable[[str, int, int], None]

@@ -33,8 +33,10 @@ def _products(industry: str) -> tuple[tuple[str, str], ...]:
     return DEFAULT_PRODUCTS
 
 
-def suffix_for(node: NodePlan, serial: int) -> str:
-    code, _ = _products(node.industry)[serial % len(_products(node.industry))]
+def suffix_for(node: NodePlan | str, serial: int) -> str:
+    """The suffix of an enterprise's `serial`-th seeded identifier (`node` or its industry)."""
+    products = _products(node if isinstance(node, str) else node.industry)
+    code, _ = products[serial % len(products)]
     return f"{code}-{serial:06d}"
 
 

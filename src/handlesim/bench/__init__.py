@@ -1,0 +1,1 @@
+"""The benchmark harness: workloads, an open-loop load generator, HdrHistogram recording, reports and plots."""

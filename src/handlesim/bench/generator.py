@@ -1,0 +1,206 @@
+"""The open-loop load generator: one process, many keep-alive connections, requests timed from their intended send.
+
+Each connection has its own schedule (constant spacing or Poisson arrivals at rate/connections, as wrk2 does). A
+request due while the previous one is still in flight goes out late, and its latency still counts from when it was
+due, so queueing anywhere (generator, network, server) shows in the percentiles instead of being omitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import msgpack
+
+from ..core.cache import ResolutionCache
+from ..core.handle import Handle
+from ..core.resolution import Resolution
+from ..core.values import SiteInfo
+from ..net import rest
+from ..wire import codec
+from .lean import LeanError, LeanPool, build_request
+from .recording import Recorder
+from .workload import KeyChooser, Target
+
+LATE_AFTER = 0.001
+MODES = ("direct", "iterative-cold", "iterative-warm", "resolver", "mixed", "baseline")
+
+
+@dataclass
+class WorkerSpec:
+    """Everything one generator process needs (picklable)."""
+
+    mode: str
+    rate: float
+    duration: float
+    warmup: float
+    connections: int
+    targets: list[Target]
+    arrival: str = "constant"
+    distribution: str = "uniform"
+    zipf_s: float = 1.0
+    seed: int = 1
+    timeout: float = 5.0
+    resolver: tuple[str, int] | None = None
+    baseline: tuple[str, int] | None = None
+    root_sites: list[SiteInfo] = field(default_factory=list)
+    write_fraction: float = 0.0
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Basic Authorization header per enterprise prefix (mixed mode)."""
+    worker: int = 0
+    progress: Any = None
+    """A queue (multiprocessing manager proxy) receiving one report a second, or None."""
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.pool = LeanPool(spec.timeout)
+        self.keys = KeyChooser(len(spec.targets), spec.distribution, spec.zipf_s, spec.seed * 7919 + spec.worker)
+        self.rng = random.Random(spec.seed * 104729 + spec.worker)
+        self.recorder = Recorder()
+        self.cache = ResolutionCache(capacity=1 << 20) if spec.mode == "iterative-warm" else None
+        self._gets: dict[int, bytes] = {}
+        self.writes = 0
+        self.measure_from = 0.0
+
+    async def run(self) -> dict[str, Any]:
+        spec = self.spec
+        start = time.perf_counter() + 0.05
+        self.measure_from = start + spec.warmup
+        end = self.measure_from + spec.duration
+        per_connection = spec.rate / spec.connections
+        reporter = asyncio.ensure_future(self._report_every_second(end)) if spec.progress is not None else None
+        try:
+            await asyncio.gather(*(self._connection(c, start, end, per_connection) for c in range(spec.connections)))
+        finally:
+            self.pool.close()
+            if reporter is not None:
+                reporter.cancel()
+        result = self.recorder.export()
+        result.update({"worker": spec.worker, "writes": self.writes})
+        return result
+
+    async def _connection(self, number: int, start: float, end: float, rate: float) -> None:
+        # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds
+        clock = time.perf_counter
+        rng = random.Random(self.spec.seed * 31 + self.spec.worker * 1009 + number)
+        due = start + (number / self.spec.connections) / rate
+        while due < end:
+            now = clock()
+            origin = due
+            if due > now:
+                await asyncio.sleep(due - now)
+                # the event loop's millisecond timer may wake a little early: then time it from when it went out
+                origin = max(due, clock())
+            elif now - due > LATE_AFTER and due >= self.measure_from:
+                self.recorder.late += 1
+            outcome, ok = await self._one()
+            if due >= self.measure_from:
+                self.recorder.record(int(due - self.measure_from), int((clock() - origin) * 1e6), outcome, ok)
+            due += rng.expovariate(rate) if self.spec.arrival == "poisson" else 1.0 / rate
+
+    async def _report_every_second(self, end: float) -> None:
+        """(worker, measured seconds, completed, errors, p99 ms of the last full second) for the live line."""
+        while time.perf_counter() < end:
+            await asyncio.sleep(1.0)
+            elapsed = time.perf_counter() - self.measure_from
+            buckets = self.recorder.per_second
+            last = buckets.get(int(elapsed) - 1)
+            p99 = last[2].get_value_at_percentile(99) / 1000 if last else None
+            completed = sum(b[0] for b in buckets.values())
+            errors = sum(b[1] for b in buckets.values())
+            with contextlib.suppress(Exception):
+                self.spec.progress.put((self.spec.worker, elapsed, completed, errors, p99))
+
+    async def _one(self) -> tuple[str, bool]:
+        try:
+            mode = self.spec.mode
+            if mode == "mixed" and self.rng.random() < self.spec.write_fraction:
+                return await self._write()
+            if mode in ("iterative-cold", "iterative-warm"):
+                return await self._iterative()
+            return await self._get()
+        except (LeanError, OSError):
+            return "transport", False
+        except TimeoutError:
+            return "timeout", False
+
+    async def _get(self) -> tuple[str, bool]:
+        index = self.keys.next()
+        target = self.spec.targets[index]
+        host, port = {"resolver": self.spec.resolver, "baseline": self.spec.baseline}.get(
+            self.spec.mode, None) or (target.host, target.port)
+        raw = self._gets.get(index)
+        if raw is None:
+            raw = self._gets[index] = build_request("GET", host, port, target.path)
+        status, body = await self.pool.request(host, port, raw)
+        return _outcome(status, body)
+
+    async def _iterative(self) -> tuple[str, bool]:
+        target = self.spec.targets[self.keys.next()]
+        resolution = Resolution(Handle.from_text(target.handle), self.spec.root_sites, cache=self.cache)
+        clock = time.perf_counter
+        while (step := resolution.next_request(time.time())) is not None:
+            call = rest.http_call(step.request, codec.MSGPACK)
+            path = call.path + ("?" + urlencode(call.params) if call.params else "")
+            server = step.server
+            port = server.http_interface().port
+            started = clock()
+            try:
+                status, body = await self.pool.request(server.address, port, build_request("GET", server.address,
+                                                                                           port, path))
+                answer = codec.decode_response(body, codec.MSGPACK)
+            except (LeanError, OSError, TimeoutError) as exc:
+                resolution.failed(str(exc) or type(exc).__name__, clock() - started, time.time())
+            else:
+                resolution.received(answer, clock() - started, time.time())
+        self.recorder.hops += resolution.hops
+        self.recorder.lookups += 1
+        result = resolution.result
+        assert result is not None
+        return str(int(result.code)), result.ok
+
+    async def _write(self) -> tuple[str, bool]:
+        target = self.spec.targets[self.keys.next()]
+        prefix = target.handle.split("/", 1)[0]
+        self.writes += 1
+        handle = f"{prefix}/BENCH-{self.spec.worker}-{self.writes}"
+        values = [{"index": 1, "type": "URL", "data": f"https://id.example.cn/{handle}"},
+                  {"index": 2, "type": "BATCH", "data": str(self.writes)}]
+        body = msgpack.packb({"values": values}, use_bin_type=True)
+        headers = {"Content-Type": codec.MSGPACK, "Authorization": self.spec.credentials.get(prefix, "")}
+        raw = build_request("PUT", target.host, target.port, "/api/handles/" + quote(handle, safe="/:.-_~"),
+                            body=body, headers=headers)
+        status, answer = await self.pool.request(target.host, target.port, raw)
+        return _outcome(status, answer)
+
+
+def _outcome(status: int, body: bytes) -> tuple[str, bool]:
+    try:
+        code = msgpack.unpackb(body, raw=False).get("responseCode") if body else None
+    except Exception:  # a baseline route or a broken answer: fall back to the HTTP status
+        code = None
+    if code is None:
+        return f"http-{status}", status < 400
+    return str(code), code == 1
+
+
+def basic_header(identity: str, secret: str) -> str:
+    user = quote(identity, safe="/")
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+
+
+def run_worker(spec: WorkerSpec) -> dict[str, Any]:
+    """Process entry point: run one generator on its own event loop (uvloop where installed)."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.run(Worker(spec).run())
+    return asyncio.run(Worker(spec).run())

@@ -1,0 +1,118 @@
+"""Benchmark output people use: a Markdown table, the JSON document, and PNG plots (matplotlib, optional)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("offered/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "late")
+
+
+def _row(label: str, run: dict[str, Any]) -> str:
+    lat = run["latency_ms"]
+    cells = [f"{run['offered_rate']:g}", f"{run['achieved_rate']:g}"]
+    cells += [f"{lat.get(k, float('nan')):.3f}" for k in ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")]
+    cells += [f"{run['errors']} ({run['error_rate']:.2%})", str(run["late_sends"])]
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    config = result["config"]
+    topology = result["topology"]
+    lines = [
+        f"### `{config['mode']}` on `{topology['name']}` ({topology['nodes']} nodes, {topology['keys']} keys)",
+        "",
+        f"{config['processes']} generator process(es) x {config['connections']} connections, {config['arrival']} "
+        f"arrivals, {config['distribution']} keys, {config['duration']:g} s measured after {config['warmup']:g} s "
+        f"warm-up; net: {result['net']}; machine: {result['machine']['cpus']} cpus {result['machine']['cpu_model']}",
+        "",
+        "| run | " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+        _row(config["mode"], result["run"]),
+    ]
+    if "baseline" in result:
+        lines.append(_row("bare aiohttp route", result["baseline"]))
+    lines.append("")
+    extras = []
+    if "ratios" in result:
+        r = result["ratios"]
+        extras.append(f"ratio to the bare route (same run): throughput {r['achieved_rate']}, p50 {r['p50']}, "
+                      f"p99 {r['p99']}")
+    if result["run"].get("hops_per_lookup") is not None:
+        extras.append(f"hops per lookup: {result['run']['hops_per_lookup']}")
+    for role, row in result.get("nodes", {}).items():
+        described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items())
+        extras.append(f"{role} nodes: {described}")
+    outcomes = ", ".join(f"{code}: {n}" for code, n in sorted(result["run"]["outcomes"].items()))
+    extras.append(f"answers by response code: {outcomes}")
+    lines += [f"- {e}" for e in extras]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
+    """`<name>.json`, `<name>.md` and, when matplotlib is installed, `<name>-latency.png` and `<name>-timeline.png`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    json_path = out_dir / f"{name}.json"
+    json_path.write_text(json.dumps(result, indent=1, default=str))
+    md_path = out_dir / f"{name}.md"
+    md_path.write_text(markdown(result))
+    written += [json_path, md_path]
+    try:
+        written += plot(result, out_dir, name)
+    except ImportError:
+        pass
+    return written
+
+
+def plot(result: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, run in (("handlesim " + result["config"]["mode"], result["run"]),
+                       ("bare aiohttp route", result.get("baseline"))):
+        if run and run["spectrum"]:
+            xs = [1 / (1 - p / 100) if p < 100 else 1e5 for p, _ in run["spectrum"]]
+            ax.plot(xs, [v for _, v in run["spectrum"]], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xticks([1, 2, 10, 100, 1000, 10000])
+    ax.set_xticklabels(["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms, from intended send)")
+    ax.set_title(f"Latency spectrum at {result['run']['offered_rate']:g}/s offered")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    spectrum_path = out_dir / f"{name}-latency.png"
+    fig.savefig(spectrum_path, dpi=110)
+    plt.close(fig)
+    paths.append(spectrum_path)
+
+    timeline = result["run"]["timeline"]
+    if timeline:
+        fig, left = plt.subplots(figsize=(7, 4))
+        seconds = [row["second"] for row in timeline]
+        left.plot(seconds, [row["completed"] for row in timeline], color="tab:blue", label="completed/s")
+        left.plot(seconds, [row["errors"] for row in timeline], color="tab:red", label="errors/s")
+        left.set_xlabel("second")
+        left.set_ylabel("requests per second")
+        right = left.twinx()
+        right.plot(seconds, [row["p99_ms"] or 0 for row in timeline], color="tab:orange", label="p99 ms")
+        right.set_ylabel("p99 latency (ms)")
+        for event in result.get("events", []):
+            left.axvline(event["second"], color="gray", linestyle="--")
+            left.annotate(event["label"], (event["second"], 0), rotation=90, fontsize=8)
+        left.legend(loc="upper left")
+        right.legend(loc="upper right")
+        left.set_title("Throughput and p99 over time")
+        fig.tight_layout()
+        timeline_path = out_dir / f"{name}-timeline.png"
+        fig.savefig(timeline_path, dpi=110)
+        plt.close(fig)
+        paths.append(timeline_path)
+    return paths

@@ -1,0 +1,344 @@
+"""Running a benchmark: spread the offered rate over generator processes, merge what they measured, add the bare
+route baseline and the nodes' own statistics, and (with --max) search for the highest rate within bounds."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import version
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from ..topology.state import TopologyState, load_state
+from .baseline import BaselineServer
+from .generator import MODES, WorkerSpec, basic_header, run_worker
+from .recording import merge_encoded, new_histogram, spectrum, summarize
+from .workload import Target, seeded_targets
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run; the CLI builds it from options."""
+
+    mode: str = "direct"
+    """direct | iterative-cold | iterative-warm | resolver | mixed (see README)."""
+    rate: float = 2000.0
+    """Offered requests (lookups) per second, over all generator processes."""
+    duration: float = 10.0
+    """Measured seconds (after the warm-up)."""
+    warmup: float = 2.0
+    """Seconds of load before measuring (caches fill, connections open)."""
+    connections: int = 32
+    """Keep-alive connections per generator process."""
+    processes: int = 1
+    """Generator processes."""
+    arrival: str = "constant"
+    """constant | poisson inter-arrival times."""
+    distribution: str = "uniform"
+    """uniform | zipf key popularity."""
+    zipf_s: float = 1.0
+    """Zipf exponent."""
+    keys: int = 0
+    """Draw from this many seeded identifiers (0 = all)."""
+    write_fraction: float = 0.05
+    """mixed mode: share of requests that are authenticated creates."""
+    timeout: float = 5.0
+    """Seconds before a request counts as timed out."""
+    seed: int = 1
+    baseline: bool = True
+    """Also measure the bare aiohttp route at the same rate, in the same run."""
+
+
+Progress = Callable[[str], None]
+
+
+def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Measure `config.mode` against the running topology, then the bare route; return the result document."""
+    if config.mode not in MODES or config.mode == "baseline":
+        choices = ", ".join(m for m in MODES if m != "baseline")
+        raise ValueError(f"unknown mode {config.mode!r}; choose one of {choices}")
+    targets = seeded_targets(state, config.keys)
+    before = _node_stats(state, config.mode)
+    started = time.time()
+    measured = _measure(state, config, targets, progress)
+    after = _node_stats(state, config.mode)
+    result: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "kind": "handlesim-bench",
+        "started_at": started,
+        "config": asdict(config),
+        "topology": {"name": state.data.get("name"), "nodes": len(state.nodes),
+                     "roles": dict(Counter(n["role"] for n in state.nodes)), "keys": len(targets)},
+        "net": "loopback",
+        "machine": machine(),
+        "versions": versions(),
+        "run": measured,
+        "nodes": _stats_delta(before, after),
+    }
+    if config.baseline:
+        result["baseline"] = _baseline(state, config, targets, progress)
+        result["ratios"] = ratios(measured, result["baseline"])
+    return result
+
+
+def _measure(state: TopologyState, config: BenchConfig, targets: list[Target], progress: Progress | None,
+             *, baseline: tuple[str, int] | None = None) -> dict[str, Any]:
+    mode = "baseline" if baseline is not None else config.mode
+    if progress is not None:
+        progress(f"{mode}: {config.rate:g}/s offered for {config.duration:g} s (+{config.warmup:g} s warm-up), "
+                 f"{config.processes} generator process(es) x {config.connections} connections")
+    context = get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(config.processes, mp_context=context) as pool:
+        queue = manager.Queue() if progress is not None else None
+        specs = [replace(_spec(state, config, targets, mode, worker, baseline), progress=queue)
+                 for worker in range(config.processes)]
+        futures = [pool.submit(run_worker, spec) for spec in specs]
+        if queue is not None and progress is not None:
+            _relay_progress(queue, futures, config.processes, progress)
+        parts = [f.result() for f in futures]
+    return merge_parts(parts, config)
+
+
+def _relay_progress(queue: Any, futures: list[Any], processes: int, progress: Progress) -> None:
+    """Turn the workers' once-a-second reports into one live line (rate so far, p99 of the last second, errors)."""
+    latest: dict[int, tuple[float, int, int, float | None]] = {}
+    while not all(f.done() for f in futures):
+        try:
+            worker, elapsed, completed, errors, p99 = queue.get(timeout=0.5)
+        except Exception:  # queue.Empty through the manager proxy
+            continue
+        latest[worker] = (elapsed, completed, errors, p99)
+        if len(latest) == processes and elapsed > 0:
+            done = sum(v[1] for v in latest.values())
+            failed = sum(v[2] for v in latest.values())
+            worst = max((v[3] for v in latest.values() if v[3] is not None), default=None)
+            p99_text = f"{worst:.2f} ms" if worst is not None else "-"
+            progress(f"\r  {elapsed:5.1f} s  {done / elapsed:8.0f}/s  p99 {p99_text}  errors {failed}")
+
+
+def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode: str, worker: int,
+          baseline: tuple[str, int] | None) -> WorkerSpec:
+    resolver = next(((str(n["host"]), int(n["port"])) for n in state.nodes if n["role"] == "resolver"), None)
+    if mode == "resolver" and resolver is None:
+        raise ValueError("the running topology has no resolver node (add [[resolvers]] to its config)")
+    credentials = {}
+    if mode == "mixed":
+        secrets = state.credentials()
+        credentials = {n["prefix"]: basic_header(n["identity"], secrets[n["identity"]])
+                       for n in state.nodes if n["role"] == "enterprise" and n["identity"] in secrets}
+    return WorkerSpec(
+        mode=mode, rate=config.rate / config.processes, duration=config.duration, warmup=config.warmup,
+        connections=config.connections, targets=targets, arrival=config.arrival, distribution=config.distribution,
+        zipf_s=config.zipf_s, seed=config.seed, timeout=config.timeout, resolver=resolver, baseline=baseline,
+        root_sites=state.root_sites, write_fraction=config.write_fraction, credentials=credentials, worker=worker)
+
+
+def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
+    """One summary from the generator processes' histograms and counters."""
+    latency = merge_encoded([p["latency"] for p in parts])
+    outcomes: Counter[str] = Counter()
+    for part in parts:
+        outcomes.update(part["outcomes"])
+    completed = sum(outcomes.values())
+    errors = sum(n for code, n in outcomes.items() if code != "1")
+    lookups = sum(p["lookups"] for p in parts)
+    return {
+        "offered_rate": config.rate,
+        "achieved_rate": round(completed / config.duration, 1),
+        "completed": completed,
+        "errors": errors,
+        "error_rate": round(errors / completed, 6) if completed else 0.0,
+        "outcomes": dict(outcomes),
+        "late_sends": sum(p["late"] for p in parts),
+        "timeouts": outcomes.get("timeout", 0),
+        "latency_ms": summarize(latency),
+        "spectrum": spectrum(latency) if completed else [],
+        "hops_per_lookup": round(sum(p["hops"] for p in parts) / lookups, 3) if lookups else None,
+        "writes": sum(p.get("writes", 0) for p in parts),
+        "timeline": _timeline(parts),
+    }
+
+
+def _timeline(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seconds = sorted({int(s) for p in parts for s in p["per_second"]})
+    rows = []
+    for second in seconds:
+        hist = new_histogram(2)
+        done = errors = 0
+        for part in parts:
+            bucket = part["per_second"].get(second)
+            if bucket is not None:
+                done += bucket[0]
+                errors += bucket[1]
+                hist.decode_and_add(bucket[2])
+        rows.append({"second": second, "completed": done, "errors": errors,
+                     "p99_ms": hist.get_value_at_percentile(99) / 1000 if done else None})
+    return rows
+
+
+def _baseline(state: TopologyState, config: BenchConfig, targets: list[Target],
+              progress: Progress | None) -> dict[str, Any]:
+    payload = _sample_answer(targets[0])
+    server = BaselineServer(payload)
+    try:
+        base_config = replace(config, mode="direct")
+        measured = _measure(state, base_config, targets, progress, baseline=(server.host, server.port))
+    finally:
+        server.stop()
+    measured["payload_bytes"] = len(payload)
+    return measured
+
+
+def _sample_answer(target: Target) -> bytes:
+    """A real direct answer, so the bare route sends the same bytes."""
+    request = urllib.request.Request(f"http://{target.host}:{target.port}{target.path}",
+                                     headers={"Accept": "application/msgpack"})
+    with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback URL from topology.json
+        return bytes(reply.read())
+
+
+def ratios(run: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    return {
+        "achieved_rate": ratio(run["achieved_rate"], base["achieved_rate"]),
+        "p50": ratio(run["latency_ms"].get("p50_ms"), base["latency_ms"].get("p50_ms")),
+        "p99": ratio(run["latency_ms"].get("p99_ms"), base["latency_ms"].get("p99_ms")),
+    }
+
+
+def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 10.0, max_error_rate: float = 0.001,
+                  start: float = 1000.0, progress: Progress | None = None) -> dict[str, Any]:
+    """Like resperf: raise the offered rate until p99, errors or achieved rate break the bounds, then bisect."""
+    targets = seeded_targets(state, config.keys)
+    trials: list[dict[str, Any]] = []
+
+    def within(rate: float) -> bool:
+        trial = _measure(state, replace(config, rate=rate), targets, progress)
+        ok = bool(trial["latency_ms"].get("p99_ms", 1e9) <= p99_ms and trial["error_rate"] <= max_error_rate
+              and trial["achieved_rate"] >= 0.95 * rate and trial["late_sends"] <= 0.05 * trial["completed"])
+        trials.append({"rate": rate, "ok": ok, "achieved_rate": trial["achieved_rate"],
+                       "p99_ms": trial["latency_ms"].get("p99_ms"), "error_rate": trial["error_rate"]})
+        return ok
+
+    good, bad = 0.0, None
+    rate = start
+    while bad is None and rate < 1e6:
+        if within(rate):
+            good, rate = rate, rate * 1.6
+        else:
+            bad = rate
+    if bad is not None:
+        for _ in range(4):
+            middle = (good + bad) / 2
+            if within(middle):
+                good = middle
+            else:
+                bad = middle
+    return {"max_rate": round(good, 1), "bounds": {"p99_ms": p99_ms, "error_rate": max_error_rate},
+            "trials": trials}
+
+
+def _node_stats(state: TopologyState, mode: str) -> dict[str, Any]:
+    """`/_sim/stats` of the nodes that matter for the mode (resolvers; roots and secondaries for iterative)."""
+    roles = {"resolver": ("resolver",), "iterative-cold": ("root", "secondary"),
+             "iterative-warm": ("root", "secondary")}.get(mode, ())
+    out = {}
+    for node in state.nodes:
+        if node["role"] in roles:
+            try:
+                with urllib.request.urlopen(node["url"] + "/_sim/stats", timeout=5) as reply:  # noqa: S310
+                    out[node["id"]] = json.loads(reply.read())
+            except OSError:
+                out[node["id"]] = {}
+    return out
+
+
+def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Per role: requests served during the run, and the resolver cache's hit ratio."""
+    by_role: dict[str, dict[str, float]] = {}
+    for node_id, stats in after.items():
+        if not stats:
+            continue
+        role = stats.get("role", "?")
+        served = stats.get("requests_total", 0) - before.get(node_id, {}).get("requests_total", 0)
+        row = by_role.setdefault(role, {"requests": 0})
+        row["requests"] += served
+        cache_now, cache_then = stats.get("resolver_cache"), before.get(node_id, {}).get("resolver_cache")
+        if role == "resolver" and cache_now and cache_then:
+            hits = cache_now["hits"] - cache_then["hits"]
+            misses = cache_now["misses"] - cache_then["misses"]
+            walks = cache_now["walks"] - cache_then["walks"]
+            row["cache_hit_ratio"] = round(hits / (hits + misses), 4) if hits + misses else 0.0
+            row["hops_per_lookup"] = round((cache_now["upstream_requests"] - cache_then["upstream_requests"]) /
+                                           walks, 3) if walks else 0.0
+    return by_role
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(), "cpu_model": _cpu_model()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for package in ("handlesim", "aiohttp", "msgpack", "uvloop", "hdrhistogram"):
+        try:
+            out[package] = version(package)
+        except Exception:  # not installed
+            out[package] = ""
+    return out
+
+
+@contextmanager
+def started_topology(config_path: Path, *, identifiers: int | None = None) -> Iterator[TopologyState]:
+    """Start `handlesim up` (memory stores, ephemeral ports) in its own process for the benchmark, stop it after."""
+    with tempfile.TemporaryDirectory(prefix="handlesim-bench-") as tmp:
+        state_dir = Path(tmp) / "state"
+        command = [sys.executable, "-m", "handlesim.cli", "up", "--config", str(config_path), "--store", "memory",
+                   "--base-port", "0", "--state-dir", str(state_dir)]
+        if identifiers is not None:
+            command += ["--identifiers", str(identifiers)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("ready:"):
+                    break
+            else:
+                raise RuntimeError(f"`handlesim up --config {config_path}` exited before it was ready")
+            yield load_state(state_dir)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()

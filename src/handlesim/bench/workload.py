@@ -1,0 +1,64 @@
+"""What a benchmark asks for: the seeded identifiers of a running topology, and how keys are drawn from them."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from ..topology.seed import suffix_for
+from ..topology.state import TopologyState
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One identifier and the enterprise node that homes it."""
+
+    handle: str
+    host: str
+    port: int
+    node_id: str
+
+    @property
+    def path(self) -> str:
+        return "/api/handles/" + quote(self.handle, safe="/:.-_~")
+
+
+def seeded_targets(state: TopologyState, limit: int = 0) -> list[Target]:
+    """Every identifier `up` seeded (rebuilt from topology.json, no node is asked), enterprise by enterprise."""
+    targets = []
+    for node in state.nodes:
+        if node["role"] != "enterprise":
+            continue
+        for serial in range(1, int(node.get("identifiers", 0)) + 1):
+            handle = f"{node['prefix']}/{suffix_for(str(node.get('industry', '')), serial)}"
+            targets.append(Target(handle, str(node["host"]), int(node["port"]), str(node["id"])))
+    if limit and len(targets) > limit:
+        targets = random.Random(0).sample(targets, limit)
+    return targets
+
+
+class KeyChooser:
+    """Draws key indexes: uniform, or Zipf with exponent `s` over a seeded shuffle (hot keys spread over nodes)."""
+
+    def __init__(self, count: int, distribution: str = "uniform", s: float = 1.0, seed: int = 0) -> None:
+        if count <= 0:
+            raise ValueError("no keys to draw from: the topology has no seeded identifiers")
+        if distribution not in ("uniform", "zipf"):
+            raise ValueError(f"unknown key distribution {distribution!r} (uniform or zipf)")
+        self.count = count
+        self.rng = random.Random(seed)
+        self.zipf = distribution == "zipf"
+        if self.zipf:
+            weights = (1.0 / (rank ** s) for rank in range(1, count + 1))
+            self.cdf = list(itertools.accumulate(weights))
+            self.order = list(range(count))
+            random.Random(seed ^ 0x5EED).shuffle(self.order)
+
+    def next(self) -> int:
+        if not self.zipf:
+            return self.rng.randrange(self.count)
+        rank = bisect.bisect_left(self.cdf, self.rng.random() * self.cdf[-1])
+        return self.order[min(rank, self.count - 1)]
