@@ -1,1 +1,5 @@
-"""Codecs: one mapping of Handle values and answers to plain data, two encodings (REST JSON, msgpack)."""
+"""Codecs: one mapping of Handle values and messages to plain dicts (REST JSON shape), two encodings (JSON, msgpack).
+
+`fields` reads untrusted decoded data, `data` maps value data formats, `mapping` whole values, `codec` bodies,
+responses and requests.
+"""

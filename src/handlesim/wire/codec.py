@@ -1,25 +1,102 @@
-"""Responses and request bodies as bytes: Handle.Net REST JSON for clients, msgpack between nodes (same dicts)."""
+"""Requests and responses <-> bytes: Handle.Net REST JSON for clients, msgpack between nodes, one dict shape for both.
+
+Response bodies (both encodings):
+
+* values (resolution success, or a 302/303 referral carrying site values): `{responseCode, handle, values[, message]}`
+* no values (errors, writes): `{responseCode, handle[, message]}`; the handle is always there (pyhandle reads it)
+* listings, told apart by `Response.listing`: `{responseCode, prefix, totalCount, handles}`
+
+`Response.extra` entries (a resolver's `trace`, ...) become further top-level keys; they never replace the standard
+ones. `Response.created` is not in the body: HTTP 201 carries it.
+
+Request bodies (node to node): `request_to_dict` below; the caller's identity is never in the body.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
 
-from ..core.codes import ResponseCode
-from ..core.errors import HandleError, InvalidValue, ProtocolError
-from ..core.messages import Response
+from ..core.codes import OpCode, ResponseCode
+from ..core.errors import HandleError, InvalidValue, OperationNotSupported, ProtocolError
+from ..core.handle import Handle, Prefix
+from ..core.messages import Request, Response
+from ..core.values import MAX_INDEX, HandleValue
 from . import mapping
+from .fields import INT32_MAX, FieldReader, checked_text
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
 MAX_BODY = 16 * 1024 * 1024
+"""Largest body either decoder accepts (the msgpack equivalent of `max_buffer_size`)."""
+MAX_CONTAINER_ITEMS = 1_000_000
+"""Most entries in one msgpack array or map, so a short hostile header cannot make the decoder preallocate much."""
 
+_MEDIA_ALIASES = {JSON: JSON, "text/json": JSON, MSGPACK: MSGPACK, "application/x-msgpack": MSGPACK}
+_REFERRAL_CODES = (ResponseCode.SERVICE_REFERRAL, ResponseCode.PREFIX_REFERRAL)
+_RESPONSE_KEYS = frozenset({"responseCode", "handle", "prefix", "values", "message", "handles", "totalCount"})
+
+
+# -- bodies -------------------------------------------------------------------------------------------------------
+
+
+def media_kind(media_type: str) -> str:
+    """JSON or MSGPACK for a media type (parameters such as `; charset=utf-8` ignored); ProtocolError otherwise."""
+    kind = _MEDIA_ALIASES.get(media_type.partition(";")[0].strip().lower())
+    if kind is None:
+        raise ProtocolError(f"media type {media_type!r} is neither {JSON} nor {MSGPACK}")
+    return kind
+
+
+def encode_body(obj: Any, media_type: str, *, pretty: bool = False) -> bytes:
+    """Plain data as a body. Data that cannot be encoded is a HandleError (code 2), never a codec exception."""
+    kind = media_kind(media_type)
+    try:
+        if kind == MSGPACK:
+            return bytes(msgpack.packb(obj, use_bin_type=True))
+        if pretty:
+            return json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8")
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise HandleError(f"cannot encode the answer as {kind} ({type(exc).__name__}: {exc})"[:300]) from None
+
+
+def decode_body(body: bytes, media_type: str) -> Any:
+    """Parse a request or answer body into plain data; garbage is a ProtocolError, never another exception."""
+    kind = media_kind(media_type)
+    if len(body) > MAX_BODY:
+        raise ProtocolError(f"body of {len(body)} bytes is over the {MAX_BODY} byte limit")
+    return _decode_msgpack(body) if kind == MSGPACK else _decode_json(body)
+
+
+def _decode_msgpack(body: bytes) -> Any:
+    items = min(len(body), MAX_CONTAINER_ITEMS)  # every entry takes at least one byte
+    try:
+        return msgpack.unpackb(body, raw=False, strict_map_key=True, max_str_len=len(body), max_bin_len=len(body),
+                               max_array_len=items, max_map_len=items, max_ext_len=0)
+    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
+        raise ProtocolError(f"body is not valid msgpack ({type(exc).__name__})") from None
+
+
+def _decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ProtocolError(f"body is not valid JSON ({exc})"[:200]) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# -- responses ----------------------------------------------------------------------------------------------------
 
 
 def response_to_dict(response: Response) -> dict[str, Any]:
-    """The REST shape: values on success and referrals, `message` on errors, listings as prefix/totalCount/handles."""
+    """The REST shape of an answer (see the module docstring)."""
     out: dict[str, Any] = {"responseCode": int(response.code)}
     if response.listing:
         out["prefix"] = response.handle
@@ -27,74 +104,131 @@ def response_to_dict(response: Response) -> dict[str, Any]:
         out["handles"] = list(response.handles)
     else:
         out["handle"] = response.handle
-        if response.values or response.code in (ResponseCode.PREFIX_REFERRAL, ResponseCode.SERVICE_REFERRAL):
+        if response.values or response.code in _REFERRAL_CODES:
             out["values"] = mapping.values_to_list(response.values)
     if response.message:
         out["message"] = response.message
-    out.update(response.extra)
+    for key, item in response.extra.items():
+        out.setdefault(key, item)
     return out
 
 
-def response_from_dict(raw: Any) -> Response:
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"an answer must be an object, not {type(raw).__name__}")
-    code = raw.get("responseCode")
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise ProtocolError("an answer has no integer responseCode")
-    values = raw.get("values", [])
-    handles = raw.get("handles", [])
-    if not isinstance(values, list) or not isinstance(handles, list):
-        raise ProtocolError("an answer's values and handles must be lists")
-    try:
-        parsed = tuple(mapping.value_from_dict(v) for v in values)
-    except InvalidValue as exc:
-        raise ProtocolError(f"an answer carries a bad value: {exc.message}") from None
-    known = {"responseCode", "handle", "prefix", "values", "message", "handles", "totalCount"}
+def response_from_dict(raw: object) -> Response:
+    """An answer from a peer; anything malformed (values included) is a ProtocolError."""
+    fields = FieldReader(raw, "answer", ProtocolError)
+    code = fields.integer("responseCode", lo=0, hi=INT32_MAX)
+    listing = fields.has("handles") or (fields.has("prefix") and not fields.has("handle"))
+    handles = tuple(_answer_handle(h) for h in fields.items("handles"))
     return Response(
         code=ResponseCode.from_int(code),
-        handle=str(raw.get("handle", raw.get("prefix", ""))),
-        values=parsed,
-        message=str(raw.get("message", "")),
-        handles=tuple(str(h) for h in handles),
-        total_count=int(raw.get("totalCount", 0)) if isinstance(raw.get("totalCount", 0), int) else 0,
-        listing="handles" in raw,
-        extra={k: v for k, v in raw.items() if k not in known},
+        handle=fields.text("prefix" if listing else "handle", ""),
+        values=_answer_values(fields.items("values")),
+        message=fields.text("message", ""),
+        handles=handles,
+        total_count=fields.integer("totalCount", len(handles), lo=0),
+        listing=listing,
+        extra={k: v for k, v in fields.raw.items() if k not in _RESPONSE_KEYS},
     )
 
 
-def encode_body(obj: Any, media: str, *, pretty: bool = False) -> bytes:
-    if media == MSGPACK:
-        return bytes(msgpack.packb(obj, use_bin_type=True))
-    if pretty:
-        return json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8")
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def _answer_handle(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise ProtocolError(f"an answer's handles must be text, not {type(raw).__name__}")
+    return checked_text(raw, "a listed handle", ProtocolError)
 
 
-def decode_body(body: bytes, media: str) -> Any:
-    """Parse a request or answer body; garbage is a ProtocolError, never another exception."""
-    if len(body) > MAX_BODY:
-        raise ProtocolError(f"body of {len(body)} bytes is over the {MAX_BODY} byte limit")
-    if media == MSGPACK:
-        try:
-            return msgpack.unpackb(body, raw=False, strict_map_key=True)
-        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-            raise ProtocolError(f"body is not valid msgpack ({type(exc).__name__})") from None
-        except Exception as exc:  # msgpack raises assorted errors on hostile input
-            raise ProtocolError(f"body is not valid msgpack ({type(exc).__name__})") from None
+def _answer_values(raw: list[Any]) -> tuple[HandleValue, ...]:
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"body is not valid JSON ({exc})"[:200]) from None
+        return tuple(mapping.value_from_dict(v) for v in raw)
+    except InvalidValue as exc:
+        raise ProtocolError(f"an answer carries a bad value: {exc.message}") from None
 
 
-def encode_response(response: Response, media: str, *, pretty: bool = False) -> bytes:
-    return encode_body(response_to_dict(response), media, pretty=pretty)
+def encode_response(response: Response, media_type: str, *, pretty: bool = False) -> bytes:
+    return encode_body(response_to_dict(response), media_type, pretty=pretty)
 
 
-def decode_response(body: bytes, media: str) -> Response:
+def decode_response(body: bytes, media_type: str) -> Response:
+    """Used by our client: an answer body back into a Response; garbage is a ProtocolError."""
+    return response_from_dict(decode_body(body, media_type))
+
+
+def encode_values_answer(handle_text: str, values: Iterable[HandleValue], media_type: str) -> bytes:
+    """The success answer of a resolution, byte for byte what `encode_response` gives; built once per record change."""
+    answer = {"responseCode": int(ResponseCode.SUCCESS), "handle": handle_text,
+              "values": mapping.values_to_list(values)}
+    return encode_body(answer, media_type)
+
+
+# -- requests -----------------------------------------------------------------------------------------------------
+
+_DEFAULT_REQUEST = Request(OpCode.RESOLUTION)
+_REQUEST_FLAGS = ("authoritative", "public_only", "overwrite", "mint_new_suffix", "recursive")
+_REQUEST_COUNTS = ("page", "page_size", "hops")
+
+
+def request_to_dict(request: Request) -> dict[str, Any]:
+    """`{op[, handle][, prefix][, types][, indexes][, values][, flags and counts that differ from the defaults]}`.
+
+    Keys are the Request field names. `identity` is left out: the HTTP adapter authenticates the sender itself.
+    """
+    out: dict[str, Any] = {"op": int(request.op)}
+    if request.handle is not None:
+        out["handle"] = request.handle.text
+    if request.prefix is not None:
+        out["prefix"] = request.prefix.text
+    if request.types:
+        out["types"] = list(request.types)
+    if request.indexes:
+        out["indexes"] = list(request.indexes)
+    if request.values:
+        out["values"] = mapping.values_to_list(request.values)
+    for name in (*_REQUEST_FLAGS, *_REQUEST_COUNTS):
+        if getattr(request, name) != getattr(_DEFAULT_REQUEST, name):
+            out[name] = getattr(request, name)
+    return out
+
+
+def request_from_dict(raw: object) -> Request:
+    """A request from a peer: ProtocolError for a malformed body, InvalidHandle / InvalidValue for bad contents."""
+    fields = FieldReader(raw, "request", ProtocolError)
+    settings: dict[str, Any] = {name: fields.flag(name, getattr(_DEFAULT_REQUEST, name)) for name in _REQUEST_FLAGS}
+    settings.update({name: fields.integer(name, getattr(_DEFAULT_REQUEST, name), lo=0, hi=INT32_MAX)
+                     for name in _REQUEST_COUNTS})
+    return Request(
+        op=_op(fields.integer("op", lo=0, hi=INT32_MAX)),
+        handle=Handle.from_text(fields.text("handle")) if fields.has("handle") else None,
+        prefix=Prefix.from_text(fields.text("prefix")) if fields.has("prefix") else None,
+        types=tuple(_type_filter(t, n) for n, t in enumerate(fields.items("types"))),
+        indexes=tuple(_index_filter(i, n) for n, i in enumerate(fields.items("indexes"))),
+        values=tuple(mapping.value_from_dict(v) for v in fields.items("values")),
+        **settings,
+    )
+
+
+def _op(number: int) -> OpCode:
     try:
-        return response_from_dict(decode_body(body, media))
-    except HandleError:
-        raise
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise ProtocolError(f"unreadable answer ({type(exc).__name__})") from None
+        return OpCode(number)
+    except ValueError:
+        raise OperationNotSupported(f"request: operation code {number} is unknown") from None
+
+
+def _type_filter(raw: object, number: int) -> str:
+    if not isinstance(raw, str):
+        raise ProtocolError(f"request: type filter {number} must be text, not {type(raw).__name__}")
+    return checked_text(raw, f"request: type filter {number}", ProtocolError)
+
+
+def _index_filter(raw: object, number: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_INDEX:
+        raise ProtocolError(f"request: index filter {number} must be an integer from 0 to {MAX_INDEX}")
+    return raw
+
+
+def encode_request(request: Request, media_type: str = MSGPACK) -> bytes:
+    return encode_body(request_to_dict(request), media_type)
+
+
+def decode_request(body: bytes, media_type: str = MSGPACK) -> Request:
+    return request_from_dict(decode_body(body, media_type))
+

@@ -143,10 +143,15 @@ def _admin(raw: object, where: str) -> AdminRecord:
     fields = FieldReader(raw, f"{where}: admin data")
     text = fields.text("permissions", DEFAULT_ADMIN_PERMISSIONS.to_text())
     try:
-        permissions = AdminPermission.from_text(text)
+        permissions = _admin_permissions(text)
     except InvalidValue as exc:
         raise InvalidValue(f"{where}: {exc.message}") from None
     return AdminRecord(_reference_handle(fields), fields.integer("index", lo=0, hi=MAX_INDEX), permissions)
+
+
+@lru_cache(maxsize=256)
+def _admin_permissions(text: str) -> AdminPermission:
+    return AdminPermission.from_text(text)
 
 
 def _vlist(raw: object, where: str) -> ValueList:
@@ -175,6 +180,7 @@ def _reference_handle(fields: FieldReader) -> str:
 
 def _site(raw: object, where: str) -> SiteInfo:
     fields = FieldReader(raw, f"{where}: site data")
+    attributes = fields.items("attributes")
     return SiteInfo(
         servers=tuple(_server(s, f"{where}: site server {n}") for n, s in enumerate(fields.items("servers"))),
         serial_number=fields.integer("serialNumber", 1),
@@ -183,7 +189,7 @@ def _site(raw: object, where: str) -> SiteInfo:
         hash_option=HashOption(fields.integer("hashOption", int(HashOption.BY_ALL), lo=0, hi=2)),
         version=fields.integer("version", 1),
         protocol_version=fields.text("protocolVersion", "2.10"),
-        attributes=tuple(_attribute(a, f"{where}: site attribute {n}") for n, a in enumerate(fields.items("attributes"))),
+        attributes=tuple(_attribute(a, f"{where}: site attribute {n}") for n, a in enumerate(attributes)),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from ..core.errors import HandleError, InvalidValue
@@ -20,6 +21,18 @@ _MAX_TIME_TEXT = 64
 def iso_time(epoch: int) -> str:
     """Epoch seconds as Handle.Net writes times: `2024-05-01T12:00:00Z`."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@lru_cache(maxsize=4096)
+def iso_seconds(text: str) -> int | None:
+    """Epoch seconds of an ISO 8601 time (naive means UTC), or None. Cached: a record's values share timestamps."""
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp())
+    except (ValueError, OverflowError):
+        return None
 
 
 def json_type(raw: object) -> str:
@@ -70,7 +83,7 @@ class FieldReader:
 
     def __init__(self, raw: object, where: str, error: type[HandleError] = InvalidValue) -> None:
         if not isinstance(raw, dict):
-            raise error(f"{where} must be an object, not {json_type(raw)}")
+            raise error(f"{where} must be a JSON object, not {json_type(raw)}")
         self.raw: dict[Any, Any] = raw
         self.where = where
         self.error = error
@@ -142,15 +155,9 @@ class FieldReader:
         return self._iso_seconds(name, raw)
 
     def _iso_seconds(self, name: str, text: str) -> int:
-        try:
-            if len(text) > _MAX_TIME_TEXT:
-                raise ValueError(text)
-            moment = datetime.fromisoformat(text)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            seconds = int(moment.timestamp())
-        except (ValueError, OverflowError):
-            raise self.fail(name, f"{text[:_MAX_TIME_TEXT]!r} is not an ISO 8601 time") from None
+        seconds = iso_seconds(text) if len(text) <= _MAX_TIME_TEXT else None
+        if seconds is None:
+            raise self.fail(name, f"{text[:_MAX_TIME_TEXT]!r} is not an ISO 8601 time")
         if not 0 <= seconds <= UINT32_MAX:
             raise self.fail(name, f"{text!r} is outside 1970-01-01 .. 2106-02-07")
         return seconds

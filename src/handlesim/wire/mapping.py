@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from ..core.errors import InvalidValue
-from ..core.values import DEFAULT_PERMISSIONS, DEFAULT_TTL, HandleValue, Permissions, TTLType
+from ..core.values import DEFAULT_PERMISSIONS, DEFAULT_TTL, MAX_INDEX, HandleValue, Permissions, TTLType
 from .data import data_from_json, data_to_dict, ref_to_dict, refs_from_json
 from .fields import INT32_MIN, UINT32_MAX, FieldReader, as_integer, iso_time, json_type
 
@@ -47,7 +48,7 @@ def value_from_dict(raw: object, *, now: float | None = None) -> HandleValue:
     when given, else 0); `permissions` and `references` optional.
     """
     fields = FieldReader(raw, "value")
-    index = fields.integer("index", lo=INT32_MIN, hi=UINT32_MAX)  # out-of-range indexes get validate()'s message
+    index = fields.integer("index", lo=0, hi=MAX_INDEX)  # 0 passes here: validate() says it is reserved
     fields.where = f"value {index}"
     type_name = fields.text("type")
     ttl_type, ttl = _ttl(fields)
@@ -69,7 +70,8 @@ def values_from_body(body: object, *, now: float | None = None) -> list[HandleVa
     if isinstance(body, dict):
         body = body["values"] if "values" in body else [body]
     if not isinstance(body, list):
-        raise InvalidValue(f'the body must be a list of values, {{"values": [...]}}, or one value, not {json_type(body)}')
+        raise InvalidValue("the body must be a list of values, an object with a list of 'values', or one value, "
+                           f"not {json_type(body)}")
     return [value_from_dict(item, now=now) for item in body]
 
 
@@ -83,8 +85,14 @@ def _ttl(fields: FieldReader) -> tuple[TTLType, int]:
 
 
 def _permissions(fields: FieldReader) -> Permissions:
-    text = fields.text("permissions", DEFAULT_PERMISSIONS.to_text())
+    if not fields.has("permissions"):
+        return DEFAULT_PERMISSIONS
     try:
-        return Permissions.from_text(text)
+        return _parsed_permissions(fields.text("permissions"))
     except InvalidValue as exc:
         raise InvalidValue(f"{fields.where}: {exc.message}") from None
+
+
+@lru_cache(maxsize=64)
+def _parsed_permissions(text: str) -> Permissions:
+    return Permissions.from_text(text)
