@@ -376,6 +376,8 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
             if find_max:
                 found = find_max_rate(state, config, p99_ms=p99_bound, max_error_rate=error_bound, start=rate,
                                       progress=progress)
+                bare = find_max_rate(state, config, p99_ms=p99_bound, max_error_rate=error_bound, start=rate,
+                                     progress=progress, bare_route=True) if config.baseline else None
                 config = BenchConfig(**{**config.__dict__, "rate": found["max_rate"] or rate})
             result = run_bench(state, config, progress)
         except ValueError as exc:
@@ -383,6 +385,10 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
             return
         if find_max:
             result["max_search"] = found
+            if bare is not None:
+                result["max_search_bare_route"] = bare
+                result["ratios"]["max_rate"] = round(found["max_rate"] / bare["max_rate"], 3) \
+                    if bare["max_rate"] else None
     click.echo("", err=True)
     stem = name or f"{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = write_outputs(result, out_dir, stem)
@@ -390,6 +396,9 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
     if find_max:
         click.echo(f"highest rate within p99 <= {p99_bound} ms and errors <= {error_bound:.2%}: "
                    f"{result['max_search']['max_rate']:g}/s")
+        if "max_search_bare_route" in result:
+            click.echo(f"bare aiohttp route, same search: {result['max_search_bare_route']['max_rate']:g}/s "
+                       f"(ratio {result['ratios']['max_rate']})")
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 

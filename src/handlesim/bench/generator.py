@@ -102,6 +102,8 @@ class Worker:
             elif now - due > LATE_AFTER and due >= self.measure_from:
                 self.recorder.late += 1
             outcome, ok = await self._one()
+            if due >= self.measure_from and clock() <= end:
+                self.recorder.in_window += 1
             if due >= self.measure_from:
                 self.recorder.record(int(due - self.measure_from), int((clock() - origin) * 1e6), outcome, ok)
             due += rng.expovariate(rate) if self.spec.arrival == "poisson" else 1.0 / rate
@@ -111,11 +113,8 @@ class Worker:
         while time.perf_counter() < end:
             await asyncio.sleep(1.0)
             elapsed = time.perf_counter() - self.measure_from
-            buckets = self.recorder.per_second
-            last = buckets.get(int(elapsed) - 1)
-            p99 = last[2].get_value_at_percentile(99) / 1000 if last else None
-            completed = sum(b[0] for b in buckets.values())
-            errors = sum(b[1] for b in buckets.values())
+            completed, errors = self.recorder.completed_and_errors()
+            p99 = self.recorder.last_second_p99(int(elapsed) - 1)
             with contextlib.suppress(Exception):
                 self.spec.progress.put((self.spec.worker, elapsed, completed, errors, p99))
 

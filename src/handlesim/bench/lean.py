@@ -7,6 +7,8 @@ this one builds request bytes once and parses only the status line and Content-L
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from typing import Any
 
 MAX_RESPONSE = 8 * 1024 * 1024
@@ -22,6 +24,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.closed = False
+        self.sent_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -58,8 +61,16 @@ class _Connection(asyncio.Protocol):
     def request(self, raw: bytes) -> asyncio.Future[tuple[int, bytes]]:
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
+        self.sent_at = time.perf_counter()
         self.transport.write(raw)
         return self.waiter
+
+    def expire(self, now: float, timeout: float) -> None:
+        """Fail the request in flight if it has waited longer than `timeout` (the pool's sweeper calls this)."""
+        if self.waiter is not None and not self.waiter.done() and now - self.sent_at > timeout:
+            self.waiter.set_exception(TimeoutError())
+            if self.transport is not None:
+                self.transport.close()
 
 
 def _content_length(head: bytes) -> int | None:
@@ -87,25 +98,61 @@ def build_request(method: str, host: str, port: int, path: str, *, body: bytes =
 
 
 class LeanPool:
-    """Idle keep-alive connections per (host, port); a request borrows one (or opens one) and gives it back."""
+    """Idle keep-alive connections per (host, port); a request borrows one (or opens one) and gives it back.
 
-    def __init__(self, timeout: float = 5.0) -> None:
+    At most `max_idle` connections stay open while idle (the least recently used are closed), so spreading load
+    over a thousand nodes does not pile up tens of thousands of sockets.
+    """
+
+    def __init__(self, timeout: float = 5.0, max_idle: int = 4096) -> None:
         self.timeout = timeout
+        self.max_idle = max_idle
+        self.opened = 0
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._idle_order: deque[_Connection] = deque()
         self._all: list[_Connection] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def _sweep(self) -> None:
+        """One timer for all timeouts: cheaper than a wait_for per request."""
+        now = time.perf_counter()
+        for conn in self._all:
+            conn.expire(now, self.timeout)
+        self._all = [c for c in self._all if not c.closed]
+        self._sweeper = asyncio.get_running_loop().call_later(min(self.timeout / 4, 0.25), self._sweep)
 
     async def request(self, host: str, port: int, raw: bytes) -> tuple[int, bytes]:
         idle = self._idle.setdefault((host, port), [])
+        while idle and idle[-1].closed:
+            idle.pop()
         conn = idle.pop() if idle else await self._open(host, port)
         try:
-            status, body = await asyncio.wait_for(conn.request(raw), self.timeout)
+            status, body = await conn.request(raw)
         except BaseException:
             if conn.transport is not None:
                 conn.transport.close()
             raise
         if not conn.closed:
             idle.append(conn)
+            self._idle_order.append(conn)
+            if len(self._idle_order) > 2 * self.max_idle:
+                self._trim()
         return status, body
+
+    def _trim(self) -> None:
+        """Close least recently used idle connections until at most `max_idle` remain idle."""
+        live = [c for c in self._idle_order if not c.closed and c.waiter is not None and c.waiter.done()]
+        seen: set[int] = set()
+        newest_first = []
+        for conn in reversed(live):
+            if id(conn) not in seen:
+                seen.add(id(conn))
+                newest_first.append(conn)
+        for conn in newest_first[self.max_idle:]:
+            if conn.transport is not None:
+                conn.transport.close()
+            conn.closed = True
+        self._idle_order = deque(reversed(newest_first[: self.max_idle]))
 
     async def _open(self, host: str, port: int) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -114,9 +161,15 @@ class LeanPool:
         except OSError as exc:
             raise LeanError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         self._all.append(conn)
+        self.opened += 1
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(min(self.timeout / 4, 0.25), self._sweep)
         return conn
 
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in self._all:
             if conn.transport is not None:
                 conn.transport.close()

@@ -47,36 +47,67 @@ def spectrum(hist: HdrHistogram) -> list[tuple[float, float]]:
 
 @dataclass
 class Recorder:
-    """What one generator process measured, ready to ship to the orchestrator and merge."""
+    """What one generator process measured, ready to ship to the orchestrator and merge.
 
-    latency: HdrHistogram = field(default_factory=new_histogram)
+    During the run a request costs two list appends and a counter bump; histograms are built once at the end
+    (HdrHistogram's `record_value` is Python and would halve the generator's rate if called per request).
+    """
+
+    seconds: list[int] = field(default_factory=list)
+    latencies_us: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    """Indexes (into the lists above) of requests that did not succeed."""
     outcomes: Counter[str] = field(default_factory=Counter)
     """By response code ("1", "100", ...) or failure kind ("timeout", "transport")."""
-    per_second: dict[int, list[Any]] = field(default_factory=dict)
-    """Second since the measured start -> [completed, errors, histogram]."""
     late: int = 0
     """Requests sent more than a millisecond after their intended time (the generator could not keep up)."""
     hops: int = 0
     lookups: int = 0
+    in_window: int = 0
+    """Answers that arrived inside the measured window (achieved throughput, backlog excluded)."""
 
     def record(self, second: int, latency_us: int, outcome: str, ok: bool) -> None:
-        value = max(LOWEST_US, min(latency_us, HIGHEST_US))
-        self.latency.record_value(value)
-        self.outcomes[outcome] += 1
-        bucket = self.per_second.get(second)
-        if bucket is None:
-            bucket = self.per_second[second] = [0, 0, new_histogram(2)]
-        bucket[0] += 1
         if not ok:
-            bucket[1] += 1
-        bucket[2].record_value(value)
+            self.failed.append(len(self.latencies_us))
+        self.seconds.append(second)
+        self.latencies_us.append(latency_us)
+        self.outcomes[outcome] += 1
+
+    def completed_and_errors(self) -> tuple[int, int]:
+        return len(self.latencies_us), len(self.failed)
+
+    def last_second_p99(self, second: int) -> float | None:
+        """p99 (ms) of the requests due in `second` (for the live progress line; a scan of the tail only)."""
+        values = []
+        for i in range(len(self.seconds) - 1, -1, -1):
+            if self.seconds[i] < second:
+                break
+            if self.seconds[i] == second:
+                values.append(self.latencies_us[i])
+        if not values:
+            return None
+        values.sort()
+        return values[min(len(values) - 1, int(len(values) * 0.99))] / 1000
 
     def export(self) -> dict[str, Any]:
+        total = new_histogram()
+        per_second: dict[int, list[Any]] = {}
+        failed = set(self.failed)
+        for i, (second, latency) in enumerate(zip(self.seconds, self.latencies_us, strict=True)):
+            value = max(LOWEST_US, min(latency, HIGHEST_US))
+            total.record_value(value)
+            bucket = per_second.get(second)
+            if bucket is None:
+                bucket = per_second[second] = [0, 0, new_histogram(2)]
+            bucket[0] += 1
+            bucket[1] += i in failed
+            bucket[2].record_value(value)
         return {
-            "latency": self.latency.encode(),
+            "latency": total.encode(),
             "outcomes": dict(self.outcomes),
-            "per_second": {s: (b[0], b[1], b[2].encode()) for s, b in self.per_second.items()},
+            "per_second": {s: (b[0], b[1], b[2].encode()) for s, b in per_second.items()},
             "late": self.late,
             "hops": self.hops,
             "lookups": self.lookups,
+            "in_window": self.in_window,
         }

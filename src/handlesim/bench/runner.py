@@ -158,7 +158,7 @@ def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, A
     lookups = sum(p["lookups"] for p in parts)
     return {
         "offered_rate": config.rate,
-        "achieved_rate": round(completed / config.duration, 1),
+        "achieved_rate": round(sum(p["in_window"] for p in parts) / config.duration, 1),
         "completed": completed,
         "errors": errors,
         "error_rate": round(errors / completed, 6) if completed else 0.0,
@@ -223,33 +223,41 @@ def ratios(run: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]
 
 
 def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 10.0, max_error_rate: float = 0.001,
-                  start: float = 1000.0, progress: Progress | None = None) -> dict[str, Any]:
-    """Like resperf: raise the offered rate until p99, errors or achieved rate break the bounds, then bisect."""
+                  start: float = 1000.0, progress: Progress | None = None, bare_route: bool = False) -> dict[str, Any]:
+    """Like resperf: raise the offered rate until p99, errors or achieved rate break the bounds, then bisect.
+
+    With `bare_route`, the same search runs against the bare aiohttp route (for a max-throughput ratio)."""
     targets = seeded_targets(state, config.keys)
+    server = BaselineServer(_sample_answer(targets[0])) if bare_route else None
     trials: list[dict[str, Any]] = []
 
     def within(rate: float) -> bool:
-        trial = _measure(state, replace(config, rate=rate), targets, progress)
+        trial = _measure(state, replace(config, rate=rate), targets, progress,
+                         baseline=(server.host, server.port) if server is not None else None)
         ok = bool(trial["latency_ms"].get("p99_ms", 1e9) <= p99_ms and trial["error_rate"] <= max_error_rate
-              and trial["achieved_rate"] >= 0.95 * rate and trial["late_sends"] <= 0.05 * trial["completed"])
+                  and trial["achieved_rate"] >= 0.95 * rate)
         trials.append({"rate": rate, "ok": ok, "achieved_rate": trial["achieved_rate"],
                        "p99_ms": trial["latency_ms"].get("p99_ms"), "error_rate": trial["error_rate"]})
         return ok
 
     good, bad = 0.0, None
     rate = start
-    while bad is None and rate < 1e6:
-        if within(rate):
-            good, rate = rate, rate * 1.6
-        else:
-            bad = rate
-    if bad is not None:
-        for _ in range(4):
-            middle = (good + bad) / 2
-            if within(middle):
-                good = middle
+    try:
+        while bad is None and rate < 1e6:
+            if within(rate):
+                good, rate = rate, rate * 1.5
             else:
-                bad = middle
+                bad = rate
+        if bad is not None:
+            for _ in range(4):
+                middle = (good + bad) / 2
+                if within(middle):
+                    good = middle
+                else:
+                    bad = middle
+    finally:
+        if server is not None:
+            server.stop()
     return {"max_rate": round(good, 1), "bounds": {"p99_ms": p99_ms, "error_rate": max_error_rate},
             "trials": trials}
 
