@@ -7,6 +7,7 @@ this one builds request bytes once and parses only the status line and Content-L
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
 from typing import Any
@@ -28,6 +29,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # small request/answer exchanges: Nagle + delayed ACKs would add 40 ms stalls
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

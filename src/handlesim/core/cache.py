@@ -78,6 +78,10 @@ class ResolutionCache:
         return {"size": len(self), "capacity": self.capacity, "hits": self.hits, "misses": self.misses,
                 "evictions": self.evictions}
 
+    def expiry_of(self, response: Response, now: float) -> float | None:
+        """When an answer stops being cacheable (None: never cache it)."""
+        return self._expiry(response, now)
+
     def _expiry(self, response: Response, now: float) -> float | None:
         code = response.code
         if code in (ResponseCode.SUCCESS, ResponseCode.PREFIX_REFERRAL, ResponseCode.SERVICE_REFERRAL):

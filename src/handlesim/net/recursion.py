@@ -51,6 +51,12 @@ class RecursiveResolver:
                                             "cacheHit": resolution.hops == 0})
         return result
 
+    def note_encoded_hit(self) -> None:
+        """The node answered a walk's result from its encoded-answer cache: a cache hit with no work at all."""
+        self.stats.walks += 1
+        self.stats.answered_from_cache += 1
+        self.cache.hits += 1
+
     def snapshot(self) -> dict[str, object]:
         return {**self.cache.stats(), "walks": self.stats.walks, "answered_from_cache": self.stats.answered_from_cache,
                 "upstream_requests": self.stats.upstream_requests, "at": time.time()}

@@ -47,12 +47,14 @@ def parse_int(raw: str, name: str, *, minimum: int = 0, maximum: int = 2**31 - 1
 
 def handle_from_path(text: str) -> Handle:
     """The handle named in a URL path: percent-decoded, with a `hdl:` / `doi:` style scheme stripped."""
-    text = unquote(text, errors="surrogateescape")
-    lowered = text.lower()
-    for scheme in _URI_SCHEMES:
-        if lowered.startswith(scheme):
-            text = text[len(scheme):]
-            break
+    if "%" in text:
+        text = unquote(text, errors="surrogateescape")
+    if ":" in text[:10]:
+        lowered = text.lower()
+        for scheme in _URI_SCHEMES:
+            if lowered.startswith(scheme):
+                text = text[len(scheme):]
+                break
     return Handle.from_text(text)
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 ANSWER_CACHE_LIMIT = 50_000
+_UNCACHEABLE_PARAMS = frozenset({"auth", "pretty", "trace", "publicOnly"})
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -48,7 +49,9 @@ class NodeServer:
         self.meta = meta or {}
         self.started_at = clock()
         self.authenticator = Authenticator(service)
-        self._answers: dict[tuple[str, str], tuple[int, bytes, int]] = {}
+        self._answers: dict[tuple[str, str], tuple[int, bytes, int, float | None]] = {}
+        """Encoded public answers by (raw path, media type): status, body, response code, expiry (None: until the
+        record changes; walked answers expire with the resolver cache's TTL)."""
         self.fast_answers: Counter[int] = Counter()
         """Resolutions answered from the encoded-answer cache, by response code (the service never saw them)."""
         self._answer_keys: dict[str, set[tuple[str, str]]] = {}
@@ -91,25 +94,30 @@ class NodeServer:
 
     async def get_handle(self, request: web.Request) -> web.StreamResponse:
         media = media_of(request.headers.get("Accept"))
-        query = request.rel_url.query
-        cacheable = "Authorization" not in request.headers and "auth" not in query and "pretty" not in query \
-            and "trace" not in query
         memo = (request.raw_path, media)
-        if cacheable and (hit := self._answers.get(memo)) is not None:
+        hit = self._answers.get(memo)
+        if hit is not None and "Authorization" not in request.headers and (hit[3] is None or hit[3] > self.clock()):
             self.fast_answers[hit[2]] += 1
+            if hit[3] is not None and self.resolver is not None:
+                self.resolver.note_encoded_hit()
             return web.Response(status=hit[0], body=hit[1], content_type=media)
+        query = request.rel_url.query
+        cacheable = "Authorization" not in request.headers and not _UNCACHEABLE_PARAMS.intersection(query)
         handle = rest.handle_from_path(request.match_info["handle"])
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
         if core_request.authoritative or "Authorization" in request.headers:
             core_request = self._with_identity(request, core_request)
         answer = self.service.handle(core_request, self.clock())
+        expires: float | None = None
         if answer.code == ResponseCode.SERVER_NOT_RESPONSIBLE and core_request.recursive and self.resolver:
             answer = await self.resolver.resolve(core_request, with_trace=rest.parse_flag(query, "trace", False))
-            cacheable = False  # the resolver's own cache keeps TTLs; this node's answer cache must not outlive them
+            # a walked answer may be reused only as long as the resolver's cache would keep it
+            expires = self.resolver.cache.expiry_of(answer, self.clock())
+            cacheable = cacheable and expires is not None
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, media, pretty=rest.parse_flag(query, "pretty", False))
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
-            self._remember(memo, handle.key, status, body, int(answer.code))
+            self._remember(memo, handle.key, status, body, int(answer.code), expires)
         return web.Response(status=status, body=body, content_type=media)
 
     async def put_handle(self, request: web.Request) -> web.StreamResponse:
@@ -217,11 +225,12 @@ class NodeServer:
         body = codec.encode_response(error_response(code, message, _path_handle(request)), media)
         return web.Response(status=status, body=body, content_type=media)
 
-    def _remember(self, memo: tuple[str, str], handle_key: str, status: int, body: bytes, code: int) -> None:
+    def _remember(self, memo: tuple[str, str], handle_key: str, status: int, body: bytes, code: int,
+                  expires: float | None = None) -> None:
         if len(self._answers) >= ANSWER_CACHE_LIMIT:
             self._answers.clear()
             self._answer_keys.clear()
-        self._answers[memo] = (status, body, code)
+        self._answers[memo] = (status, body, code, expires)
         self._answer_keys.setdefault(handle_key, set()).add(memo)
 
     def _forget_answers(self, key: str) -> None:

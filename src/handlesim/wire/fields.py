@@ -18,6 +18,7 @@ _INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit()
 _MAX_TIME_TEXT = 64
 
 
+@lru_cache(maxsize=4096)
 def iso_time(epoch: int) -> str:
     """Epoch seconds as Handle.Net writes times: `2024-05-01T12:00:00Z`."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -16,9 +16,13 @@ __all__ = ["data_from_json", "data_to_dict", "value_from_dict", "value_to_dict",
 # -- to dicts -----------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 16)
 def value_to_dict(value: HandleValue) -> dict[str, Any]:
     """`{index, type, data, ttl, timestamp[, permissions][, references]}`: permissions only when not "1110",
-    references only when present, an absolute TTL as an ISO time."""
+    references only when present, an absolute TTL as an ISO time.
+
+    Values are immutable and repeat across answers (every handle of a prefix shares its HS_ADMIN), so the dict is
+    built once per distinct value; callers must not mutate it."""
     out: dict[str, Any] = {
         "index": value.index,
         "type": value.type,

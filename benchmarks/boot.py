@@ -1,0 +1,66 @@
+"""Boot figures: time from `handlesim up` to its ready line, and the process's peak RSS at that moment.
+
+    python benchmarks/boot.py [--config configs/plan.toml] [--store sqlite|memory] [--enterprises N] [--identifiers N]
+
+Prints one JSON line. Used by benchmarks/standard.sh for the plan topology and the enterprise-count sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="configs/plan.toml")
+    parser.add_argument("--store", default="sqlite")
+    parser.add_argument("--enterprises", type=int, default=None)
+    parser.add_argument("--identifiers", type=int, default=None)
+    args = parser.parse_args()
+    config = Path(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.enterprises is not None:
+            text = config.read_text()
+            data = tomllib.loads(text)
+            count = data["enterprises"]["count"]
+            config = Path(tmp) / "sweep.toml"
+            config.write_text(text.replace(f"count = {count}", f"count = {args.enterprises}", 1))
+        command = [sys.executable, "-m", "handlesim.cli", "up", "--config", str(config), "--store", args.store,
+                   "--base-port", "0", "--state-dir", str(Path(tmp) / "state")]
+        if args.identifiers is not None:
+            command += ["--identifiers", str(args.identifiers)]
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        ready_line = ""
+        for line in proc.stdout:
+            if line.startswith("ready:"):
+                ready_line = line.strip()
+                break
+        seconds = time.perf_counter() - started
+        rss = peak_rss_mb(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        proc.stdout.close()
+    print(json.dumps({"config": args.config, "store": args.store, "enterprises": args.enterprises,
+                      "identifiers": args.identifiers, "seconds_to_ready": round(seconds, 2),
+                      "peak_rss_mb": round(rss, 1), "ready_line": ready_line}))
+
+
+if __name__ == "__main__":
+    main()
