@@ -20,13 +20,15 @@ grep '^ready:' "$OUT/up.log"
 
 run() { name=$1; shift; echo "== $name: $*"; $HS bench --state-dir "$STATE" --out "$OUT" --name "$name" --duration "$DURATION" --warmup 5 "$@" 2>/dev/null | tee "$OUT/$name.txt"; }
 
-run direct-max        --mode direct --max --rate 2000 --duration 4
-run direct            --mode direct --rate 4000
+run direct-max        --mode direct --max --rate 1000 --duration 4
+run direct            --mode direct --rate 2500
+run direct-hot        --mode direct --rate 4000 --keys 1000
 run iterative-cold    --mode iterative-cold --rate 300
 run iterative-warm    --mode iterative-warm --rate 2000
-run resolver-warm     --mode resolver --rate 3000 --distribution zipf --zipf 1.0
-run resolver-max      --mode resolver --max --rate 2000 --distribution zipf --zipf 1.0 --duration 4
-run mixed-zipf        --mode mixed --rate 2000 --distribution zipf --zipf 1.0 --write-fraction 0.05
+run resolver-warm     --mode resolver --rate 1500 --distribution zipf --zipf 1.0
+run resolver-hot      --mode resolver --rate 4000 --keys 1000
+run resolver-max      --mode resolver --max --rate 500 --distribution zipf --zipf 1.0 --duration 4
+run mixed-zipf        --mode mixed --rate 1500 --distribution zipf --zipf 1.0 --write-fraction 0.05
 
 kill -TERM $UP; wait $UP || true; trap - EXIT
 

@@ -6,6 +6,7 @@ spelling it was parsed with (`text`) and compares by `key` (ASCII upper-cased).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import InvalidHandle
@@ -16,6 +17,7 @@ NA_PREFIX_TEXT = "0.NA"
 DEFAULT_MAX_HANDLE_BYTES = 1024
 """Default limit on a handle's UTF-8 length; configurable per node (see the node limits)."""
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -33,9 +35,10 @@ def _check_text(text: str, what: str, max_bytes: int) -> None:
         raise InvalidHandle(f"{what} {text!r} is not valid UTF-8 (bad character at position {exc.start})") from None
     if size > max_bytes:
         raise InvalidHandle(f"{what} is {size} bytes long; the limit is {max_bytes} bytes")
-    for pos, char in enumerate(text):
-        if ord(char) < 0x20 or ord(char) == 0x7F:
-            raise InvalidHandle(f"{what} {text!r} contains control character U+{ord(char):04X} at position {pos}")
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        pos = bad.start()
+        raise InvalidHandle(f"{what} {text!r} contains control character U+{ord(text[pos]):04X} at position {pos}")
 
 
 @dataclass(frozen=True, slots=True)

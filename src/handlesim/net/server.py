@@ -227,7 +227,7 @@ class NodeServer:
 
     def _remember(self, memo: tuple[str, str], handle_key: str, status: int, body: bytes, code: int,
                   expires: float | None = None) -> None:
-        if len(self._answers) >= ANSWER_CACHE_LIMIT:
+        if len(self._answers) >= ANSWER_CACHE_LIMIT:  # (0 disables the cache)
             self._answers.clear()
             self._answer_keys.clear()
         self._answers[memo] = (status, body, code, expires)
