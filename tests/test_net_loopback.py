@@ -25,16 +25,6 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.fixture
-async def small(tmp_path: Path) -> AsyncIterator[Topology]:
-    config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
-    topology = await launch(build_plan(config), tmp_path / "state", store_kind="sqlite")
-    try:
-        yield topology
-    finally:
-        await topology.stop()
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[HandleClient]:
     async with HandleClient(timeout=2.0) as c:
         yield c

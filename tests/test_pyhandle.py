@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from handlesim.core.handle import Handle
-from handlesim.topology.config import load_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import RunningNode, Topology, launch
+from handlesim.topology.runner import RunningNode, Topology
 
 pyhandle_client = pytest.importorskip("pyhandle.client.resthandleclient")
 handleexceptions = pytest.importorskip("pyhandle.handleexceptions")
 RESTHandleClient = pyhandle_client.RESTHandleClient
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-@pytest.fixture
-async def small(tmp_path: Path) -> AsyncIterator[Topology]:
-    config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
-    topology = await launch(build_plan(config), tmp_path / "state", store_kind="sqlite")
-    try:
-        yield topology
-    finally:
-        await topology.stop()
 
 
 def enterprise(topology: Topology, prefix: str = "88.101.1001") -> RunningNode:

@@ -1,0 +1,25 @@
+"""Shared fixtures: the small topology launched in-process on ephemeral loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from handlesim.topology.config import load_config
+from handlesim.topology.plan import build_plan
+from handlesim.topology.runner import Topology, launch
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture
+async def small(tmp_path: Path) -> AsyncIterator[Topology]:
+    """configs/small.toml with SQLite stores under tmp_path; stopped after the test."""
+    config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
+    topology = await launch(build_plan(config), tmp_path / "state", store_kind="sqlite")
+    try:
+        yield topology
+    finally:
+        await topology.stop()
