@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import msgpack
 
@@ -22,9 +22,8 @@ from ..core.cache import ResolutionCache
 from ..core.handle import Handle
 from ..core.resolution import Resolution
 from ..core.values import SiteInfo
-from ..net import rest
+from ..net.lean import LeanError, LeanPool, build_request, drive_resolution
 from ..wire import codec
-from .lean import LeanError, LeanPool, build_request
 from .recording import Recorder
 from .workload import KeyChooser, Target
 
@@ -145,21 +144,7 @@ class Worker:
     async def _iterative(self) -> tuple[str, bool]:
         target = self.spec.targets[self.keys.next()]
         resolution = Resolution(Handle.from_text(target.handle), self.spec.root_sites, cache=self.cache)
-        clock = time.perf_counter
-        while (step := resolution.next_request(time.time())) is not None:
-            call = rest.http_call(step.request, codec.MSGPACK)
-            path = call.path + ("?" + urlencode(call.params) if call.params else "")
-            server = step.server
-            port = server.http_interface().port
-            started = clock()
-            try:
-                status, body = await self.pool.request(server.address, port, build_request("GET", server.address,
-                                                                                           port, path))
-                answer = codec.decode_response(body, codec.MSGPACK)
-            except (LeanError, OSError, TimeoutError) as exc:
-                resolution.failed(str(exc) or type(exc).__name__, clock() - started, time.time())
-            else:
-                resolution.received(answer, clock() - started, time.time())
+        await drive_resolution(self.pool, resolution)
         self.recorder.hops += resolution.hops
         self.recorder.lookups += 1
         result = resolution.result

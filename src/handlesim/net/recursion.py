@@ -14,7 +14,8 @@ from ..core.cache import ResolutionCache
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import SiteInfo
-from .client import HandleClient
+from .client import DEFAULT_TIMEOUT
+from .lean import LeanPool, drive_resolution
 
 
 @dataclass
@@ -26,19 +27,20 @@ class RecursionStats:
 
 @dataclass
 class RecursiveResolver:
-    """Walks from `root_sites` with one shared cache; `client` is the node process's pooled client."""
+    """Walks from `root_sites` with one shared cache over its own keep-alive connections."""
 
-    client: HandleClient
     root_sites: list[SiteInfo]
     cache: ResolutionCache = field(default_factory=ResolutionCache)
     stats: RecursionStats = field(default_factory=RecursionStats)
+    pool: LeanPool = field(default_factory=lambda: LeanPool(timeout=DEFAULT_TIMEOUT))
+    """Keep-alive connections to the nodes this resolver asks (the lean transport: walks are its hot path)."""
 
     async def resolve(self, request: Request, *, with_trace: bool = False) -> Response:
         """The final answer for `request` (values or an error); with `with_trace`, the hops in `extra["trace"]`."""
         assert request.handle is not None
         resolution = Resolution(request.handle, self.root_sites, types=request.types, indexes=request.indexes,
                                 cache=self.cache, authoritative=request.authoritative)
-        await self.client.drive(resolution)
+        await drive_resolution(self.pool, resolution)
         self.stats.walks += 1
         if resolution.hops == 0:
             self.stats.answered_from_cache += 1
@@ -50,6 +52,9 @@ class RecursiveResolver:
             result = replace(result, extra={**result.extra, "trace": trace, "hops": resolution.hops,
                                             "cacheHit": resolution.hops == 0})
         return result
+
+    def close(self) -> None:
+        self.pool.close()
 
     def note_encoded_hit(self) -> None:
         """The node answered a walk's result from its encoded-answer cache: a cache hit with no work at all."""

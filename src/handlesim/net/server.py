@@ -86,6 +86,8 @@ class NodeServer:
         return self.port
 
     async def stop(self) -> None:
+        if self.resolver is not None:
+            self.resolver.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -64,8 +64,6 @@ class Topology:
     state_dir: Path
     nodes: dict[str, RunningNode] = field(default_factory=dict)
     boot_seconds: float = 0.0
-    client: HandleClient = field(default_factory=HandleClient)
-    """The process's one pooled client: recursion walks and boot-time delegation share it."""
     root_site_list: list[SiteInfo] = field(default_factory=list)
     """Root sites, filled as roots start; resolvers hold this very list."""
     _lock: IO[str] | None = None
@@ -93,7 +91,6 @@ class Topology:
         for node in self.nodes.values():
             node.store.close()
         self.nodes.clear()
-        await self.client.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -174,7 +171,7 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     """Resolver nodes get the configured shared cache; other nodes a small one for the foreign GETs they walk."""
     spec = next((r for r in topology.plan.config.resolvers if r.id == node.node_id), None)
     cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
-    return RecursiveResolver(topology.client, topology.root_site_list, cache)
+    return RecursiveResolver(topology.root_site_list, cache)
 
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
