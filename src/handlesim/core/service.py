@@ -7,6 +7,7 @@ raises a HandleError; it answers it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections import Counter
@@ -278,6 +279,34 @@ class HandleService:
         for listener in self.listeners:
             listener(key)
 
+    # -- replication (multi-primary) ---------------------------------------------------------------------------
+
+    def apply_replicated(self, handle: Handle, values: tuple[HandleValue, ...] | None, deleted_at: int,
+                         identity: ValueReference | None) -> Response:
+        """Apply a change a peer primary committed; `values` None means the peer deleted the handle at `deleted_at`.
+
+        Conflicts settle by timestamp as Handle.Net's multi-primary replication does: the newer record wins (newest
+        value timestamp; a content digest breaks ties the same way on every primary), a delete wins over anything
+        not written after it. Only server admins (the replication identities) may replicate."""
+        try:
+            self._authorize(request=Request(OpCode.CREATE_HANDLE, handle, identity=identity), needed=~P(0),
+                            governing=None, what=f"replicate {handle.text}")
+            current = self.store.get(handle.key)
+            if values is None:
+                applied = current is not None and record_version(current)[0] <= deleted_at
+                if applied:
+                    self.store.delete(handle.key)
+            else:
+                incoming = HandleRecord(handle if current is None else current.handle, values)
+                applied = current is None or record_version(incoming) > record_version(current)
+                if applied:
+                    self.store.put(incoming)
+        except HandleError as exc:
+            return error_response(exc.response_code, exc.message, handle.text)
+        if applied:
+            self._notify(handle.key)
+        return Response(ResponseCode.SUCCESS, handle.text, message="applied" if applied else "older; kept ours")
+
     # -- listing and homing -------------------------------------------------------------------------------------
 
     def _list_handles(self, request: Request, now: float) -> Response:
@@ -386,6 +415,13 @@ class HandleService:
     def _check_record_size(self, values: tuple[HandleValue, ...]) -> None:
         if len(values) > self.config.limits.max_values_per_handle:
             raise InvalidValue(f"a handle may hold at most {self.config.limits.max_values_per_handle} values")
+
+
+def record_version(record: HandleRecord) -> tuple[int, str]:
+    """(newest value timestamp, digest of the values): totally ordered, identical on every primary."""
+    newest = max((v.timestamp for v in record.values), default=0)
+    digest = hashlib.sha256(repr(sorted(record.values)).encode("utf-8", "surrogatepass")).hexdigest()
+    return newest, digest
 
 
 def _with_creator_admin(values: tuple[HandleValue, ...], creator: ValueReference | None,

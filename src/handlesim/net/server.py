@@ -15,15 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
-from ..core.codes import OpCode, ResponseCode, http_status
+from ..core.codes import WRITE_OPS, OpCode, ResponseCode, http_status
 from ..core.errors import HandleError, ProtocolError
+from ..core.handle import Handle
 from ..core.messages import Request, Response, error_response
 from ..core.search import reverse_lookup
 from ..core.service import HandleService
-from ..wire import codec
+from ..wire import codec, mapping
+from ..wire.fields import FieldReader
 from . import rest
 from .credentials import Authenticator
 from .recursion import RecursiveResolver
+from .replication import REPLICATION_ROUTE, Replicator
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,11 @@ class NodeServer:
     """One node's HTTP face. Build with a service, then `await start(host, port)`."""
 
     def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
-                 max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None,
+                 replicator: Replicator | None = None) -> None:
         self.service = service
+        self.replicator = replicator
+        """Pushes the changes this node accepts to its peer primaries (None: a single primary)."""
         self.resolver = resolver
         """Walks the hierarchy for GETs of handles this node does not home (None: answer 301 instead)."""
         self.clock = clock
@@ -65,6 +71,7 @@ class NodeServer:
             web.get(rest.PREFIXES_ROUTE, self.list_prefixes),
             web.get("/hrls/handles", self.reverse_lookup),
             web.get("/hrls/handles/", self.reverse_lookup),
+            web.put(REPLICATION_ROUTE, self.replicate),
             web.get("/_sim/health", self.health),
             web.get("/_sim/stats", self.stats),
         ])
@@ -88,6 +95,8 @@ class NodeServer:
     async def stop(self) -> None:
         if self.resolver is not None:
             self.resolver.close()
+        if self.replicator is not None:
+            await self.replicator.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -153,8 +162,24 @@ class NodeServer:
             found = [h for h in found if h.split("/", 1)[0].upper() == prefix.upper()]
         return web.json_response(found)
 
+    async def replicate(self, request: web.Request) -> web.StreamResponse:
+        """A change a peer primary committed (authenticated as one of this node's server admins)."""
+        header = request.headers.get("Authorization")
+        identity = self.authenticator.authenticate(header) if header else None
+        fields = FieldReader(codec.decode_body(await request.read(), media_of(request.headers.get("Content-Type"))),
+                             "replicated change", ProtocolError)
+        handle = Handle.from_text(fields.text("handle"))
+        raw_values = fields.optional("values")
+        values = None if raw_values is None else tuple(mapping.values_from_body({"values": raw_values}))
+        deleted_at = fields.integer("deletedAt", 0) if values is None else 0
+        return self._reply(request, self.service.apply_replicated(handle, values, deleted_at, identity))
+
     def _answer(self, request: web.Request, core_request: Request) -> web.Response:
         answer = self.service.handle(core_request, self.clock())
+        if answer.ok and self.replicator is not None and core_request.handle is not None \
+                and core_request.op in WRITE_OPS:
+            changed = Handle.from_text(answer.handle) if answer.handle else core_request.handle
+            self.replicator.changed(changed, deleted=core_request.op == OpCode.DELETE_HANDLE)
         return self._reply(request, answer, is_read=core_request.op in (OpCode.LIST_HANDLES, OpCode.LIST_HOMED_NAS))
 
     def _reply(self, request: web.Request, answer: Response, *, is_read: bool = False) -> web.Response:
@@ -197,6 +222,7 @@ class NodeServer:
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
             **({"resolver_cache": self.resolver.snapshot()} if self.resolver is not None else {}),
+            **({"replication": self.replicator.snapshot()} if self.replicator is not None else {}),
         }
 
     # -- errors and caches --------------------------------------------------------------------------------------

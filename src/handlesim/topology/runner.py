@@ -28,6 +28,7 @@ from ..core.storage import HandleRecord, Store
 from ..core.values import SiteInfo, ValueReference
 from ..net.client import HandleClient
 from ..net.recursion import RecursiveResolver
+from ..net.replication import Replicator
 from ..net.server import NodeServer
 from ..store import open_store
 from .plan import NodePlan, TopologyPlan
@@ -124,6 +125,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store") as disk:
             await _start_nodes(topology, store_kind, progress, disk)
             await _delegate(topology, progress)
+            await _replication_settled(topology)
             _seed(topology, progress)
         topology.boot_seconds = time.perf_counter() - started
         _write_state(topology)
@@ -183,8 +185,10 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
                                     for node in nodes))
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
+        replicator = Replicator(service, ROOT_OPERATOR, operator_secret(plan)) if node.role == "root" else None
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
-                                           "region": node.region}, resolver=_recursion_for(node, topology))
+                                           "region": node.region}, resolver=_recursion_for(node, topology),
+                            replicator=replicator)
         running = RunningNode(node, service, server, store)
         topology.nodes[node.node_id] = running
         try:
@@ -197,6 +201,26 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             topology.root_site_list.append(running.site)
         if progress is not None:
             progress("starting nodes", count, total)
+    _connect_root_peers(topology)
+
+
+async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> None:
+    """Wait until every root has pushed the root registry to the other roots (bounded)."""
+    deadline = time.monotonic() + limit_s
+    replicators = [n.server.replicator for n in topology.nodes.values() if n.server.replicator is not None]
+    while any(p.pending for r in replicators for p in r.peers):
+        if time.monotonic() > deadline:
+            raise LaunchError("the roots did not finish replicating the root registry within "
+                              f"{timeout:.0f} s; see /_sim/stats of the roots")
+        await asyncio.sleep(0.02)
+
+
+def _connect_root_peers(topology: Topology) -> None:
+    """The roots are multi-primary: each pushes what it accepts to every other root."""
+    roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
+    for root in roots:
+        if root.server.replicator is not None:
+            root.server.replicator.set_peers([peer.url for peer in roots if peer is not root])
 
 
 def _prefix_record_of(node: RunningNode, plan: TopologyPlan, secret_data: str) -> HandleRecord:
@@ -240,8 +264,8 @@ async def _delegate(topology: Topology, progress: Progress | None) -> None:
             child = topology.nodes[child_id]
             record = _prefix_record_of(child, plan, child.plan.secret)
             request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
-            # the root registry is shared: every root primary gets the write (replication comes with issue 4)
-            jobs += [(target, request, credentials) for target in (roots if parent_is_root else [node])]
+            # the root registry is shared: the first root takes the write and replicates it to the others
+            jobs.append((roots[0] if parent_is_root else node, request, credentials))
     await _run_writes(jobs, progress)
 
 
