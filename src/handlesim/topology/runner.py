@@ -211,7 +211,7 @@ async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> Non
     while any(p.pending for r in replicators for p in r.peers):
         if time.monotonic() > deadline:
             raise LaunchError("the roots did not finish replicating the root registry within "
-                              f"{timeout:.0f} s; see /_sim/stats of the roots")
+                              f"{limit_s:.0f} s; see /_sim/stats of the roots")
         await asyncio.sleep(0.02)
 
 
