@@ -111,3 +111,22 @@ async def test_replication_needs_a_replication_identity(roots: Topology) -> None
                             headers={"Content-Type": "application/json"}) as reply:
             assert reply.status == 401 and (await reply.json())["responseCode"] == 402
     assert beijing.store.get(Handle.from_text("0.NA/88.199").key) is None
+
+
+async def test_check_reports_agreement_and_drift(roots: Topology) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def check() -> dict[str, object]:
+        run = subprocess.run([sys.executable, "-m", "handlesim.cli", "check", "--json", "--state-dir",
+                              str(roots.state_dir), "0.NA/88.101"], capture_output=True, text=True, timeout=60)
+        return dict(json.loads(run.stdout))
+
+    agreed = await asyncio.to_thread(check)
+    assert agreed["drift"] is False and len(agreed["replicas"]) == 2  # type: ignore[arg-type]
+    beijing = roots.nodes["root-beijing"]
+    beijing.store.delete(Handle.from_text("0.NA/88.101").key)  # damage one replica behind the service's back
+    beijing.server._forget_answers("")  # noqa: SLF001 - its encoded answers would still show the old record
+    drifted = await asyncio.to_thread(check)
+    assert drifted["drift"] is True and "code 100" in drifted["replicas"].values()  # type: ignore[union-attr]

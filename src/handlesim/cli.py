@@ -246,6 +246,56 @@ def _value_json(value: HandleValue) -> dict[str, Any]:
     return value_to_dict(value)
 
 
+# -- check --------------------------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("handle")
+@state_dir_option
+@json_option
+def check(handle: str, state_dir: Path, as_json: bool) -> None:
+    """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift."""
+    import hashlib
+
+    state = _state(state_dir)
+    target = _handle(handle)
+
+    async def go() -> list[tuple[str, Response | str]]:
+        async with HandleClient() as client:
+            if target.is_prefix_handle:
+                replicas = [(site.name, site.servers[0]) for site in state.root_sites]
+            else:
+                sites = await locate(client, target.prefix_handle(), state.root_sites)
+                replicas = [(site.name, server) for site in sites for server in site.servers]
+            request = Request(OpCode.RESOLUTION, target, recursive=False)
+            answers: list[tuple[str, Response | str]] = []
+            for name, server in replicas:
+                try:
+                    answers.append((name, await client.send(server, request)))
+                except HandleError as exc:
+                    answers.append((name, exc.message))
+            return answers
+
+    answers = run_async(go())
+
+    def digest(answer: Response | str) -> str:
+        if isinstance(answer, str):
+            return "unreachable"
+        if not answer.ok:
+            return f"code {int(answer.code)}"
+        return hashlib.sha256(repr(sorted(answer.values)).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+    digests = {name: digest(answer) for name, answer in answers}
+    drift = len(set(digests.values())) > 1
+    if as_json:
+        click.echo(json.dumps({"handle": target.text, "replicas": digests, "drift": drift}, indent=1))
+    else:
+        for name, value in digests.items():
+            click.echo(f"  {name:<24} {value}")
+        click.echo(f"{target.text}: {'DRIFT between replicas' if drift else 'all replicas agree'}")
+    if drift:
+        sys.exit(1)
+
+
 # -- register / delete --------------------------------------------------------------------------------------------
 
 @main.command()
