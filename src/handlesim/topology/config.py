@@ -77,6 +77,14 @@ class ResolverSpec:
 
 
 @dataclass(frozen=True)
+class MirrorSpec:
+    secondary: int = 0
+    """Mirror servers per secondary node (read-only copies kept current by replication)."""
+    enterprise: int = 0
+    """Mirror servers per enterprise node."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     name: str
     """A label for the topology (shown by `up` and in results)."""
@@ -98,6 +106,8 @@ class TopologyConfig:
     """Enterprise nodes."""
     resolvers: tuple[ResolverSpec, ...] = ()
     """Public recursive resolver nodes."""
+    mirrors: MirrorSpec = field(default_factory=MirrorSpec)
+    """Mirror servers per node, by role."""
     source: str = "<memory>"
     """Where the configuration came from (for messages)."""
 
@@ -194,6 +204,7 @@ def parse_config(data: dict[str, Any], source: str) -> TopologyConfig:
         secondaries=tuple(_secondary(r, national) for r in top.items("secondaries")),
         enterprises=_enterprises(top),
         resolvers=tuple(_resolver(r) for r in top.items("resolvers")),
+        mirrors=_mirrors(top),
         source=source,
     )
     _check_consistency(config, top)
@@ -251,6 +262,12 @@ def _enterprises(top: _Reader) -> EnterpriseSpec:
                                            item.get("region", str, "")))
     return EnterpriseSpec(table.count("count", 0), table.count("identifiers_per_enterprise", 100),
                           table.count("first_number", 1001, minimum=1), tuple(explicit))
+
+
+def _mirrors(top: _Reader) -> MirrorSpec:
+    table = _Reader(top.data.get("mirrors", {}), top.source, "mirrors")
+    table.known(MirrorSpec)
+    return MirrorSpec(table.count("secondary", 0), table.count("enterprise", 0))
 
 
 def _resolver(r: _Reader) -> ResolverSpec:

@@ -32,6 +32,8 @@ class NodePlan:
     """The identity that owns the node's prefix, e.g. `300:0.NA/88.101`."""
     secret: str = field(default="", repr=False)
     """The owner's generated secret key (written to the state dir's credentials file, never logged)."""
+    mirror_of: str | None = None
+    """For a mirror server: the primary node it copies (it homes the same prefix, answers reads, refuses writes)."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,20 @@ class TopologyPlan:
     def children_of(self, node_id: str) -> list[str]:
         return list(self._children.get(node_id, []))
 
+    @cached_property
+    def _mirrors(self) -> dict[str, list[str]]:
+        mirrors: dict[str, list[str]] = {}
+        for node in self.nodes:
+            if node.mirror_of is not None:
+                mirrors.setdefault(node.mirror_of, []).append(node.node_id)
+        return mirrors
+
+    def mirrors_of(self, node_id: str) -> list[str]:
+        return list(self._mirrors.get(node_id, []))
+
     def with_role(self, role: str) -> list[NodePlan]:
-        return [n for n in self.nodes if n.role == role]
+        """Primary nodes of a role (mirrors are in `nodes` and `mirrors_of`)."""
+        return [n for n in self.nodes if n.role == role and n.mirror_of is None]
 
     @property
     def roots(self) -> list[NodePlan]:
@@ -102,8 +116,9 @@ def build_plan(config: TopologyConfig) -> TopologyPlan:
     def add(node_id: str, role: str, prefix: str, parent: str | None, **extra: Any) -> None:
         port = config.base_port + len(nodes) if config.base_port else 0
         identity = {"root": "300:0.NA/0.NA", "resolver": ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
+        owner = extra.get("mirror_of") or node_id
         nodes.append(NodePlan(node_id, role, prefix, parent, config.host, port, admin_identity=identity,
-                              secret=_secret(config.seed, node_id), **extra))
+                              secret=_secret(config.seed, owner), **extra))
 
     for root in config.roots:
         add(root.id, "root", NA_PREFIX_TEXT, None, region=root.region)
@@ -125,4 +140,10 @@ def build_plan(config: TopologyConfig) -> TopologyPlan:
             region=ent.region or secondaries[ent.secondary].region, identifier_count=identifiers)
     for resolver in config.resolvers:
         add(resolver.id, "resolver", "", None, region=resolver.region)
+    # mirrors last, so adding them never moves another node's port
+    counts = {"secondary": config.mirrors.secondary, "enterprise": config.mirrors.enterprise}
+    for primary in [n for n in nodes if counts.get(n.role)]:
+        for k in range(1, counts[primary.role] + 1):
+            add(f"{primary.node_id}-mirror{k}", primary.role, primary.prefix, None, industry=primary.industry,
+                region=primary.region, identifier_count=primary.identifier_count, mirror_of=primary.node_id)
     return TopologyPlan(config, tuple(nodes))

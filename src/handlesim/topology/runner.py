@@ -107,7 +107,7 @@ def _node_entry(node: RunningNode) -> dict[str, Any]:
     p = node.plan
     return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
             "region": p.region, "url": node.url, "host": p.host, "port": node.server.port,
-            "identity": p.admin_identity, "identifiers": p.identifier_count}
+            "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of}
 
 
 Progress = Callable[[str, int, int], None]
@@ -166,7 +166,16 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
         return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,))
     admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
-                         secret_iterations=plan.config.secret_iterations)
+                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None)
+
+
+def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan) -> Replicator | None:
+    """Roots replicate to each other; a primary with mirrors replicates to them (as its prefix owner)."""
+    if node.role == "root":
+        return Replicator(service, ROOT_OPERATOR, operator_secret(plan))
+    if plan.mirrors_of(node.node_id):
+        return Replicator(service, ValueReference.from_text(node.admin_identity), node.secret)
+    return None
 
 
 def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
@@ -185,7 +194,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
                                     for node in nodes))
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
-        replicator = Replicator(service, ROOT_OPERATOR, operator_secret(plan)) if node.role == "root" else None
+        replicator = _replicator_for(node, service, plan)
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
                                            "region": node.region}, resolver=_recursion_for(node, topology),
                             replicator=replicator)
@@ -196,12 +205,13 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         except OSError as exc:
             raise LaunchError(f"node {node.node_id} cannot listen on {node.host}:{node.port}: {exc.strerror}; "
                               "is another topology running? change base_port or use --base-port") from None
-        running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root")
+        running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root",
+                                 primary=node.mirror_of is None)
         if node.role == "root":
             topology.root_site_list.append(running.site)
         if progress is not None:
             progress("starting nodes", count, total)
-    _connect_root_peers(topology)
+    _connect_peers(topology)
 
 
 async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> None:
@@ -215,28 +225,42 @@ async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> Non
         await asyncio.sleep(0.02)
 
 
-def _connect_root_peers(topology: Topology) -> None:
-    """The roots are multi-primary: each pushes what it accepts to every other root."""
+def _connect_peers(topology: Topology) -> None:
+    """Roots are multi-primary: each pushes what it accepts to every other root. A primary pushes to its mirrors,
+    which learn where writes belong."""
     roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
-    for root in roots:
-        if root.server.replicator is not None:
-            root.server.replicator.set_peers([peer.url for peer in roots if peer is not root])
+    for node in topology.nodes.values():
+        replicator = node.server.replicator
+        if replicator is None:
+            continue
+        if node.plan.role == "root":
+            replicator.set_peers([peer.url for peer in roots if peer is not node])
+        else:
+            replicator.set_peers([topology.nodes[m].url for m in topology.plan.mirrors_of(node.plan.node_id)])
+        for mirror_id in topology.plan.mirrors_of(node.plan.node_id):
+            topology.nodes[mirror_id].service.config.primary = node.url
 
 
-def _prefix_record_of(node: RunningNode, plan: TopologyPlan, secret_data: str) -> HandleRecord:
-    """A node's prefix handle: its site (HS_SITE, and HS_SITE.PREFIX for derived prefixes), admins and key.
+def _prefix_record_of(topology: Topology, node: RunningNode, secret_data: str) -> HandleRecord:
+    """A node's prefix handle: its sites (HS_SITE, and HS_SITE.PREFIX for derived prefixes; the primary first,
+    then its mirrors), admins and key.
 
     `secret_data` is a hashed secret for records loaded directly, the plain secret for records written through an
     API (the receiving node hashes it).
     """
+    plan = topology.plan
+    if node.plan.mirror_of is not None:  # a mirror serves its primary's prefix record
+        node = topology.nodes[node.plan.mirror_of]
     p = node.plan
-    site = node.site
-    assert site is not None
+    assert node.site is not None
+    sites = [node.site, *(topology.nodes[m].site for m in plan.mirrors_of(p.node_id))]
+    sites_known = [s for s in sites if s is not None]
     if p.role == "root":
-        return prefix_record(NA_PREFIX, sites=[site], secret_hash=secret_data)
+        return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
     admins = [owner_identity(Prefix(parent.prefix))] if parent is not None and parent.role != "root" else []
-    return prefix_record(Prefix(p.prefix), sites=[site], derived_sites=[site], admins=admins, secret_hash=secret_data)
+    return prefix_record(Prefix(p.prefix), sites=sites_known, derived_sites=sites_known, admins=admins,
+                         secret_hash=secret_data)
 
 
 def _own_secret(node: NodePlan, plan: TopologyPlan) -> str:
@@ -251,7 +275,7 @@ async def _delegate(topology: Topology, progress: Progress | None) -> None:
         if node.plan.role == "resolver":
             continue
         hashed = hash_secret(_own_secret(node.plan, plan), os.urandom(16), plan.config.secret_iterations)
-        node.store.put(_prefix_record_of(node, plan, hashed))
+        node.store.put(_prefix_record_of(topology, node, hashed))
     roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
     jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]] = []
     for node in topology.nodes.values():
@@ -262,7 +286,7 @@ async def _delegate(topology: Topology, progress: Progress | None) -> None:
                        _own_secret(node.plan, plan))
         for child_id in plan.children_of(node.plan.node_id):
             child = topology.nodes[child_id]
-            record = _prefix_record_of(child, plan, child.plan.secret)
+            record = _prefix_record_of(topology, child, child.plan.secret)
             request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
             # the root registry is shared: the first root takes the write and replicates it to the others
             jobs.append((roots[0] if parent_is_root else node, request, credentials))
@@ -295,7 +319,8 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
     plan = topology.plan
     empty = [n for n in topology.nodes.values() if n.plan.role == "enterprise" and len(n.store) <= 1]
     for count, node in enumerate(empty, 1):
-        node.store.put_many(identifiers_for(node.plan, plan.config.seed))
+        source = plan.by_id[node.plan.mirror_of] if node.plan.mirror_of else node.plan  # mirrors copy their primary
+        node.store.put_many(identifiers_for(source, plan.config.seed))
         if progress is not None:
             progress("seeding identifiers", count, len(empty))
 
