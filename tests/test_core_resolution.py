@@ -174,3 +174,40 @@ def test_values_written_are_what_resolution_returns() -> None:
     emails = [v for v in res.result.values if v.type == "EMAIL"]
     assert [v.data for v in emails] == ["ops@example.cn"] and emails[0].timestamp == 5
     assert any(v.type == "HS_ADMIN" for v in res.result.values), "a created handle gets an HS_ADMIN for its creator"
+
+
+def test_failed_servers_are_remembered_and_tried_last() -> None:
+    from handlesim.core.health import ServerHealth
+
+    tt = three_tier()
+    dead = http_site("dead-root", [("dead", 1)])
+    tt.net.down.add(dead.servers[0].url())
+    health = ServerHealth(penalty=30)
+    first = Resolution(Handle.from_text("88.101.2001/PUMP-1"), [dead, tt.root_site], health=health,
+                       now=tt.net.clock())
+    resolve_with(first, tt.net.send, tt.net.clock)
+    assert first.trace[0].site == "dead-root" and first.trace[0].code is None
+    second = Resolution(Handle.from_text("88.101.2001/PUMP-1"), [dead, tt.root_site], health=health,
+                        now=tt.net.clock())
+    resolve_with(second, tt.net.send, tt.net.clock)
+    assert [h.site for h in second.trace] == ["root", "secondary", "enterprise"], "the dead root is skipped"
+    tt.net.clock.advance(31)
+    third = Resolution(Handle.from_text("88.101.2001/PUMP-1"), [dead, tt.root_site], health=health,
+                       now=tt.net.clock())
+    resolve_with(third, tt.net.send, tt.net.clock)
+    assert third.result is not None and third.result.ok  # after the penalty the dead root may be tried again
+    assert health.snapshot()[dead.servers[0].url()]["failures"] >= 1
+
+
+def test_faster_site_is_asked_first() -> None:
+    from handlesim.core.health import ServerHealth
+
+    net = Net()
+    slow_root, slow_site = net.add("slow-root", ("0.NA",))
+    fast_root, fast_site = net.add("fast-root", ("0.NA",))
+    health = ServerHealth()
+    health.answered(slow_site.servers[0].url(), 0.050)
+    health.answered(fast_site.servers[0].url(), 0.0005)
+    res = Resolution(Handle.from_text("88.999/X"), [slow_site, fast_site], health=health)
+    resolve_with(res, net.send, net.clock)
+    assert res.trace[0].site == "fast-root"

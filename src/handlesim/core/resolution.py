@@ -18,6 +18,7 @@ from .cache import ResolutionCache, cache_key
 from .codes import OpCode, ResponseCode
 from .errors import TransportError
 from .handle import Handle
+from .health import ServerHealth
 from .messages import Request, Response, error_response
 from .values import HS_SERV, HS_SITE, HS_SITE_6, SITE_TYPES, ServerInfo, SiteInfo, sites_from_values
 
@@ -73,7 +74,7 @@ class Resolution:
 
     def __init__(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
                  indexes: tuple[int, ...] = (), authoritative: bool = False, cache: ResolutionCache | None = None,
-                 max_hops: int = MAX_HOPS) -> None:
+                 max_hops: int = MAX_HOPS, health: ServerHealth | None = None, now: float = 0.0) -> None:
         if not root_sites:
             raise ValueError("a resolution needs at least one root site")
         self.handle = handle
@@ -83,6 +84,8 @@ class Resolution:
         self.cache = None if authoritative else cache
         self.max_hops = max_hops
         self.root_sites = root_sites
+        self.health = health
+        self._now = now
         self.trace: list[Hop] = []
         self.result: Response | None = None
         self._sent = 0
@@ -109,6 +112,7 @@ class Resolution:
 
     def next_request(self, now: float) -> Step | None:
         """The next request to send, or None when the resolution is done (answers from the cache are taken here)."""
+        self._now = now
         while self.result is None and self._pending is None:
             cached = self._from_cache(now)
             if cached is not None:
@@ -119,6 +123,9 @@ class Resolution:
 
     def received(self, response: Response, duration: float, now: float) -> None:
         step = self._take_pending()
+        self._now = now
+        if self.health is not None:
+            self.health.answered(step.server.url(), duration)
         self.trace.append(self._hop(step, response.code, _outcome(response), duration))
         if response.code in (ResponseCode.SERVER_TOO_BUSY, ResponseCode.OUT_OF_DATE_SITE_INFO):
             return  # try the next server of the site
@@ -128,6 +135,9 @@ class Resolution:
     def failed(self, reason: str, duration: float, now: float) -> None:
         """The server did not answer (refused, timed out, broken reply): the next candidate server is tried."""
         step = self._take_pending()
+        self._now = now
+        if self.health is not None:
+            self.health.failed(step.server.url(), now)
         self.trace.append(self._hop(step, None, f"no answer: {reason}", duration))
 
     # -- internals ----------------------------------------------------------------------------------------------
@@ -137,10 +147,14 @@ class Resolution:
         return _Query(handle, types, indexes, self._candidates(handle, sites))
 
     def _candidates(self, handle: Handle, sites: list[SiteInfo]) -> list[tuple[SiteInfo, ServerInfo]]:
-        """Servers to try, in order: primaries first when the request must be authoritative; one server per site."""
+        """Servers to try, one per site (the one the site's hash names): only primaries for authoritative requests;
+        servers that failed lately last, then the fastest measured, then primaries before mirrors."""
         usable = [s for s in sites if s.servers and (s.primary or not self.authoritative)]
-        usable.sort(key=lambda s: not s.primary)
-        return [(site, site.server_for(handle)) for site in usable]
+        pairs = [(site, site.server_for(handle)) for site in usable]
+        health = self.health
+        if health is None:
+            return sorted(pairs, key=lambda pair: not pair[0].primary)
+        return sorted(pairs, key=lambda pair: (*health.order_key(pair[1].url(), self._now), not pair[0].primary))
 
     def _next_step(self) -> Step | None:
         query = self._query

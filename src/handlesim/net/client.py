@@ -14,6 +14,7 @@ from ..core.cache import ResolutionCache
 from ..core.codes import WRITE_OPS, OpCode
 from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
+from ..core.health import ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
@@ -38,6 +39,8 @@ class HandleClient:
                  cache: ResolutionCache | None = None) -> None:
         self.cache = cache
         """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
+        self.health = ServerHealth()
+        """Response times and recent failures of the servers this client asked (orders failover)."""
         self.timeout = timeout
         self.media = media
         self._limit = limit
@@ -96,7 +99,7 @@ class HandleClient:
                       authoritative: bool = False) -> Resolution:
         """Walk the hierarchy iteratively from the roots; the returned Resolution holds result and trace."""
         resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=cache or self.cache,
-                                authoritative=authoritative)
+                                authoritative=authoritative, health=self.health, now=time.time())
         await self.drive(resolution)
         return resolution
 

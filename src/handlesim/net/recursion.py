@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..core.cache import ResolutionCache
+from ..core.health import ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import SiteInfo
@@ -33,13 +34,16 @@ class RecursiveResolver:
     cache: ResolutionCache = field(default_factory=ResolutionCache)
     stats: RecursionStats = field(default_factory=RecursionStats)
     pool: LeanPool = field(default_factory=lambda: LeanPool(timeout=DEFAULT_TIMEOUT))
+    health: ServerHealth = field(default_factory=ServerHealth)
+    """Which upstream servers answer fastest and which failed lately (orders failover for every walk)."""
     """Keep-alive connections to the nodes this resolver asks (the lean transport: walks are its hot path)."""
 
     async def resolve(self, request: Request, *, with_trace: bool = False) -> Response:
         """The final answer for `request` (values or an error); with `with_trace`, the hops in `extra["trace"]`."""
         assert request.handle is not None
         resolution = Resolution(request.handle, self.root_sites, types=request.types, indexes=request.indexes,
-                                cache=self.cache, authoritative=request.authoritative)
+                                cache=self.cache, authoritative=request.authoritative, health=self.health,
+                                now=time.time())
         await drive_resolution(self.pool, resolution)
         self.stats.walks += 1
         if resolution.hops == 0:

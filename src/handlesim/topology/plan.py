@@ -1,43 +1,63 @@
-"""From a configuration to a deterministic list of nodes: ids, roles, prefixes, ports, parents and credentials."""
+"""From a configuration to a deterministic list of nodes: ids, roles, prefixes, ports, parents and credentials.
+
+Same configuration (file + seed) => same plan, field for field. The launcher turns a plan into running services;
+nothing here opens a socket or a file.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
-from ..core.handle import NA_PREFIX_TEXT
-from .config import TopologyConfig
+from ..core.handle import NA_PREFIX_TEXT, ascii_upper
+from .config import ENTERPRISE_ID_PREFIX, MAX_PORT, ConfigError, SecondarySpec, TopologyConfig
 
-ROLES = ("root", "secondary", "enterprise", "resolver")
+Role = Literal["root", "secondary", "enterprise", "resolver"]
+ROLES: tuple[Role, ...] = ("root", "secondary", "enterprise", "resolver")
+ROOT_IDENTITY = f"300:{NA_PREFIX_TEXT}/{NA_PREFIX_TEXT}"
+"""The root operators' shared identity: the key at index 300 of the root registry's own handle."""
+SAME_REGION_SHARE = 0.6
+"""Share of a secondary's generated enterprises placed in the secondary's own region; the rest anywhere."""
 
 
 @dataclass(frozen=True)
 class NodePlan:
+    """One node to launch: what it is, what it homes, where it listens and who owns it."""
+
     node_id: str
-    role: str
+    """Readable unique id: `root-qingdao`, `sec-machinery`, `ent-88.101.1001`, `resolver-qingdao`."""
+    role: Role
+    """What the topology makes of the node: root, secondary, enterprise or resolver (one node type, four roles)."""
     prefix: str
-    """The prefix the node homes (`0.NA` for roots, nothing for resolvers)."""
+    """The prefix the node homes (`0.NA` for roots, empty for resolvers)."""
     parent_id: str | None
-    """The node that delegated this node's prefix (roots and resolvers: None)."""
+    """The node that delegated this node's prefix (roots, resolvers and mirrors: None)."""
     host: str
+    """Loopback address the node binds."""
     port: int
-    """0 = ephemeral (chosen at launch)."""
+    """Port the node listens on: the config's base_port + the node's ordinal, or 0 = ephemeral (chosen at launch)."""
     industry: str = ""
+    """Industry of a secondary node, inherited by its enterprises (picks the seeded products)."""
     region: str = ""
+    """Where the node sits (the network model's regions)."""
     identifier_count: int = 0
+    """Identifiers seeded at the node (enterprises only)."""
     admin_identity: str = ""
-    """The identity that owns the node's prefix, e.g. `300:0.NA/88.101`."""
+    """The identity that owns the node's prefix, e.g. `300:0.NA/88.101` (roots share `300:0.NA/0.NA`)."""
     secret: str = field(default="", repr=False)
-    """The owner's generated secret key (written to the state dir's credentials file, never logged)."""
+    """The owner's generated secret key, hex (written to the state dir's credentials file, never logged)."""
     mirror_of: str | None = None
     """For a mirror server: the primary node it copies (it homes the same prefix, answers reads, refuses writes)."""
 
 
 @dataclass(frozen=True)
 class TopologyPlan:
+    """Every node of a topology in start order: roots, secondaries, enterprises, resolvers, then mirrors."""
+
     config: TopologyConfig
     nodes: tuple[NodePlan, ...]
 
@@ -54,6 +74,7 @@ class TopologyPlan:
         return children
 
     def children_of(self, node_id: str) -> list[str]:
+        """Ids of the nodes whose prefixes `node_id` delegates, in plan order."""
         return list(self._children.get(node_id, []))
 
     @cached_property
@@ -65,6 +86,7 @@ class TopologyPlan:
         return mirrors
 
     def mirrors_of(self, node_id: str) -> list[str]:
+        """Ids of the mirror servers of a primary node."""
         return list(self._mirrors.get(node_id, []))
 
     def with_role(self, role: str) -> list[NodePlan]:
@@ -83,18 +105,32 @@ class TopologyPlan:
     def enterprises(self) -> list[NodePlan]:
         return self.with_role("enterprise")
 
+    @property
+    def resolvers(self) -> list[NodePlan]:
+        return self.with_role("resolver")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.config.name, "nodes": [
-            {"id": n.node_id, "role": n.role, "prefix": n.prefix, "parent": n.parent_id, "port": n.port,
-             "industry": n.industry, "region": n.region} for n in self.nodes]}
+        """JSON-friendly description without secrets (the launcher adds URLs and the chosen ports)."""
+        return {
+            "name": self.config.name, "seed": self.config.seed, "national_prefix": self.config.national_prefix,
+            "nodes": [{"id": n.node_id, "role": n.role, "prefix": n.prefix, "parent": n.parent_id, "host": n.host,
+                       "port": n.port, "industry": n.industry, "region": n.region,
+                       "identifiers": n.identifier_count, "identity": n.admin_identity, "mirror_of": n.mirror_of}
+                      for n in self.nodes],
+        }
 
 
-def _secret(seed: int, node_id: str) -> str:
+def derive_secret(seed: int, node_id: str) -> str:
+    """A node owner's secret key: 32 hex characters from (seed, node id).
+
+    Hashed per node rather than drawn from one random stream, so adding a node never changes another node's secret.
+    """
     return hashlib.sha256(f"handlesim:{seed}:{node_id}".encode()).hexdigest()[:32]
 
 
-def spread(total: int, weights: list[float], rng: random.Random) -> list[int]:
-    """Split `total` over buckets in proportion to `weights` (largest remainders), at least one each when possible."""
+def spread(total: int, weights: Sequence[float], rng: random.Random) -> list[int]:
+    """Split `total` over buckets in proportion to `weights` (largest remainders, ties broken by `rng`), with at
+    least one in each bucket when `total` allows."""
     if not weights:
         return []
     floor = 1 if total >= len(weights) else 0
@@ -108,42 +144,82 @@ def spread(total: int, weights: list[float], rng: random.Random) -> list[int]:
     return counts
 
 
+class _PlanBuilder:
+    """Appends nodes in start order; a node's port is base_port + its ordinal."""
+
+    def __init__(self, config: TopologyConfig) -> None:
+        self.config = config
+        self.nodes: list[NodePlan] = []
+
+    def add(self, node_id: str, role: Role, prefix: str, parent: str | None, **extra: Any) -> None:
+        config = self.config
+        port = config.base_port + len(self.nodes) if config.base_port else 0
+        identity = {"root": ROOT_IDENTITY, "resolver": ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
+        owner = extra.get("mirror_of") or node_id  # a mirror is run by its primary's owner
+        self.nodes.append(NodePlan(node_id, role, prefix, parent, config.host, port, admin_identity=identity,
+                                   secret=derive_secret(config.seed, owner), **extra))
+
+    def enterprises(self, rng: random.Random) -> None:
+        config = self.config
+        enterprises = config.enterprises
+        per_secondary = spread(enterprises.count, [s.weight for s in config.secondaries], rng)
+        regions = sorted(({r.region for r in config.roots} | {s.region for s in config.secondaries}) - {""}) or [""]
+        taken = {ascii_upper(e.prefix) for e in enterprises.explicit}  # hand-written enterprises keep their numbers
+        for sec, count in zip(config.secondaries, per_secondary, strict=True):
+            for prefix in _numbered(sec, count, enterprises.first_number, taken):
+                region = sec.region if rng.random() < SAME_REGION_SHARE else rng.choice(regions)
+                self.add(f"{ENTERPRISE_ID_PREFIX}{prefix}", "enterprise", prefix, sec.id, industry=sec.industry,
+                         region=region, identifier_count=enterprises.identifiers_per_enterprise)
+        secondaries = {s.id: s for s in config.secondaries}
+        for ent in enterprises.explicit:
+            sec = secondaries[ent.secondary]
+            self.add(ent.id, "enterprise", ent.prefix, sec.id, industry=sec.industry, region=ent.region or sec.region,
+                     identifier_count=enterprises.identifiers_per_enterprise)
+
+    def mirrors(self) -> None:
+        per_role = {"secondary": self.config.mirrors.secondary, "enterprise": self.config.mirrors.enterprise}
+        for primary in [n for n in self.nodes if per_role.get(n.role)]:
+            for k in range(1, per_role[primary.role] + 1):
+                self.add(f"{primary.node_id}-mirror{k}", primary.role, primary.prefix, None,
+                         industry=primary.industry, region=primary.region,
+                         identifier_count=primary.identifier_count, mirror_of=primary.node_id)
+
+    def checked(self) -> TopologyPlan:
+        """The plan, after the checks a hand-built TopologyConfig (not from parse_config) could still fail."""
+        source = self.config.source
+        ids = [n.node_id for n in self.nodes]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ConfigError(f"{source}: node ids {', '.join(twice)} are used by more than one node")
+        last = max((n.port for n in self.nodes), default=0)
+        if last > MAX_PORT:
+            raise ConfigError(f"{source}: base_port: {len(self.nodes)} nodes need ports up to {last}, past {MAX_PORT}")
+        return TopologyPlan(self.config, tuple(self.nodes))
+
+
+def _numbered(sec: SecondarySpec, count: int, first: int, taken: set[str]) -> list[str]:
+    prefixes: list[str] = []
+    number = first
+    while len(prefixes) < count:
+        prefix = f"{sec.prefix}.{number}"
+        if ascii_upper(prefix) not in taken:
+            prefixes.append(prefix)
+        number += 1
+    return prefixes
+
+
 def build_plan(config: TopologyConfig) -> TopologyPlan:
-    """Every node of the topology, in start order (roots, secondaries, enterprises, resolvers); deterministic."""
+    """Every node of the topology, in start order (roots, secondaries, enterprises, resolvers, mirrors last so
+    adding mirrors never moves another node's port); deterministic for a config and its seed."""
     rng = random.Random(config.seed)
-    nodes: list[NodePlan] = []
-
-    def add(node_id: str, role: str, prefix: str, parent: str | None, **extra: Any) -> None:
-        port = config.base_port + len(nodes) if config.base_port else 0
-        identity = {"root": "300:0.NA/0.NA", "resolver": ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
-        owner = extra.get("mirror_of") or node_id
-        nodes.append(NodePlan(node_id, role, prefix, parent, config.host, port, admin_identity=identity,
-                              secret=_secret(config.seed, owner), **extra))
-
+    builder = _PlanBuilder(config)
     for root in config.roots:
-        add(root.id, "root", NA_PREFIX_TEXT, None, region=root.region)
-    first_root = config.roots[0].id
+        builder.add(root.id, "root", NA_PREFIX_TEXT, None, region=root.region)
+    registry = config.roots[0].id if config.roots else None  # the root registry is shared; the first root writes it
     for sec in config.secondaries:
-        add(sec.id, "secondary", sec.prefix, first_root, industry=sec.industry, region=sec.region)
-    per_secondary = spread(config.enterprises.count, [s.weight for s in config.secondaries], rng)
-    identifiers = config.enterprises.identifiers_per_enterprise
-    regions = sorted(({r.region for r in config.roots} | {s.region for s in config.secondaries}) - {""}) or [""]
-    for sec, count in zip(config.secondaries, per_secondary, strict=True):
-        for number in range(config.enterprises.first_number, config.enterprises.first_number + count):
-            prefix = f"{sec.prefix}.{number}"
-            region = sec.region if rng.random() < 0.6 else rng.choice(regions)
-            add(f"ent-{prefix}", "enterprise", prefix, sec.id, industry=sec.industry, region=region,
-                identifier_count=identifiers)
-    secondaries = {s.id: s for s in config.secondaries}
-    for ent in config.enterprises.explicit:
-        add(ent.id, "enterprise", ent.prefix, ent.secondary, industry=secondaries[ent.secondary].industry,
-            region=ent.region or secondaries[ent.secondary].region, identifier_count=identifiers)
+        builder.add(sec.id, "secondary", sec.prefix, registry, industry=sec.industry, region=sec.region)
+    builder.enterprises(rng)
     for resolver in config.resolvers:
-        add(resolver.id, "resolver", "", None, region=resolver.region)
-    # mirrors last, so adding them never moves another node's port
-    counts = {"secondary": config.mirrors.secondary, "enterprise": config.mirrors.enterprise}
-    for primary in [n for n in nodes if counts.get(n.role)]:
-        for k in range(1, counts[primary.role] + 1):
-            add(f"{primary.node_id}-mirror{k}", primary.role, primary.prefix, None, industry=primary.industry,
-                region=primary.region, identifier_count=primary.identifier_count, mirror_of=primary.node_id)
-    return TopologyPlan(config, tuple(nodes))
+        builder.add(resolver.id, "resolver", "", None, region=resolver.region)
+    builder.mirrors()
+    return builder.checked()
