@@ -90,7 +90,8 @@ class Worker:
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds
         clock = time.perf_counter
         rng = random.Random(self.spec.seed * 31 + self.spec.worker * 1009 + number)
-        due = start + (number / self.spec.connections) / rate
+        first = start + (number / self.spec.connections) / rate
+        due, sent = first, 0
         while due < end:
             now = clock()
             origin = due
@@ -105,7 +106,9 @@ class Worker:
                 self.recorder.in_window += 1
             if due >= self.measure_from:
                 self.recorder.record(int(due - self.measure_from), int((clock() - origin) * 1e6), outcome, ok)
-            due += rng.expovariate(rate) if self.spec.arrival == "poisson" else 1.0 / rate
+            sent += 1
+            # constant arrivals are computed, not accumulated: summing 1/rate drifts and can add one request
+            due = due + rng.expovariate(rate) if self.spec.arrival == "poisson" else first + sent / rate
 
     async def _report_every_second(self, end: float) -> None:
         """(worker, measured seconds, completed, errors, p99 ms of the last full second) for the live line."""

@@ -1,0 +1,5 @@
+"""`python -m handlesim.cli`."""
+
+from . import main
+
+main()

@@ -1,0 +1,116 @@
+"""The `handlesim` command group and what every command shares: options, state loading, error exits, printing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..core.codes import ResponseCode
+from ..core.errors import HandleError
+from ..core.handle import Handle
+from ..core.values import HandleValue
+from ..topology.config import ConfigError, load_config
+from ..topology.plan import build_plan
+from ..topology.state import DEFAULT_STATE_DIR, StateError, load_state
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+def run_async(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def default_config(name: str = "plan.toml") -> Path:
+    local = Path("configs") / name
+    return local if local.exists() else PACKAGE_CONFIGS / name
+
+
+def fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+state_dir_option = click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR,
+                                show_default=True, help="Where the running topology keeps topology.json and stores.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group()
+@click.version_option(package_name="handlesim")
+def main() -> None:
+    """handlesim: a Handle System root / secondary / enterprise hierarchy on loopback."""
+
+
+def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> Any:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        fail(str(exc))
+    overrides: dict[str, Any] = {}
+    if base_port is not None:
+        overrides["base_port"] = base_port
+    if identifiers is not None:
+        overrides["identifiers_per_enterprise"] = identifiers
+    if overrides:
+        config = config.with_overrides(**overrides)
+    return build_plan(config)
+
+
+def code_name(code: int) -> str:
+    try:
+        return ResponseCode(code).name.lower().replace("_", " ")
+    except ValueError:
+        return "unknown code"
+
+
+def data_text(value: HandleValue) -> str:
+    from ..wire.mapping import value_to_dict
+
+    data = value_to_dict(value)["data"]
+    if isinstance(data, dict) and data.get("format") == "string":
+        return str(data["value"])
+    return json.dumps(data["value"] if isinstance(data, dict) else data, ensure_ascii=False)[:100]
+
+
+def value_json(value: HandleValue) -> dict[str, Any]:
+    from ..wire.mapping import value_to_dict
+
+    return value_to_dict(value)
+
+
+def running_state(state_dir: Path) -> Any:
+    try:
+        return load_state(state_dir)
+    except StateError as exc:
+        fail(str(exc))
+
+
+def parse_handle(text: str) -> Handle:
+    try:
+        return Handle.from_text(text)
+    except HandleError as exc:
+        fail(f"{int(exc.response_code)} invalid handle: {exc.message}")
+        raise
+
+
+def print_tiers(description: dict[str, Any]) -> None:
+    nodes = description["nodes"]
+    click.echo(f"topology {description['name']}:")
+    for role in ("root", "secondary", "enterprise", "resolver"):
+        members = [n for n in nodes if n["role"] == role]
+        if not members:
+            continue
+        ports = [n["port"] for n in members]
+        sample = ", ".join(f"{n['id']}" for n in members[:3]) + (", ..." if len(members) > 3 else "")
+        click.echo(f"  {role:<11} {len(members):>5}  ports {min(ports)}-{max(ports)}  {sample}")
+    if description.get("examples"):
+        click.echo("  try: handlesim resolve --trace " + description["examples"][0])
+

@@ -1,0 +1,94 @@
+"""`handlesim bench`: open-loop load against a topology, with a bare-route baseline in the same run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .app import fail, main, running_state, state_dir_option
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(["direct", "iterative-cold", "iterative-warm", "resolver", "mixed"]),
+              default="direct", show_default=True, help="What each request does (see README: Benchmarks).")
+@click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered lookups per second.")
+@click.option("--max", "find_max", is_flag=True, help="Search for the highest rate within --p99-bound/--error-bound.")
+@click.option("--p99-bound", type=float, default=10.0, show_default=True, help="--max: p99 limit in ms.")
+@click.option("--error-bound", type=float, default=0.001, show_default=True, help="--max: error-rate limit.")
+@click.option("--duration", type=float, default=10.0, show_default=True, help="Measured seconds.")
+@click.option("--warmup", type=float, default=2.0, show_default=True, help="Seconds of load before measuring.")
+@click.option("--connections", type=int, default=32, show_default=True, help="Connections per generator process.")
+@click.option("--processes", type=int, default=1, show_default=True, help="Load-generator processes.")
+@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True)
+@click.option("--keys", type=int, default=0, help="Draw from this many seeded identifiers (0 = all).")
+@click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True)
+@click.option("--zipf", "zipf_s", type=float, default=1.0, show_default=True, help="Zipf exponent.")
+@click.option("--write-fraction", type=float, default=0.05, show_default=True, help="mixed: share of writes.")
+@click.option("--no-baseline", is_flag=True, help="Skip measuring the bare aiohttp route in the same run.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Start this topology (memory stores) for the run instead of using a running one.")
+@click.option("--identifiers", type=int, default=None, help="With --config: identifiers per enterprise.")
+@state_dir_option
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench-results"),
+              show_default=True, help="Where the JSON, Markdown and PNG files go.")
+@click.option("--name", default=None, help="File name stem (default: <mode>-<time>).")
+def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
+          warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
+          zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
+          identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None) -> None:
+    """Measure resolution latency and throughput (open loop, HdrHistogram, bare-route baseline in the same run)."""
+    from contextlib import nullcontext
+
+    from ..bench.report import markdown, write_outputs
+    from ..bench.runner import BenchConfig, find_max_rate, run_bench, started_topology
+
+    config = BenchConfig(mode=mode, rate=rate, duration=duration, warmup=warmup, connections=connections,
+                         processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
+                         write_fraction=write_fraction, baseline=not no_baseline)
+
+    live = {"open": False}
+
+    def progress(line: str) -> None:
+        if line.startswith("\r"):
+            live["open"] = True
+            click.echo(line, err=True, nl=False)
+            return
+        if live["open"]:
+            click.echo("", err=True)
+            live["open"] = False
+        click.echo(line, err=True)
+
+    topology = started_topology(config_path, identifiers=identifiers) if config_path else nullcontext(None)
+    with topology as started:
+        state = started if started is not None else running_state(state_dir)
+        try:
+            if find_max:
+                found = find_max_rate(state, config, p99_ms=p99_bound, max_error_rate=error_bound, start=rate,
+                                      progress=progress)
+                bare = find_max_rate(state, config, p99_ms=p99_bound, max_error_rate=error_bound, start=rate,
+                                     progress=progress, bare_route=True) if config.baseline else None
+                config = BenchConfig(**{**config.__dict__, "rate": found["max_rate"] or rate})
+            result = run_bench(state, config, progress)
+        except ValueError as exc:
+            fail(str(exc))
+            return
+        if find_max:
+            result["max_search"] = found
+            if bare is not None:
+                result["max_search_bare_route"] = bare
+                result["ratios"]["max_rate"] = round(found["max_rate"] / bare["max_rate"], 3) \
+                    if bare["max_rate"] else None
+    click.echo("", err=True)
+    stem = name or f"{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = write_outputs(result, out_dir, stem)
+    click.echo(markdown(result))
+    if find_max:
+        click.echo(f"highest rate within p99 <= {p99_bound} ms and errors <= {error_bound:.2%}: "
+                   f"{result['max_search']['max_rate']:g}/s")
+        if "max_search_bare_route" in result:
+            click.echo(f"bare aiohttp route, same search: {result['max_search_bare_route']['max_rate']:g}/s "
+                       f"(ratio {result['ratios']['max_rate']})")
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+

@@ -1,0 +1,155 @@
+"""`handlesim resolve` and `check`: look identifiers up through the hierarchy and compare replicas."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..core.codes import OpCode
+from ..core.errors import HandleError
+from ..core.messages import Request, Response
+from ..net.client import HandleClient, locate
+from .app import (
+    code_name,
+    data_text,
+    fail,
+    json_option,
+    main,
+    parse_handle,
+    run_async,
+    running_state,
+    state_dir_option,
+    value_json,
+)
+
+
+@main.command()
+@click.argument("handle")
+@state_dir_option
+@click.option("--trace", is_flag=True, help="Show every hop: node, what was asked, answer, time.")
+@click.option("--type", "types", multiple=True, help="Only values of this type (repeatable; 'URL.' = subtypes).")
+@click.option("--index", "indexes", multiple=True, type=int, help="Only values at this index (repeatable).")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds before a silent node fails.")
+@click.option("--via", default=None, metavar="resolver|NODE_ID",
+              help="Ask a recursive resolver node to walk for you ('resolver' = the topology's first one).")
+@json_option
+def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], indexes: tuple[int, ...],
+            timeout: float, via: str | None, as_json: bool) -> None:
+    """Resolve HANDLE: iteratively from the roots, or through a recursive resolver node (--via)."""
+    state = running_state(state_dir)
+    target = parse_handle(handle)
+    started = time.perf_counter()
+
+    async def go() -> tuple[Response, list[dict[str, Any]]]:
+        async with HandleClient(timeout=timeout) as client:
+            if via is None:
+                resolution = await client.resolve(target, state.root_sites, types=types, indexes=indexes)
+                assert resolution.result is not None
+                return resolution.result, [h.to_dict() for h in resolution.trace]
+            answer = await client.resolve_via(_resolver_url(state, via), target, types=types, indexes=indexes)
+            hops = answer.extra.get("trace", [])
+            return answer, list(hops) if isinstance(hops, list) else []
+
+    result, hops = run_async(go())
+    elapsed = time.perf_counter() - started
+    if as_json:
+        click.echo(json.dumps({"handle": result.handle or handle, "responseCode": int(result.code),
+                               "message": result.message, "values": [value_json(v) for v in result.values],
+                               "via": via, "trace": hops}, indent=1, ensure_ascii=False))
+    else:
+        if trace:
+            _print_trace(hops, via, elapsed)
+        _print_result(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _resolver_url(state: Any, via: str) -> str:
+    nodes = [n for n in state.nodes if n["role"] == "resolver"] if via == "resolver" else \
+        [n for n in state.nodes if n["id"] == via]
+    if not nodes:
+        fail(f"no node {via!r} in the running topology" if via != "resolver" else
+             "the running topology has no resolver node (add a [[resolvers]] entry to its config)")
+    return str(nodes[0]["url"])
+
+
+def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float) -> None:
+    if via is not None:
+        click.echo(f"  asked {via}; its walk:" if hops and not all(h["cache_hit"] for h in hops) else
+                   f"  asked {via}: answered from its cache" if hops else f"  asked {via}")
+    for number, hop in enumerate(hops, 1):
+        code = "-" if hop["code"] is None else str(hop["code"])
+        where = "cache" if hop["cache_hit"] else hop["site"]
+        click.echo(f"  hop {number}  {where:<22} asked {hop['asked']:<28} -> {code:>3} {hop['outcome']}"
+                   f"  ({hop['duration_ms']:.2f} ms)")
+    upstream = sum(1 for h in hops if not h["cache_hit"])
+    click.echo(f"  {upstream} upstream hops, {elapsed * 1000:.2f} ms in total (as seen by this command)")
+
+
+def _print_result(result: Response) -> None:
+    if not result.ok:
+        click.echo(f"{result.handle}: {int(result.code)} {code_name(result.code)}: {result.message}", err=True)
+        return
+    click.echo(f"{result.handle}:")
+    for value in result.values:
+        click.echo(f"  {value.index:>4}  {value.type:<18} {data_text(value)}")
+
+
+
+
+
+
+
+
+
+@main.command()
+@click.argument("handle")
+@state_dir_option
+@json_option
+def check(handle: str, state_dir: Path, as_json: bool) -> None:
+    """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift."""
+    state = running_state(state_dir)
+    target = parse_handle(handle)
+
+    async def go() -> list[tuple[str, Response | str]]:
+        async with HandleClient() as client:
+            if target.is_prefix_handle:
+                replicas = [(site.name, site.servers[0]) for site in state.root_sites]
+            else:
+                sites = await locate(client, target.prefix_handle(), state.root_sites)
+                replicas = [(site.name, server) for site in sites for server in site.servers]
+            request = Request(OpCode.RESOLUTION, target, recursive=False)
+            answers: list[tuple[str, Response | str]] = []
+            for name, server in replicas:
+                try:
+                    answers.append((name, await client.send(server, request)))
+                except HandleError as exc:
+                    answers.append((name, exc.message))
+            return answers
+
+    answers = run_async(go())
+
+    def digest(answer: Response | str) -> str:
+        if isinstance(answer, str):
+            return "unreachable"
+        if not answer.ok:
+            return f"code {int(answer.code)}"
+        return hashlib.sha256(repr(sorted(answer.values)).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+    digests = {name: digest(answer) for name, answer in answers}
+    drift = len(set(digests.values())) > 1
+    if as_json:
+        click.echo(json.dumps({"handle": target.text, "replicas": digests, "drift": drift}, indent=1))
+    else:
+        for name, value in digests.items():
+            click.echo(f"  {name:<24} {value}")
+        click.echo(f"{target.text}: {'DRIFT between replicas' if drift else 'all replicas agree'}")
+    if drift:
+        sys.exit(1)
+

@@ -1,0 +1,88 @@
+"""`handlesim register` and `delete`: authenticated writes at the node that homes the prefix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..core.codes import OpCode
+from ..core.errors import HandleError
+from ..core.handle import Handle
+from ..core.messages import Request, Response
+from ..core.prefixes import owner_identity
+from ..core.values import HandleValue, ValueReference
+from ..net.client import HandleClient, locate
+from ..topology.state import StateError
+from .app import code_name, fail, json_option, main, parse_handle, run_async, running_state, state_dir_option
+
+
+@main.command()
+@click.argument("handle")
+@click.option("--value", "values", multiple=True, required=True,
+              help="TYPE=DATA or INDEX:TYPE=DATA (repeatable), e.g. URL=https://example.cn/x")
+@click.option("--overwrite/--no-overwrite", default=False, show_default=True,
+              help="Replace an existing handle (otherwise an existing handle is an error).")
+@click.option("--as", "identity_text", default=None, help="Identity INDEX:HANDLE (default: the prefix owner).")
+@state_dir_option
+@json_option
+def register(handle: str, values: tuple[str, ...], overwrite: bool, identity_text: str | None, state_dir: Path,
+             as_json: bool) -> None:
+    """Create HANDLE at the node responsible for its prefix, authenticated with the credentials `up` wrote."""
+    target = parse_handle(handle)
+    parsed = tuple(_parse_value(text, number) for number, text in enumerate(values, 1))
+    request = Request(OpCode.CREATE_HANDLE, target, values=parsed, overwrite=overwrite)
+    _write(state_dir, target, request, identity_text, as_json)
+
+
+@main.command()
+@click.argument("handle")
+@click.option("--index", "indexes", multiple=True, type=int, help="Remove only these values (repeatable).")
+@click.option("--as", "identity_text", default=None, help="Identity INDEX:HANDLE (default: the prefix owner).")
+@state_dir_option
+@json_option
+def delete(handle: str, indexes: tuple[int, ...], identity_text: str | None, state_dir: Path, as_json: bool) -> None:
+    """Delete HANDLE (or some of its values) at the node responsible for its prefix."""
+    target = parse_handle(handle)
+    op = OpCode.REMOVE_VALUE if indexes else OpCode.DELETE_HANDLE
+    _write(state_dir, target, Request(op, target, indexes=indexes), identity_text, as_json)
+
+
+def _write(state_dir: Path, target: Handle, request: Request, identity_text: str | None, as_json: bool) -> None:
+    state = running_state(state_dir)
+    identity = ValueReference.from_text(identity_text) if identity_text else owner_identity(target.prefix)
+    try:
+        credentials = state.credentials_for(identity)
+    except StateError as exc:
+        fail(str(exc))
+
+    async def go() -> Response:
+        async with HandleClient() as client:
+            sites = await locate(client, target.prefix_handle(), state.root_sites)
+            server = sites[0].server_for(target)
+            return await client.send(server, request, credentials=credentials)
+
+    try:
+        reply = run_async(go())
+    except HandleError as exc:
+        fail(exc.message)
+    if as_json:
+        click.echo(json.dumps({"handle": reply.handle, "responseCode": int(reply.code), "message": reply.message}))
+    elif reply.ok:
+        click.echo(f"{reply.handle}: ok")
+    else:
+        fail(f"{reply.handle or target.text}: {int(reply.code)} {code_name(reply.code)}: {reply.message}")
+
+
+def _parse_value(text: str, default_index: int) -> HandleValue:
+    head, eq, data = text.partition("=")
+    if not eq or not head:
+        fail(f"--value {text!r} must look like TYPE=DATA or INDEX:TYPE=DATA")
+    index_text, colon, type_name = head.partition(":")
+    if colon:
+        if not index_text.isdigit():
+            fail(f"--value {text!r}: the index before ':' must be a number")
+        return HandleValue(int(index_text), type_name, data)
+    return HandleValue(default_index, head, data)
+
