@@ -148,7 +148,7 @@ ZH: dict[str, str] = {
 TABLES = {"en": EN, "zh": ZH}
 
 
-_ZH_OUTCOMES = ((re.compile(r"^(\d+) values$"), r"\1 个值"),
+_ZH_OUTCOMES = ((re.compile(r"^(\d+) values?$"), r"\1 个值"),
                 (re.compile(r"^prefix referral to (.*)$"), r"前缀转介（referral）至 \1"),
                 (re.compile(r"^service referral to (.*)$"), r"服务转介至 \1"),
                 (re.compile(r"^handle not found$"), "标识不存在"))
@@ -156,6 +156,8 @@ _ZH_OUTCOMES = ((re.compile(r"^(\d+) values$"), r"\1 个值"),
 
 def outcome_words(lang: str, outcome: str) -> str:
     """A trace hop's outcome (worded in English by core/resolution.py) in the narration's language."""
+    if outcome == "1 values":
+        outcome = "1 value"
     if lang == "zh":
         for pattern, replacement in _ZH_OUTCOMES:
             if pattern.match(outcome):

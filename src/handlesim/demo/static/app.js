@@ -64,6 +64,7 @@ function html(tag, attrs, text) {
 function layout(nodes) {
   const pos = new Map();
   const radius = new Map();
+  const labels = new Map();  // secondary id -> where its name goes (outside its enterprises when there are many)
   const roots = nodes.filter((n) => n.role === "root");
   const secondaries = nodes.filter((n) => n.role === "secondary" && !n.mirror_of)
     .sort((a, b) => (a.industry || "").localeCompare(b.industry || "") || a.prefix.localeCompare(b.prefix));
@@ -77,6 +78,7 @@ function layout(nodes) {
   const total = secondaries.reduce((sum, s) => sum + weight(s), 0) || 1;
   let angle = -Math.PI / 2;
   let outer = ring + 40;
+  let upright = 0;  // labels above or below the ring alternate in height so neighbours do not overlap
   for (const s of secondaries) {
     const span = (2 * Math.PI * weight(s)) / total;
     const mid = angle + span / 2;
@@ -97,6 +99,11 @@ function layout(nodes) {
       outer = Math.max(outer, r);
       r += many ? spacing : 70;
     }
+    const c = Math.cos(mid);
+    const stagger = Math.abs(c) < 0.3 ? 22 * (upright++ % 2) : 0;
+    const rim = polar(Math.max(r, ring + 60) + 8 + stagger, mid);
+    labels.set(s.id, { ...rim, anchor: Math.abs(c) < 0.3 ? "middle" : c > 0 ? "start" : "end",
+      dy: Math.sin(mid) < 0 && Math.abs(c) < 0.3 ? -14 : 4 });
     angle += span;
   }
   roots.forEach((n, i) => {
@@ -110,14 +117,14 @@ function layout(nodes) {
     pos.set(m.id, { x: primary.x * (1 + push / length), y: primary.y * (1 + push / length) });
     radius.set(m.id, many ? 2.5 : 6);
   }
-  const side = -(outer + (many ? 140 : 170));
+  const side = -(outer + (many ? 230 : 170));
   nodes.filter((n) => n.role === "resolver").forEach((n, i) => {
     pos.set(n.id, { x: side, y: -70 - i * 60 });
     radius.set(n.id, 14);
   });
   pos.set("client", { x: side, y: 90 });
   radius.set("client", 14);
-  return { pos, radius, many, outer };
+  return { pos, radius, labels, many, outer };
 }
 
 function polar(r, a) {
@@ -132,8 +139,8 @@ function kindOf(node) {
 
 function draw() {
   const svg = $("map");
-  const { pos, radius, many } = layout(state.nodes);
-  Object.assign(state, { pos, radius, many });
+  const { pos, radius, labels, many } = layout(state.nodes);
+  Object.assign(state, { pos, radius, labels, many });
   for (const id of ["edges", "nodes", "labels", "trace-layer", "movers"]) $(id).replaceChildren();
   defs(svg);
   const roots = state.nodes.filter((n) => n.role === "root");
@@ -181,7 +188,11 @@ function label(n, p) {
   const r = state.radius.get(n.id);
   if (n.role === "root") text(p.x, p.y - r - 6, n.id, "label");
   else if (n.role === "resolver") text(p.x, p.y - r - 6, n.id, "label");
-  else if (n.role === "secondary" && !n.mirror_of) {
+  else if (n.role === "secondary" && !n.mirror_of && state.many) {
+    const at = state.labels.get(n.id);
+    text(at.x, at.y + at.dy, n.industry || n.id, "label", at.anchor);
+    text(at.x, at.y + at.dy + 12, n.prefix, "label tier", at.anchor);
+  } else if (n.role === "secondary" && !n.mirror_of) {
     const inward = Math.hypot(p.x, p.y) || 1;
     const lx = p.x * (1 - 30 / inward);
     const ly = p.y * (1 - 30 / inward);
@@ -200,7 +211,7 @@ function fit() {
   for (const p of state.pos.values()) {
     x0 = Math.min(x0, p.x); y0 = Math.min(y0, p.y); x1 = Math.max(x1, p.x); y1 = Math.max(y1, p.y);
   }
-  const margin = 95;
+  const margin = state.many ? 150 : 95;
   setView({ x: x0 - margin, y: y0 - margin, w: x1 - x0 + 2 * margin, h: y1 - y0 + 2 * margin });
 }
 
@@ -364,11 +375,20 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+function outcomeWords(outcome) {
+  // core/resolution.py words outcomes in English; the Chinese page translates the common ones
+  if (outcome === "1 values") outcome = "1 value";
+  if (state.lang !== "zh") return outcome;
+  return outcome.replace(/^(\d+) values?$/, "$1 个值").replace(/^prefix referral to (.*)$/, "前缀转介（referral）至 $1")
+    .replace(/^service referral to (.*)$/, "服务转介至 $1").replace(/^handle not found$/, "标识不存在");
+}
+
 function answerText(hop) {
+  const outcome = outcomeWords(hop.outcome);
   if (hop.failed) return `${t("no_answer")}: ${shortFailure(hop.outcome)}`;
-  if (hop.code === 1 && hop.referral_to.length) return `1 ${t("success")}: ${hop.outcome}, HS_SITE → ${hop.referral_to.join(", ")}`;
-  if (hop.code === 1) return `1 ${t("success")}: ${hop.outcome}`;
-  return `${hop.code} ${hop.outcome}`;
+  if (hop.code === 1 && hop.referral_to.length) return `1 ${t("success")}: ${outcome}, HS_SITE → ${hop.referral_to.join(", ")}`;
+  if (hop.code === 1) return `1 ${t("success")}: ${outcome}`;
+  return `${hop.code} ${outcome}`;
 }
 
 function shortFailure(outcome) {
