@@ -232,6 +232,65 @@ async def test_web_serves_the_bundled_page(page: tuple[Topology, str]) -> None:
             assert reply.status == 404
 
 
+@pytest.fixture
+async def controlled(tmp_path: Path) -> AsyncIterator[tuple[Topology, str]]:
+    """The small topology with a mirror per enterprise, and a page that runs in the same process (node controls)."""
+    from dataclasses import replace
+
+    from handlesim.topology.config import MirrorSpec, load_config
+    from handlesim.topology.plan import build_plan
+    from handlesim.topology.runner import launch
+
+    config = load_config(ROOT / "configs" / "small.toml").with_overrides(base_port=0)
+    config = replace(config, mirrors=MirrorSpec(enterprise=1))
+    topology = await launch(build_plan(config), tmp_path / "state", store_kind="memory")
+    web = DemoWeb(load_state(topology.state_dir), DemoWebConfig(poll_interval=0.0), topology=topology)
+    port = await web.start("127.0.0.1", 0)
+    try:
+        yield topology, f"http://127.0.0.1:{port}"
+    finally:
+        await web.stop()
+        await topology.stop()
+
+
+async def test_web_stops_a_node_and_lookups_fail_over_to_its_mirror(controlled: tuple[Topology, str]) -> None:
+    topology, base = controlled
+    handle = an_identifier(topology, "ent-88.101.1002")
+    lookup = {"handle": handle, "mode": "iterative", "cache": False}
+    async with aiohttp.ClientSession() as session:
+        _, data = await get_json(session, f"{base}/api/topology")
+        assert data["controllable"] and len(data["nodes"]) == 17
+        status, stopped = await get_json(session, f"{base}/api/nodes/ent-88.101.1002/stop", json={})
+        assert status == 200 and stopped == {"id": "ent-88.101.1002", "up": False}
+        _, data = await get_json(session, f"{base}/api/topology")
+        assert [n["id"] for n in data["nodes"] if not n["up"]] == ["ent-88.101.1002"]
+        _, view = await get_json(session, f"{base}/api/lookup", json=lookup)
+        assert view["ok"] and [h["node"] for h in view["hops"]][-2:] == ["ent-88.101.1002", "ent-88.101.1002-mirror1"]
+        assert view["hops"][-2]["failed"] and view["hops"][-2]["code"] is None
+        status, started = await get_json(session, f"{base}/api/nodes/ent-88.101.1002/start", json={})
+        assert status == 200 and started["up"]
+        _, data = await get_json(session, f"{base}/api/topology")
+        assert all(n["up"] for n in data["nodes"])
+        _, view = await get_json(session, f"{base}/api/lookup", json=lookup)
+        # the page's client remembers that the primary failed lately, so it asks the mirror first for a while
+        assert view["ok"] and len(view["hops"]) == 3 and not any(h["failed"] for h in view["hops"])
+        assert view["hops"][-1]["node"] in ("ent-88.101.1002", "ent-88.101.1002-mirror1")
+        async with session.get(f"{topology.nodes['ent-88.101.1002'].url}/_sim/health") as reply:
+            assert reply.status == 200  # listening again on its old port
+        status, _ = await get_json(session, f"{base}/api/nodes/no-such-node/stop", json={})
+        assert status == 404
+
+
+async def test_web_for_a_topology_elsewhere_cannot_stop_nodes(page: tuple[Topology, str]) -> None:
+    topology, base = page
+    async with aiohttp.ClientSession() as session:
+        _, data = await get_json(session, f"{base}/api/topology")
+        assert data["controllable"] is False
+        status, answer = await get_json(session, f"{base}/api/nodes/root-qingdao/stop", json={})
+    assert status == 403 and "demo --web" in answer["error"]
+    assert topology.nodes["root-qingdao"].server.serving
+
+
 def test_up_with_web_serves_the_page(tmp_path: Path) -> None:
     state = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-m", "handlesim.cli", "up", "--config", "configs/small.toml",

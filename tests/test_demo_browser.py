@@ -95,6 +95,11 @@ async def test_page_animates_the_hops_the_api_returns(small: Topology, page_url:
             assert await page.locator("ol#hops li.intro").count() == 1
             await page.screenshot(path=str(ARTIFACTS / "demo-page-resolver.png"))
 
+            await page.click('#nodes circle[data-node="root-qingdao"]')
+            assert await page.is_visible("#node-panel")
+            assert "root-qingdao" in await page.inner_text("#node-info")
+            assert not await page.is_visible("#node-toggle")  # this page's server does not run the topology
+
             before = await page.get_attribute("#map", "viewBox")
             await page.mouse.move(500, 400)
             await page.mouse.wheel(0, -400)

@@ -76,6 +76,7 @@ EN: dict[str, str] = {
     "values_of": "Values of {handle}",
     "press_enter": "Press Enter for the next step ",
     "stopping": "Stopping the demo topology.",
+    "web_hint": "Open the page, type an identifier and press Resolve; click a node to stop or start it. Ctrl-C ends.",
     "done": "Done. Try it yourself: handlesim up --config configs/small.toml --web, then open the page it prints.",
 }
 
@@ -142,6 +143,7 @@ ZH: dict[str, str] = {
     "values_of": "{handle} 的值",
     "press_enter": "按回车键进入下一步 ",
     "stopping": "正在停止演示拓扑。",
+    "web_hint": "打开网页，输入标识并点击“解析”；点击节点可将其停止或重新启动。按 Ctrl-C 结束。",
     "done": "完成。自己试试：handlesim up --config configs/small.toml --web，然后打开它显示的网页。",
 }
 

@@ -5,7 +5,9 @@
   (iterative: walking from the roots, with a client cache kept between lookups unless cache=false; resolver: asking
   the topology's recursive resolver with ?trace=true) and returns every hop and the final values;
 - `GET /api/counters`: per tier, requests/s and cache hits, from the nodes' own `/_sim/stats` (polled at most once
-  per interval however many pages ask; a node that does not answer is down).
+  per interval however many pages ask; a node that does not answer is down);
+- `POST /api/nodes/{id}/stop` and `/start`: stop a node's server and start it again on the same port, to show a class
+  what a dead node does to lookups (only when the topology runs in this process: `up --web`, `demo --web`).
 Nothing is fetched from outside: the page is hand-written HTML/JS/SVG shipped as package data.
 """
 
@@ -26,6 +28,7 @@ from ..core.cache import ResolutionCache
 from ..core.errors import HandleError
 from ..core.handle import Handle
 from ..net.client import HandleClient
+from ..topology.runner import Topology
 from ..topology.state import TopologyState
 from .lookup import MODES, LookupView, lookup_iterative, lookup_via_resolver, roles_by_node
 
@@ -71,8 +74,11 @@ class _Sweeps:
 class DemoWeb:
     """The page and its API for one topology. `await start(host, port)`, later `await stop()`."""
 
-    def __init__(self, state: TopologyState, config: DemoWebConfig | None = None) -> None:
+    def __init__(self, state: TopologyState, config: DemoWebConfig | None = None, *,
+                 topology: Topology | None = None) -> None:
         self.state = state
+        self.topology = topology
+        """The running topology when it lives in this process: then the page may stop and start nodes."""
         self.config = config or DemoWebConfig()
         self.roles = roles_by_node(state.nodes)
         self.cache = ResolutionCache(self.config.client_cache_capacity)
@@ -84,10 +90,11 @@ class DemoWeb:
         self.app.add_routes([
             web.get("/", self.index),
             web.get("/static/{name}", self.static),
-            web.get("/api/topology", self.topology),
+            web.get("/api/topology", self.describe_topology),
             web.get("/api/lookup", self.lookup),
             web.post("/api/lookup", self.lookup),
             web.get("/api/counters", self.counters),
+            web.post("/api/nodes/{node_id}/{action:stop|start}", self.control_node),
         ])
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -129,13 +136,32 @@ class DemoWeb:
 
     # -- API ------------------------------------------------------------------------------------------------------
 
-    async def topology(self, request: web.Request) -> web.StreamResponse:
+    async def describe_topology(self, request: web.Request) -> web.StreamResponse:
         poll = await self._poll()
         nodes = [{"id": n["id"], "role": n["role"], "prefix": n.get("prefix", ""), "parent": n.get("parent"),
                   "industry": n.get("industry", ""), "region": n.get("region", ""), "mirror_of": n.get("mirror_of"),
                   "url": n.get("url", ""), "up": poll.stats.get(n["id"]) is not None} for n in self.state.nodes]
         return web.json_response({"name": self.state.data.get("name", ""), "nodes": nodes,
-                                  "examples": self.state.data.get("examples", [])}, dumps=_dumps)
+                                  "examples": self.state.data.get("examples", []),
+                                  "controllable": self.topology is not None}, dumps=_dumps)
+
+    async def control_node(self, request: web.Request) -> web.StreamResponse:
+        node_id, action = request.match_info["node_id"], request.match_info["action"]
+        if self.topology is None:
+            return _error("this page's server does not run the topology, so it cannot stop nodes; start the page with "
+                          "`handlesim demo --web` or `handlesim up --web`", 403)
+        node = self.topology.nodes.get(node_id)
+        if node is None:
+            return _error(f"no node {node_id!r}", 404)
+        try:
+            if action == "stop":
+                await node.server.stop()
+            elif not node.server.serving:  # start it again where it listened
+                await node.server.start(node.plan.host, node.server.port)
+        except OSError as exc:
+            return _error(f"{node_id} cannot listen on port {node.server.port} again: {exc.strerror}", 409)
+        self._sweeps.latest = None  # the next topology/counters request sweeps again and shows the change
+        return web.json_response({"id": node_id, "up": action == "start"})
 
     async def lookup(self, request: web.Request) -> web.StreamResponse:
         params: dict[str, Any] = dict(request.rel_url.query)

@@ -16,12 +16,17 @@ const TEXT = {
     root: "root", secondary: "secondary", enterprise: "enterprise", mirror: "mirror", resolver: "resolver",
     client: "client (this page)", down: "down", hops: "Hops", values: "Values", counters: "Live counters",
     tier: "tier", up: "up", rps: "req/s", requests: "requests", cache_hits: "cache hits", cache: "cache",
-    hint: "Type an identifier and press Resolve.", asked: "asked", from_cache: "answered from the cache, no request sent",
+    hint: "Type an identifier and press Resolve. Click a node to see it (and stop or start it).", asked: "asked", from_cache: "answered from the cache, no request sent",
     no_answer: "no answer", success: "success", working: "resolving…", client_row: "client cache (this page)",
     summary: (n, ms) => `${n} request${n === 1 ? "" : "s"} over the network, ${ms} ms in total`,
     summary_cache: (ms) => `0 requests: everything came from a cache (${ms} ms)`,
     via: (r, ms) => `one request to ${r}; it walked for the client (${ms} ms)`,
     failed: (msg) => `lookup failed: ${msg}`,
+    node: "Node", stop_node: "Stop this node", start_node: "Start it again", state: "state", role: "role",
+    prefix: "prefix", industry: "industry", region: "region", address: "address", running: "running",
+    stopped: "down",
+    not_controllable: "This page's server does not run the topology; start it with `handlesim demo --web` or " +
+      "`handlesim up --web` to stop nodes from here.",
   },
   zh: {
     title: "观看一次标识解析", identifier: "标识", mode_iterative: "迭代解析（客户端逐级查询）",
@@ -29,18 +34,23 @@ const TEXT = {
     root: "根节点", secondary: "二级节点", enterprise: "企业节点", mirror: "镜像", resolver: "递归节点",
     client: "客户端（本页面）", down: "故障", hops: "逐跳过程", values: "标识值", counters: "实时计数",
     tier: "层级", up: "在线", rps: "请求/秒", requests: "请求总数", cache_hits: "缓存命中", cache: "缓存",
-    hint: "输入标识后点击“解析”。", asked: "查询", from_cache: "由缓存应答，未发送请求",
+    hint: "输入标识后点击“解析”。点击节点可查看详情（并可停止或启动它）。", asked: "查询", from_cache: "由缓存应答，未发送请求",
     no_answer: "无应答", success: "成功", working: "解析中…", client_row: "客户端缓存（本页面）",
     summary: (n, ms) => `网络请求 ${n} 次，共 ${ms} 毫秒`,
     summary_cache: (ms) => `0 次请求：全部由缓存应答（${ms} 毫秒）`,
     via: (r, ms) => `向 ${r} 发送一次请求，由它代为逐级查询（${ms} 毫秒）`,
     failed: (msg) => `解析失败：${msg}`,
+    node: "节点", stop_node: "停止此节点", start_node: "重新启动", state: "状态", role: "角色",
+    prefix: "前缀", industry: "行业", region: "地区", address: "地址", running: "运行中",
+    stopped: "故障",
+    not_controllable: "本页面的服务器不运行该拓扑；用 `handlesim demo --web` 或 `handlesim up --web` 启动，" +
+      "即可在此停止节点。",
   },
 };
 
 const state = {
   lang: "en", nodes: [], byId: new Map(), pos: new Map(), radius: new Map(), view: null, busy: false,
-  many: false, counters: null,
+  many: false, counters: null, controllable: false, selected: null,
 };
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[state.lang][key];
@@ -258,7 +268,14 @@ function setUpZoom() {
       y: drag.view.y - (evt.clientY - drag.y) * drag.scale });
   });
   const end = () => { drag = null; svg.classList.remove("panning"); };
-  svg.addEventListener("pointerup", end);
+  svg.addEventListener("pointerup", (evt) => {
+    const clicked = drag && Math.hypot(evt.clientX - drag.x, evt.clientY - drag.y) < 4;
+    end();
+    if (!clicked) return;
+    const hit = document.elementFromPoint(evt.clientX, evt.clientY);
+    const id = hit && hit.dataset ? hit.dataset.node : undefined;
+    if (id && state.byId.has(id)) selectNode(id);
+  });
   svg.addEventListener("pointercancel", end);
   const centre = () => ({ x: state.view.x + state.view.w / 2, y: state.view.y + state.view.h / 2 });
   $("zoom-in").onclick = () => { const c = centre(); zoomAt(0.7, c.x, c.y); };
@@ -429,6 +446,62 @@ function setStatus(message, error) {
   $("status").classList.toggle("error", Boolean(error));
 }
 
+// ---- one node: details, stop and start ----------------------------------------------------------------------
+
+function selectNode(id) {
+  for (const c of document.querySelectorAll(".node.selected")) c.classList.remove("selected");
+  const circle = document.querySelector(`circle.node[data-node="${CSS.escape(id)}"]`);
+  if (circle) circle.classList.add("selected");
+  state.selected = id;
+  showNode();
+}
+
+function showNode() {
+  const n = state.byId.get(state.selected);
+  if (!n) return;
+  $("node-panel").hidden = false;
+  const body = $("node-info").tBodies[0];
+  body.replaceChildren();
+  const rows = [["node", n.id], ["role", t(kindOf(n)) || n.role], ["prefix", n.prefix], ["industry", n.industry],
+    ["region", n.region], ["address", n.url], ["state", n.up ? t("running") : t("stopped")]];
+  for (const [key, value] of rows) {
+    if (!value) continue;
+    const row = html("tr");
+    row.append(html("th", {}, t(key)), html("td", {}, value));
+    body.append(row);
+  }
+  const button = $("node-toggle");
+  button.hidden = !state.controllable;
+  button.textContent = n.up ? t("stop_node") : t("start_node");
+  button.dataset.action = n.up ? "stop" : "start";
+  $("node-note").textContent = state.controllable ? "" : t("not_controllable");
+}
+
+async function toggleNode() {
+  const n = state.byId.get(state.selected);
+  if (!n) return;
+  const button = $("node-toggle");
+  button.disabled = true;
+  try {
+    const reply = await fetch(`/api/nodes/${encodeURIComponent(n.id)}/${button.dataset.action}`, { method: "POST" });
+    const data = await reply.json();
+    if (!reply.ok) throw new Error(data.error || `HTTP ${reply.status}`);
+    setUp(n.id, data.up);
+  } catch (err) {
+    $("node-note").textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setUp(id, up) {
+  const n = state.byId.get(id);
+  if (n) n.up = up;
+  const circle = document.querySelector(`circle.node[data-node="${CSS.escape(id)}"]`);
+  if (circle) circle.classList.toggle("down", !up);
+  if (id === state.selected) showNode();
+}
+
 // ---- live counters -------------------------------------------------------------------------------------------
 
 async function refreshCounters() {
@@ -461,8 +534,8 @@ function showCounters(data) {
     html("td", {}, String(cc.hits)));
   body.append(row);
   for (const [id, n] of Object.entries(data.nodes)) {
-    const circle = document.querySelector(`circle.node[data-node="${CSS.escape(id)}"]`);
-    if (circle) circle.classList.toggle("down", !n.up);
+    const known = state.byId.get(id);
+    if (known && known.up !== n.up) setUp(id, n.up);
   }
 }
 
@@ -478,6 +551,7 @@ function applyLanguage() {
   const label = document.querySelector(".client-label");
   if (label) label.textContent = t("client");
   if (state.counters) showCounters(state.counters);
+  if (state.selected) showNode();
 }
 
 async function start() {
@@ -485,6 +559,7 @@ async function start() {
   const topology = await reply.json();
   state.nodes = topology.nodes;
   state.byId = new Map(state.nodes.map((n) => [n.id, n]));
+  state.controllable = Boolean(topology.controllable);
   $("topology-name").textContent = `${topology.name} · ${state.nodes.length} nodes`;
   const list = $("examples");
   for (const example of topology.examples) list.append(html("option", { value: example }));
@@ -494,6 +569,7 @@ async function start() {
   applyLanguage();
   setUpZoom();
   $("lookup-form").addEventListener("submit", runLookup);
+  $("node-toggle").onclick = toggleNode;
   $("lang").onclick = () => { state.lang = state.lang === "en" ? "zh" : "en"; applyLanguage(); };
   document.body.dataset.ready = "true";
   refreshCounters();
