@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -28,8 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[")
 
 
+PLAIN_ENV: dict[str, str | None] = {"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "COLUMNS": None}
+"""What a plain pipe looks like to rich (a CI runner may force colours or widths)."""
+
+
 def run_demo(*args: str) -> str:
-    result = CliRunner().invoke(main, ["demo", "--config", str(ROOT / "configs" / "small.toml"), *args])
+    result = CliRunner().invoke(main, ["demo", "--config", str(ROOT / "configs" / "small.toml"), *args],
+                                env=PLAIN_ENV)
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
 
@@ -85,12 +91,14 @@ def test_demo_in_chinese() -> None:
 
 
 async def test_demo_against_a_running_topology_skips_failover(small: Topology) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in PLAIN_ENV}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "handlesim.cli", "demo", "--state-dir", str(small.state_dir), "--prefix", "88.102.2001",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     out = stdout.decode()
     assert proc.returncode == 0, out + stderr.decode()
+    assert not ANSI.search(out)
     assert "client ──▶ ent-88.102.2001 [enterprise]" in out and "sec-home-appliances" in out
     assert "Stopping a node needs the demo's own topology" in out
     assert all(node.server.port for node in small.nodes.values())  # nothing was stopped
@@ -319,3 +327,11 @@ def test_up_with_web_serves_the_page(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0
+
+
+def test_demo_paced_waits_for_enter_between_steps() -> None:
+    result = CliRunner().invoke(main, ["demo", "--config", str(ROOT / "configs" / "small.toml"), "--pace"],
+                                input="\n" * 10, env=PLAIN_ENV)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Press Enter for the next step") == 6  # before steps 2-6 and the summary
+    assert "What the class saw" in result.output

@@ -22,7 +22,7 @@ const TEXT = {
     summary_cache: (ms) => `0 requests: everything came from a cache (${ms} ms)`,
     via: (r, ms) => `one request to ${r}; it walked for the client (${ms} ms)`,
     failed: (msg) => `lookup failed: ${msg}`,
-    node: "Node", stop_node: "Stop this node", start_node: "Start it again", state: "state", role: "role",
+    node: "Node", node_id: "id", stop_node: "Stop this node", start_node: "Start it again", state: "state", role: "role",
     prefix: "prefix", industry: "industry", region: "region", address: "address", running: "running",
     stopped: "down",
     not_controllable: "This page's server does not run the topology; start it with `handlesim demo --web` or " +
@@ -40,7 +40,7 @@ const TEXT = {
     summary_cache: (ms) => `0 次请求：全部由缓存应答（${ms} 毫秒）`,
     via: (r, ms) => `向 ${r} 发送一次请求，由它代为逐级查询（${ms} 毫秒）`,
     failed: (msg) => `解析失败：${msg}`,
-    node: "节点", stop_node: "停止此节点", start_node: "重新启动", state: "状态", role: "角色",
+    node: "节点", node_id: "名称", stop_node: "停止此节点", start_node: "重新启动", state: "状态", role: "角色",
     prefix: "前缀", industry: "行业", region: "地区", address: "地址", running: "运行中",
     stopped: "故障",
     not_controllable: "本页面的服务器不运行该拓扑；用 `handlesim demo --web` 或 `handlesim up --web` 启动，" +
@@ -462,7 +462,7 @@ function showNode() {
   $("node-panel").hidden = false;
   const body = $("node-info").tBodies[0];
   body.replaceChildren();
-  const rows = [["node", n.id], ["role", t(kindOf(n)) || n.role], ["prefix", n.prefix], ["industry", n.industry],
+  const rows = [["node_id", n.id], ["role", t(kindOf(n)) || n.role], ["prefix", n.prefix], ["industry", n.industry],
     ["region", n.region], ["address", n.url], ["state", n.up ? t("running") : t("stopped")]];
   for (const [key, value] of rows) {
     if (!value) continue;
