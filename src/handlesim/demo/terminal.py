@@ -5,6 +5,7 @@ an arrow back with its answer and time. Fits 80 columns; plain text (no ANSI cod
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from rich.console import Console
@@ -34,14 +35,30 @@ class TerminalScreen:
 
     async def step(self, title_key: str) -> None:
         if self.pace and self._steps:
-            prompt = self.text("press_enter")
-            await asyncio.get_running_loop().run_in_executor(None, lambda: self.console.input(prompt))
+            await self._enter_pressed()
         self._steps += 1
         self.console.print()
         self.console.rule(Text(self.text(title_key), style="bold"), align="left")
 
     def say(self, key: str, **facts: object) -> None:
         self.console.print(self.text(key, **facts))
+
+    async def _enter_pressed(self) -> None:
+        """Wait for Enter without blocking the nodes (they run on this event loop). The reader is a daemon thread so
+        Ctrl-C at the prompt ends the demo at once; at end of input the rest runs unpaced."""
+        loop = asyncio.get_running_loop()
+        pressed: asyncio.Future[bool] = loop.create_future()
+
+        def read() -> None:
+            try:
+                self.console.input(self.text("press_enter"))
+                more = True
+            except EOFError:
+                more = False
+            loop.call_soon_threadsafe(_settle, pressed, more)
+
+        threading.Thread(target=read, name="handlesim-demo-pace", daemon=True).start()
+        self.pace = await pressed
 
     def title(self) -> None:
         self.console.rule(Text(self.text("title"), style="bold reverse"))
@@ -129,6 +146,11 @@ class TerminalScreen:
         for label_key, view in rows:
             table.add_row(self.text(label_key), str(view.upstream_hops), f"{view.elapsed_ms:.2f}")
         self.console.print(table)
+
+
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def short_failure(outcome: str) -> str:
