@@ -23,6 +23,7 @@ from .app import (
     running_state,
     state_dir_option,
 )
+from .demo import serve_page_for
 
 
 @main.command()
@@ -33,16 +34,18 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups).")
+@click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None) -> None:
+       identifiers: int | None, web: bool, web_port: int) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
-    run_async(_up(plan, state_dir, store_kind))
+    run_async(_up(plan, state_dir, store_kind, web_port if web else None))
 
 
 
 
-async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
+async def _up(plan: Any, state_dir: Path, store_kind: str, web_port: int | None = None) -> None:
     progress = _Progress()
     try:
         topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress)
@@ -51,6 +54,13 @@ async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
         fail(str(exc))
         return
     progress.close()
+    page = None
+    if web_port is not None:  # before the ready line, so `ready:` means the page is up too
+        try:
+            page = await serve_page_for(topology, "127.0.0.1", web_port)
+        except BaseException:
+            await topology.stop()
+            raise
     print_tiers(topology.describe())
     click.echo(f"ready: {len(topology.nodes)} nodes up in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
@@ -61,6 +71,8 @@ async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     click.echo("stopping...", err=True)
+    if page is not None:
+        await page.stop()
     await topology.stop()
     click.echo("stopped", err=True)
 

@@ -98,7 +98,9 @@ class HandleClient:
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
                       authoritative: bool = False) -> Resolution:
         """Walk the hierarchy iteratively from the roots; the returned Resolution holds result and trace."""
-        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=cache or self.cache,
+        # `cache or self.cache` would drop an empty cache (a ResolutionCache with no entries is falsy)
+        chosen = self.cache if cache is None else cache
+        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=chosen,
                                 authoritative=authoritative, health=self.health, now=time.time())
         await self.drive(resolution)
         return resolution

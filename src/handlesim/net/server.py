@@ -92,6 +92,11 @@ class NodeServer:
             self.port = port
         return self.port
 
+    @property
+    def serving(self) -> bool:
+        """Whether the node listens now (False after `stop()`, until `start()` again)."""
+        return self._runner is not None
+
     async def stop(self) -> None:
         if self.resolver is not None:
             self.resolver.close()
