@@ -1,24 +1,55 @@
-"""Authentication at the HTTP edge: HTTP Basic `index%3Ahandle:secret`, checked against the node's HS_SECKEY values."""
+"""Authentication at the HTTP edge.
+
+Two schemes, as Handle.Net's REST API has them:
+- `Basic base64(index%3Ahandle:secret)` (what pyhandle sends), checked against the identity's HS_SECKEY;
+- `Handle version="0", sessionId="...", id="300:...", type="HS_PUBKEY", cnonce="...", alg="SHA256",
+  signature="..."`: a signature over the session's nonce and the client's cnonce, checked against the identity's
+  HS_PUBKEY; afterwards `Handle version="0", sessionId="..."` alone carries the identity (see net/sessions.py).
+
+Keys this node holds are checked here; keys held elsewhere are verified by their holder (net/verify.py), and those
+verdicts are remembered for a short while.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import re
+import time
+from collections.abc import Callable
 from urllib.parse import unquote
 
+from ..core import keys
 from ..core.auth import verify_secret
-from ..core.errors import AuthenticationFailed, InvalidCredential, ProtocolError
+from ..core.errors import (
+    AuthenticationFailed,
+    AuthenticationNeeded,
+    InvalidCredential,
+    OperationNotSupported,
+    ProtocolError,
+    TransportError,
+)
 from ..core.handle import Handle
 from ..core.service import HandleService
-from ..core.values import HS_SECKEY, ValueReference
+from ..core.values import HS_PUBKEY, HS_SECKEY, KeyData, ValueReference
+from .sessions import Session, SessionTable
+from .verify import RemoteVerifier
+
+Clock = Callable[[], float]
+REMOTE_POSITIVE_TTL = 60.0
+"""Seconds a foreign identity's successful verification is remembered (a key changed at its holder takes effect
+after at most this long here)."""
+REMOTE_NEGATIVE_TTL = 5.0
+"""Seconds a foreign identity's failed verification is remembered (bounds guessing traffic to the holder)."""
+_PARAM = re.compile(r'([A-Za-z]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
 
 
 def parse_basic(header: str) -> tuple[ValueReference, str]:
     """`Basic base64(index%3Ahandle:secret)` -> (identity, secret); the user is percent-decoded as pyhandle sends it."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
-        raise ProtocolError(f"unsupported Authorization scheme {scheme!r}; use Basic with index:handle as the user")
+        raise ProtocolError(f"unsupported Authorization scheme {scheme!r}; use Basic or Handle")
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
@@ -26,47 +57,146 @@ def parse_basic(header: str) -> tuple[ValueReference, str]:
     user, colon, secret = decoded.partition(":")
     if not colon:
         raise InvalidCredential("the Basic credentials have no ':' between user and secret")
-    user = unquote(user)
+    return parse_identity(unquote(user)), secret
+
+
+def parse_identity(text: str) -> ValueReference:
     try:
-        identity = ValueReference.from_text(user)
+        identity = ValueReference.from_text(text)
         Handle.from_text(identity.handle)
     except ValueError as exc:
-        raise InvalidCredential(f"user {user!r} is not an identity INDEX:HANDLE ({exc})") from None
-    return identity, secret
+        raise InvalidCredential(f"{text!r} is not an identity INDEX:HANDLE ({exc})") from None
+    return identity
+
+
+def parse_handle_scheme(header: str) -> dict[str, str]:
+    """The `key="value"` parameters of an `Authorization: Handle ...` header."""
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() != "handle":
+        raise ProtocolError(f"unsupported Authorization scheme {scheme!r}; use Basic or Handle")
+    return {m.group(1): m.group(2) if m.group(2) is not None else m.group(3) for m in _PARAM.finditer(rest)}
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidCredential(f"{what} is not base64") from None
 
 
 class Authenticator:
-    """Verifies identities against the secret keys this node holds, remembering recent verdicts.
+    """Verifies identities against the keys this node holds, or has their holder verify them.
 
-    PBKDF2 is slow by design, so a verified (identity, secret digest) pair is remembered until a record changes.
+    PBKDF2 is slow by design, so a verified (identity, secret digest) pair is remembered: local verdicts until a
+    record changes here, foreign verdicts for REMOTE_POSITIVE_TTL / REMOTE_NEGATIVE_TTL seconds.
     """
 
-    def __init__(self, service: HandleService, capacity: int = 4096) -> None:
+    def __init__(self, service: HandleService, capacity: int = 4096, *, clock: Clock = time.time,
+                 remote: RemoteVerifier | None = None, sessions: SessionTable | None = None) -> None:
         self.service = service
         self.capacity = capacity
-        self._verdicts: dict[tuple[str, int, bytes], bool] = {}
+        self.clock = clock
+        self.remote = remote
+        """Asks other nodes about keys this node does not hold (None: only local keys are known)."""
+        self.sessions = sessions if sessions is not None else SessionTable(clock)
+        self._verdicts: dict[tuple[str, int, bytes], tuple[bool, float | None]] = {}
+        """(handle key, index, sha256 of the secret) -> (verdict, expiry; None = until a local record changes)."""
         service.listeners.append(self._forget)
 
-    def authenticate(self, header: str) -> ValueReference:
+    async def authenticate(self, header: str) -> ValueReference:
+        """The identity an Authorization header proves, or a HandleError (402, 403, 404) saying why not."""
+        scheme = header.partition(" ")[0].lower()
+        if scheme == "handle":
+            return await self.authenticate_session(parse_handle_scheme(header))
         identity, secret = parse_basic(header)
-        handle_key = Handle.from_text(identity.handle).key
-        memo = (handle_key, identity.index, hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest())
-        verdict = self._verdicts.get(memo)
-        if verdict is None:
-            verdict = self._verify(handle_key, identity, secret)
-            if len(self._verdicts) >= self.capacity:
-                self._verdicts.clear()
-            self._verdicts[memo] = verdict
+        return await self.authenticate_secret(identity, secret)
+
+    # -- secret keys --------------------------------------------------------------------------------------------
+
+    async def authenticate_secret(self, identity: ValueReference, secret: str) -> ValueReference:
+        handle = Handle.from_text(identity.handle)
+        memo = (handle.key, identity.index, hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest())
+        now = self.clock()
+        known = self._verdicts.get(memo)
+        if known is not None and (known[1] is None or known[1] > now):
+            verdict = known[0]
+        elif self._is_local(handle):
+            verdict = self._verify_local(handle.key, identity, secret)
+            self._remember(memo, verdict, None)
+        else:
+            assert self.remote is not None
+            try:
+                verdict = await self.remote.verify_secret(identity, secret)
+            except TransportError as exc:
+                raise AuthenticationFailed(f"cannot verify {identity.to_text()}: {exc.message}") from None
+            self._remember(memo, verdict, now + (REMOTE_POSITIVE_TTL if verdict else REMOTE_NEGATIVE_TTL))
         if not verdict:
             raise AuthenticationFailed(f"authentication failed for {identity.to_text()}: wrong secret or no such key")
         return identity
 
-    def _verify(self, handle_key: str, identity: ValueReference, secret: str) -> bool:
+    def _is_local(self, handle: Handle) -> bool:
+        """Keys of handles this node holds or is responsible for are checked here, never asked for elsewhere."""
+        return (self.remote is None or self.service.is_responsible(handle)
+                or self.service.store.get(handle.key) is not None)
+
+    def _verify_local(self, handle_key: str, identity: ValueReference, secret: str) -> bool:
         record = self.service.store.get(handle_key)
         value = record.value_at(identity.index) if record is not None else None
         if value is None or value.type_key != HS_SECKEY or not isinstance(value.data, str):
             return False
         return verify_secret(value.data, secret)
 
+    def _remember(self, memo: tuple[str, int, bytes], verdict: bool, expires: float | None) -> None:
+        if len(self._verdicts) >= self.capacity:
+            self._verdicts.clear()
+        self._verdicts[memo] = (verdict, expires)
+
     def _forget(self, key: str) -> None:
         self._verdicts.clear()
+
+    # -- public keys and sessions ------------------------------------------------------------------------------
+
+    def session_of(self, params: dict[str, str]) -> Session:
+        session_id = params.get("sessionId", "")
+        session = self.sessions.get(session_id) if session_id else None
+        if session is None:
+            raise AuthenticationNeeded("unknown or expired session; open one with POST /api/sessions")
+        return session
+
+    async def authenticate_session(self, params: dict[str, str]) -> ValueReference:
+        """A `Handle` header: prove an identity for the session (with a signature), or use the one it holds."""
+        session = self.session_of(params)
+        if "signature" in params:
+            session.identity = await self.verify_signature(session, params)
+        if session.identity is None:
+            raise AuthenticationNeeded("the session is not authenticated yet; sign its nonce (id, type, cnonce, "
+                                       "alg, signature)")
+        return session.identity
+
+    async def verify_signature(self, session: Session, params: dict[str, str]) -> ValueReference:
+        identity = parse_identity(unquote(params.get("id", "")))
+        key_type = params.get("type", HS_PUBKEY).upper()
+        if key_type != HS_PUBKEY:
+            raise OperationNotSupported(f"challenge-response with {key_type} is not supported here; use HS_PUBKEY, "
+                                        "or Basic for secret keys")
+        message = keys.challenge_message(session.nonce, _b64(params.get("cnonce", ""), "cnonce"))
+        signature = _b64(params["signature"], "signature")
+        key_data = await self._public_key(identity)
+        if key_data is None or not keys.verify_signature(key_data, message, signature, params.get("alg", "SHA256")):
+            raise AuthenticationFailed(f"authentication failed for {identity.to_text()}: the signature does not "
+                                       "verify against its HS_PUBKEY")
+        return identity
+
+    async def _public_key(self, identity: ValueReference) -> bytes | None:
+        handle = Handle.from_text(identity.handle)
+        if not self._is_local(handle):
+            assert self.remote is not None
+            try:
+                return await self.remote.public_key(identity)
+            except TransportError as exc:
+                raise AuthenticationFailed(f"cannot fetch the key of {identity.to_text()}: {exc.message}") from None
+        record = self.service.store.get(handle.key)
+        value = record.value_at(identity.index) if record is not None else None
+        if value is None or value.type_key != HS_PUBKEY or not isinstance(value.data, KeyData):
+            return None
+        return value.data.key

@@ -258,7 +258,8 @@ def _prefix_record_of(topology: Topology, node: RunningNode, secret_data: str) -
     if p.role == "root":
         return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
-    admins = [owner_identity(Prefix(parent.prefix))] if parent is not None and parent.role != "root" else []
+    # the tier above administers the prefix: the secondary its enterprises', the root operators the secondaries'
+    admins = [ROOT_OPERATOR if parent is None or parent.role == "root" else owner_identity(Prefix(parent.prefix))]
     return prefix_record(Prefix(p.prefix), sites=sites_known, derived_sites=sites_known, admins=admins,
                          secret_hash=secret_data)
 
