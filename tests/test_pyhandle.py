@@ -85,5 +85,5 @@ async def test_pyhandle_wrong_secret_and_foreign_admin_change_nothing(small: Top
     wrong = await asyncio.to_thread(attempt, "300:0.NA/88.101.1001", "not-the-secret")
     assert "HTTP Status Code: 403" in wrong and '"responseCode":403' in wrong
     foreign = await asyncio.to_thread(attempt, "300:0.NA/88.101.1002", other.plan.secret)
-    assert "HTTP Status Code: 403" in foreign and '"responseCode":40' in foreign
+    assert "HTTP Status Code: 403" in foreign and '"responseCode":401' in foreign  # verified at its holder
     assert len(node.store) == before and stored_urls(node, "88.101.1001/EVIL") == []

@@ -18,6 +18,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from ..core import keys
@@ -84,6 +85,12 @@ def _b64(text: str, what: str) -> bytes:
         raise InvalidCredential(f"{what} is not base64") from None
 
 
+def _bounded(table: dict[Any, Any], capacity: int) -> dict[Any, Any]:
+    if len(table) >= capacity:
+        table.clear()
+    return table
+
+
 class Authenticator:
     """Verifies identities against the keys this node holds, or has their holder verify them.
 
@@ -99,8 +106,10 @@ class Authenticator:
         self.remote = remote
         """Asks other nodes about keys this node does not hold (None: only local keys are known)."""
         self.sessions = sessions if sessions is not None else SessionTable(clock)
-        self._verdicts: dict[tuple[str, int, bytes], tuple[bool, float | None]] = {}
-        """(handle key, index, sha256 of the secret) -> (verdict, expiry; None = until a local record changes)."""
+        self._local: dict[tuple[str, int, bytes], bool] = {}
+        """(handle key, index, sha256 of the secret) -> verdict, kept until a record changes here."""
+        self._foreign: dict[tuple[str, int, bytes], tuple[bool, float]] = {}
+        """The same for keys held elsewhere -> (verdict, expiry)."""
         service.listeners.append(self._forget)
 
     async def authenticate(self, header: str) -> ValueReference:
@@ -117,19 +126,23 @@ class Authenticator:
         handle = Handle.from_text(identity.handle)
         memo = (handle.key, identity.index, hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest())
         now = self.clock()
-        known = self._verdicts.get(memo)
-        if known is not None and (known[1] is None or known[1] > now):
-            verdict = known[0]
-        elif self._is_local(handle):
-            verdict = self._verify_local(handle.key, identity, secret)
-            self._remember(memo, verdict, None)
+        if self._is_local(handle):
+            verdict = self._local.get(memo)
+            if verdict is None:
+                verdict = self._verify_local(handle.key, identity, secret)
+                _bounded(self._local, self.capacity)[memo] = verdict
         else:
-            assert self.remote is not None
-            try:
-                verdict = await self.remote.verify_secret(identity, secret)
-            except TransportError as exc:
-                raise AuthenticationFailed(f"cannot verify {identity.to_text()}: {exc.message}") from None
-            self._remember(memo, verdict, now + (REMOTE_POSITIVE_TTL if verdict else REMOTE_NEGATIVE_TTL))
+            known = self._foreign.get(memo)
+            if known is not None and known[1] > now:
+                verdict = known[0]
+            else:
+                assert self.remote is not None
+                try:
+                    verdict = await self.remote.verify_secret(identity, secret)
+                except TransportError as exc:
+                    raise AuthenticationFailed(f"cannot verify {identity.to_text()}: {exc.message}") from None
+                ttl = REMOTE_POSITIVE_TTL if verdict else REMOTE_NEGATIVE_TTL
+                _bounded(self._foreign, self.capacity)[memo] = (verdict, now + ttl)
         if not verdict:
             raise AuthenticationFailed(f"authentication failed for {identity.to_text()}: wrong secret or no such key")
         return identity
@@ -146,13 +159,9 @@ class Authenticator:
             return False
         return verify_secret(value.data, secret)
 
-    def _remember(self, memo: tuple[str, int, bytes], verdict: bool, expires: float | None) -> None:
-        if len(self._verdicts) >= self.capacity:
-            self._verdicts.clear()
-        self._verdicts[memo] = (verdict, expires)
-
     def _forget(self, key: str) -> None:
-        self._verdicts.clear()
+        """A record changed here: local verdicts may be stale (foreign ones depend on records held elsewhere)."""
+        self._local.clear()
 
     # -- public keys and sessions ------------------------------------------------------------------------------
 
