@@ -33,19 +33,21 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
+              "<state-dir>/tls (clients pin tls/ca.pem).")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None) -> None:
+       identifiers: int | None, tls: bool) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
-    run_async(_up(plan, state_dir, store_kind))
+    run_async(_up(plan, state_dir, store_kind, tls))
 
 
 
 
-async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
+async def _up(plan: Any, state_dir: Path, store_kind: str, tls: bool = False) -> None:
     progress = _Progress()
     try:
-        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress)
+        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress, tls=tls)
     except LaunchError as exc:
         progress.close()
         fail(str(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -48,8 +49,10 @@ class NodeServer:
 
     def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None,
-                 replicator: Replicator | None = None) -> None:
+                 replicator: Replicator | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.service = service
+        self.ssl_context = ssl_context
+        """Serve HTTPS with this context (None: plain HTTP)."""
         self.replicator = replicator
         """Pushes the changes this node accepts to its peer primaries (None: a single primary)."""
         self.resolver = resolver
@@ -88,7 +91,7 @@ class NodeServer:
     async def start(self, host: str, port: int) -> int:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024, ssl_context=self.ssl_context)
         await site.start()
         server = site._server  # noqa: SLF001 - the bound port when port=0
         if server is not None and server.sockets:  # type: ignore[attr-defined]
