@@ -162,3 +162,37 @@ async def test_msgpack_node_to_node_writes_carry_the_same_identities(small: Topo
         assert accepted.ok and accepted.created
     record = node.store.get(handle.key)
     assert record is not None and any(v.type_key == HS_ADMIN for v in record.values)
+
+
+async def test_verify_desk_issues_one_use_nonces_and_never_reveals_the_digest(small: Topology) -> None:
+    holder = node_by_prefix(small, "88.101")
+    record = holder.store.get(Handle.from_text("0.NA/88.101").key)
+    assert record is not None and record.value_at(300) is not None
+    stored = str(record.value_at(300).data)  # type: ignore[union-attr]
+    url = f"{holder.url}/api/verify"
+    async with aiohttp.ClientSession() as http:
+        async def ask(body: dict[str, str]) -> tuple[int, dict[str, object]]:
+            async with http.post(url, json=body) as reply:
+                return reply.status, await reply.json()
+
+        status, challenge = await ask({"id": "300:0.NA/88.101"})
+        assert status == 200 and challenge["responseCode"] == 1
+        assert stored.rsplit("$", 1)[1] not in str(challenge)  # salt and iterations only
+        salt, nonce = base64.b64decode(str(challenge["salt"])), base64.b64decode(str(challenge["nonce"]))
+        digest = keys.derive_secret_digest(holder.plan.secret, salt, int(str(challenge["iterations"])))
+        proof = base64.b64encode(keys.verification_proof(digest, "300:0.NA/88.101", nonce)).decode()
+        answer = {"id": "300:0.NA/88.101", "nonce": str(challenge["nonce"]), "proof": proof}
+        status, verdict = await ask(answer)
+        assert status == 200 and verdict["verified"] is True
+        status, replay = await ask(answer)
+        assert status == 403 and replay["responseCode"] == 404  # the nonce was used up
+        _, fresh = await ask({"id": "300:0.NA/88.101"})
+        wrong = keys.verification_proof(keys.derive_secret_digest("guess", salt, 1000), "300:0.NA/88.101",
+                                        base64.b64decode(str(fresh["nonce"])))
+        _, verdict = await ask({"id": "300:0.NA/88.101", "nonce": str(fresh["nonce"]),
+                                "proof": base64.b64encode(wrong).decode()})
+        assert verdict["verified"] is False
+        status, missing = await ask({"id": "300:0.NA/88.999"})
+        assert status == 404 and missing["responseCode"] == 100
+        status, not_a_key = await ask({"id": "100:0.NA/88.101"})
+        assert status == 403 and not_a_key["responseCode"] == 404

@@ -159,6 +159,10 @@ class Authenticator:
             return False
         return verify_secret(value.data, secret)
 
+    def snapshot(self) -> dict[str, int]:
+        return {"sessions": len(self.sessions), "remembered_verdicts": len(self._local) + len(self._foreign),
+                "remote_verifications": self.remote.exchanges if self.remote is not None else 0}
+
     def _forget(self, key: str) -> None:
         """A record changed here: local verdicts may be stale (foreign ones depend on records held elsewhere)."""
         self._local.clear()

@@ -229,6 +229,7 @@ class NodeServer:
             "store_handles": len(self.service.store),
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
+            "auth": self.authenticator.snapshot(),
             **({"resolver_cache": self.resolver.snapshot()} if self.resolver is not None else {}),
             **({"replication": self.replicator.snapshot()} if self.replicator is not None else {}),
         }

@@ -43,6 +43,9 @@ VERIFY_ROUTE = "/api/verify"
 CHALLENGE_TTL = 30.0
 """Seconds a holder's nonce stays valid."""
 MAX_CHALLENGES = 10_000
+HOLDER_TTL = 60.0
+"""Seconds a relying node remembers which server holds an identity's key (saves the walk on later checks)."""
+MAX_HOLDERS = 4096
 Clock = Callable[[], float]
 
 
@@ -126,10 +129,13 @@ def _identity(text: str) -> ValueReference:
 class RemoteVerifier:
     """The relying node's side: finds the key holder by walking the hierarchy and runs the exchange above."""
 
-    def __init__(self, resolver: RecursiveResolver) -> None:
+    def __init__(self, resolver: RecursiveResolver, clock: Clock = time.monotonic) -> None:
         self.resolver = resolver
+        self.clock = clock
         self.exchanges = 0
         """Verifications sent to other nodes (for statistics and tests)."""
+        self._holders: dict[tuple[str, int], tuple[str, float]] = {}
+        """(handle key, index) -> (URL of the server holding the key, expiry)."""
 
     async def _walk(self, identity: ValueReference) -> tuple[Resolution, str | None]:
         """An authoritative walk for the identity's value; returns it and the URL of the server that answered."""
@@ -154,14 +160,22 @@ class RemoteVerifier:
 
     async def verify_secret(self, identity: ValueReference, secret: str) -> bool:
         """Does the holder of `identity`'s HS_SECKEY accept `secret`? (TransportError when it cannot be asked.)"""
-        _, holder = await self._walk(identity)
+        memo = (Handle.from_text(identity.handle).key, identity.index)
+        known = self._holders.get(memo)
+        holder = known[0] if known is not None and known[1] > self.clock() else None
         if holder is None:
-            return False  # no such handle or key anywhere in the hierarchy
+            _, holder = await self._walk(identity)
+            if holder is None:
+                return False  # no such handle or key anywhere in the hierarchy
         self.exchanges += 1
         text = identity.to_text()
         challenge = await self._post(holder, {"id": text})
         if not challenge.ok:
+            self._holders.pop(memo, None)
             return False
+        if len(self._holders) >= MAX_HOLDERS:
+            self._holders.clear()
+        self._holders[memo] = (holder, self.clock() + HOLDER_TTL)
         fields = FieldReader(challenge.extra, "verify challenge", ProtocolError)
         digest = keys.derive_secret_digest(secret, _unb64(fields.text("salt"), "salt"),
                                            fields.integer("iterations", lo=1, hi=10_000_000))
