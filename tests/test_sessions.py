@@ -4,7 +4,9 @@ table, and sessions against a running topology (a local Ed25519 key and a foreig
 from __future__ import annotations
 
 import base64
+import json
 import os
+from pathlib import Path
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -196,3 +198,29 @@ async def test_verify_desk_issues_one_use_nonces_and_never_reveals_the_digest(sm
         assert status == 404 and missing["responseCode"] == 100
         status, not_a_key = await ask({"id": "100:0.NA/88.101"})
         assert status == 403 and not_a_key["responseCode"] == 404
+
+
+async def test_keygen_value_registers_an_identity_that_opens_sessions(small: Topology, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from cryptography.hazmat.primitives import serialization
+
+    from handlesim.cli import main
+
+    pem = tmp_path / "carol.pem"
+    result = CliRunner().invoke(main, ["keygen", str(pem), "--type", "rsa"])
+    assert result.exit_code == 0, result.output
+    assert (pem.stat().st_mode & 0o777) == 0o600
+    value = json.loads(result.output)
+    key = serialization.load_pem_private_key(pem.read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    node = node_by_prefix(small, "88.101.1001")
+    owner = "Basic " + base64.b64encode(f"300%3A0.NA/88.101.1001:{node.plan.secret}".encode()).decode()
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"{node.url}/api/handles/88.101.1001/CAROL", json=[value],
+                            headers={"Authorization": owner}) as reply:
+            assert reply.status == 200, await reply.text()
+        carol = ValueReference("88.101.1001/CAROL", 300)
+        add_document(node, "88.101.1001/CAROLS", carol)
+        session_id = await open_signed_session(http, node.url, carol, key)
+        assert await change_url(http, node, "88.101.1001/CAROLS", session_header(session_id)) == (200, 1)
+    assert CliRunner().invoke(main, ["keygen", str(pem)]).exit_code != 0  # never overwrites a key
