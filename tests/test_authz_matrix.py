@@ -184,3 +184,20 @@ async def test_foreign_identity_with_wrong_secret_is_refused_and_verdicts_expire
         put_target(node, target)
         status, _ = await send(http, node, "DELETE", target, [("index", "1")], None, good)
         assert status == 200 and remote.exchanges == asked + 2
+
+
+async def test_changed_secret_takes_effect_at_once_for_local_keys(small: Topology) -> None:
+    node = node_by_prefix(small, ENTERPRISE)
+    old = callers(small)["owner"]
+    new = basic(f"300:0.NA/{ENTERPRISE}", "a-new-secret")
+    target = f"{ENTERPRISE}/MX-{next(_serial)}"
+    put_target(node, target)
+    key = [{"index": 300, "type": "HS_SECKEY", "data": "a-new-secret", "permissions": "1100"}]
+    async with aiohttp.ClientSession() as http:
+        assert (await send(http, node, "DELETE", target, [("index", "1")], None, old))[0] == 200  # verdict cached
+        status, _ = await send(http, node, "PUT", f"0.NA/{ENTERPRISE}", [("index", "300")], key, old)
+        assert status == 200
+        put_target(node, target)
+        status, answer = await send(http, node, "DELETE", target, [("index", "1")], None, old)
+        assert (status, answer["responseCode"]) == WRONG
+        assert (await send(http, node, "DELETE", target, [("index", "1")], None, new))[0] == 200

@@ -106,8 +106,8 @@ class Authenticator:
         self.remote = remote
         """Asks other nodes about keys this node does not hold (None: only local keys are known)."""
         self.sessions = sessions if sessions is not None else SessionTable(clock)
-        self._local: dict[tuple[str, int, bytes], bool] = {}
-        """(handle key, index, sha256 of the secret) -> verdict, kept until a record changes here."""
+        self._local: dict[str, dict[tuple[int, bytes], bool]] = {}
+        """handle key -> (index, sha256 of the secret) -> verdict, kept until that handle changes here."""
         self._foreign: dict[tuple[str, int, bytes], tuple[bool, float]] = {}
         """The same for keys held elsewhere -> (verdict, expiry)."""
         service.listeners.append(self._forget)
@@ -127,10 +127,13 @@ class Authenticator:
         memo = (handle.key, identity.index, hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest())
         now = self.clock()
         if self._is_local(handle):
-            verdict = self._local.get(memo)
+            known_here = self._local.get(handle.key)
+            verdict = known_here.get(memo[1:]) if known_here is not None else None
             if verdict is None:
                 verdict = self._verify_local(handle.key, identity, secret)
-                _bounded(self._local, self.capacity)[memo] = verdict
+                if known_here is None or len(known_here) >= 16:
+                    known_here = _bounded(self._local, self.capacity)[handle.key] = {}
+                known_here[memo[1:]] = verdict
         else:
             known = self._foreign.get(memo)
             if known is not None and known[1] > now:
@@ -160,12 +163,17 @@ class Authenticator:
         return verify_secret(value.data, secret)
 
     def snapshot(self) -> dict[str, int]:
-        return {"sessions": len(self.sessions), "remembered_verdicts": len(self._local) + len(self._foreign),
+        local = sum(len(v) for v in self._local.values())
+        return {"sessions": len(self.sessions), "remembered_verdicts": local + len(self._foreign),
                 "remote_verifications": self.remote.exchanges if self.remote is not None else 0}
 
     def _forget(self, key: str) -> None:
-        """A record changed here: local verdicts may be stale (foreign ones depend on records held elsewhere)."""
-        self._local.clear()
+        """A record changed here: verdicts on its keys may be stale (foreign ones depend on records held elsewhere).
+        Called after every write, so it drops only that handle's verdicts."""
+        if key:
+            self._local.pop(key, None)
+        else:
+            self._local.clear()
 
     # -- public keys and sessions ------------------------------------------------------------------------------
 
