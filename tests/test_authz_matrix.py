@@ -9,6 +9,7 @@ their holders through /api/verify.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -201,3 +202,26 @@ async def test_changed_secret_takes_effect_at_once_for_local_keys(small: Topolog
         status, answer = await send(http, node, "DELETE", target, [("index", "1")], None, old)
         assert (status, answer["responseCode"]) == WRONG
         assert (await send(http, node, "DELETE", target, [("index", "1")], None, new))[0] == 200
+
+
+async def test_a_burst_of_foreign_requests_asks_the_holder_once_and_an_unreachable_holder_is_not_cached(
+        small: Topology) -> None:
+    node = node_by_prefix(small, ENTERPRISE)
+    remote = node.server.authenticator.remote
+    assert remote is not None
+    targets = [f"{ENTERPRISE}/MX-{next(_serial)}" for _ in range(20)]
+    for target in targets:
+        put_target(node, target)
+    header = callers(small)["secondary admin"]
+    async with aiohttp.ClientSession() as http:
+        replies = await asyncio.gather(*(send(http, node, "DELETE", t, [], None, header) for t in targets))
+        assert [status for status, _ in replies] == [200] * 20 and remote.exchanges == 1
+
+        root = next(n for n in small.nodes.values() if n.plan.role == "root")
+        await root.server.stop()  # the holder of 0.NA/88.102's key (and the start of every walk) is gone
+        remote._holders.clear()  # noqa: SLF001 - force a walk
+        target = f"{ENTERPRISE}/MX-{next(_serial)}"
+        put_target(node, target)
+        status, answer = await send(http, node, "DELETE", target, [], None, callers(small)["other secondary"])
+        assert (status, answer["responseCode"]) == WRONG and "cannot" in answer["message"]
+        assert node.store.get(Handle.from_text(target).key) is not None

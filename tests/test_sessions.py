@@ -122,6 +122,7 @@ async def test_local_ed25519_session_authenticates_writes_until_closed(small: To
         assert await change_url(http, node, "88.101.1001/DOC", replayed) == (403, 403)
         secret_typed = replayed.replace('type="HS_PUBKEY"', 'type="HS_SECKEY"')
         assert await change_url(http, node, "88.101.1001/DOC", secret_typed) == (501, 5)
+        assert await change_url(http, node, "88.101.1001/DOC", 'Handle clientCert="true"') == (501, 5)
 
         async with http.delete(f"{node.url}/api/sessions/this",
                                headers={"Authorization": session_header(session_id)}) as reply:

@@ -12,6 +12,7 @@ verdicts are remembered for a short while.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -110,6 +111,8 @@ class Authenticator:
         """handle key -> (index, sha256 of the secret) -> verdict, kept until that handle changes here."""
         self._foreign: dict[tuple[str, int, bytes], tuple[bool, float]] = {}
         """The same for keys held elsewhere -> (verdict, expiry)."""
+        self._asking: dict[tuple[str, int, bytes], asyncio.Future[bool]] = {}
+        """Exchanges with key holders in flight."""
         service.listeners.append(self._forget)
 
     async def authenticate(self, header: str) -> ValueReference:
@@ -136,19 +139,35 @@ class Authenticator:
                 known_here[memo[1:]] = verdict
         else:
             known = self._foreign.get(memo)
-            if known is not None and known[1] > now:
-                verdict = known[0]
-            else:
-                assert self.remote is not None
-                try:
-                    verdict = await self.remote.verify_secret(identity, secret)
-                except TransportError as exc:
-                    raise AuthenticationFailed(f"cannot verify {identity.to_text()}: {exc.message}") from None
-                ttl = REMOTE_POSITIVE_TTL if verdict else REMOTE_NEGATIVE_TTL
-                _bounded(self._foreign, self.capacity)[memo] = (verdict, now + ttl)
+            fresh = known is not None and known[1] > now
+            verdict = known[0] if known is not None and fresh else await self._ask_holder(memo, identity, secret)
         if not verdict:
             raise AuthenticationFailed(f"authentication failed for {identity.to_text()}: wrong secret or no such key")
         return identity
+
+    async def _ask_holder(self, memo: tuple[str, int, bytes], identity: ValueReference, secret: str) -> bool:
+        """One exchange with the key holder per (identity, secret) at a time: a burst of requests waits for it."""
+        pending = self._asking.get(memo)
+        if pending is None:
+            pending = asyncio.ensure_future(self._exchange(memo, identity, secret))
+            self._asking[memo] = pending
+            pending.add_done_callback(lambda done: self._asked(memo, done))
+        return await asyncio.shield(pending)  # a client that goes away does not cancel the others' answer
+
+    async def _exchange(self, memo: tuple[str, int, bytes], identity: ValueReference, secret: str) -> bool:
+        assert self.remote is not None
+        try:
+            verdict = await self.remote.verify_secret(identity, secret)
+        except TransportError as exc:
+            raise AuthenticationFailed(f"cannot verify {identity.to_text()}: {exc.message}") from None
+        ttl = REMOTE_POSITIVE_TTL if verdict else REMOTE_NEGATIVE_TTL
+        _bounded(self._foreign, self.capacity)[memo] = (verdict, self.clock() + ttl)
+        return verdict
+
+    def _asked(self, memo: tuple[str, int, bytes], done: asyncio.Future[bool]) -> None:
+        self._asking.pop(memo, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: nobody may be left waiting for it
 
     def _is_local(self, handle: Handle) -> bool:
         """Keys of handles this node holds or is responsible for are checked here, never asked for elsewhere."""
@@ -186,6 +205,9 @@ class Authenticator:
 
     async def authenticate_session(self, params: dict[str, str]) -> ValueReference:
         """A `Handle` header: prove an identity for the session (with a signature), or use the one it holds."""
+        if params.get("clientCert", "").lower() == "true":
+            raise OperationNotSupported("client certificates are not supported here; use Basic or a session "
+                                        "(POST /api/sessions)")
         session = self.session_of(params)
         if "signature" in params:
             session.identity = await self.verify_signature(session, params)

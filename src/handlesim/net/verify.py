@@ -46,6 +46,8 @@ MAX_CHALLENGES = 10_000
 HOLDER_TTL = 60.0
 """Seconds a relying node remembers which server holds an identity's key (saves the walk on later checks)."""
 MAX_HOLDERS = 4096
+_DEFINITE_ANSWERS = (ResponseCode.SUCCESS, ResponseCode.VALUES_NOT_FOUND, ResponseCode.HANDLE_NOT_FOUND)
+"""Walk outcomes that say something about the identity (anything else means the hierarchy could not be asked)."""
 Clock = Callable[[], float]
 
 
@@ -145,6 +147,10 @@ class RemoteVerifier:
         await drive_resolution(self.resolver.pool, resolution)
         answered = [hop for hop in resolution.trace if not hop.cache_hit
                     and hop.code in (ResponseCode.SUCCESS, ResponseCode.VALUES_NOT_FOUND)]
+        result = resolution.result
+        if not answered and (result is None or result.code not in _DEFINITE_ANSWERS):
+            why = result.message if result is not None else "no answer"
+            raise TransportError(f"cannot find the holder of {identity.handle}: {why}")
         return resolution, answered[-1].server if answered else None
 
     async def public_key(self, identity: ValueReference) -> bytes | None:
