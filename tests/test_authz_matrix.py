@@ -13,6 +13,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,11 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
+from handlesim.core.auth import hash_secret
 from handlesim.core.handle import Handle
 from handlesim.core.prefixes import admin_value
 from handlesim.core.storage import HandleRecord
-from handlesim.core.values import URL, HandleValue
+from handlesim.core.values import SECRET_PERMISSIONS, URL, AdminRecord, HandleValue
 from handlesim.topology.runner import RunningNode, Topology, operator_secret
 
 ENTERPRISE = "88.101.1001"
@@ -225,3 +227,24 @@ async def test_a_burst_of_foreign_requests_asks_the_holder_once_and_an_unreachab
         status, answer = await send(http, node, "DELETE", target, [], None, callers(small)["other secondary"])
         assert (status, answer["responseCode"]) == WRONG and "cannot" in answer["message"]
         assert node.store.get(Handle.from_text(target).key) is not None
+
+
+async def test_foreign_user_handle_with_a_secret_key_is_verified_at_its_enterprise(small: Topology) -> None:
+    """Not only prefix owners: `300:88.102.2001/OPERATOR` (an ordinary handle at another enterprise) is verified by
+    that enterprise's node, found by the usual two-step walk (its prefix handle, then the handle)."""
+    holder = node_by_prefix(small, "88.102.2001")
+    secret_value = HandleValue(300, "HS_SECKEY", hash_secret("operator-secret", os.urandom(16), 1000),
+                               permissions=SECRET_PERMISSIONS)
+    holder.store.put(HandleRecord(Handle.from_text("88.102.2001/OPERATOR"), (secret_value,)))
+    node = node_by_prefix(small, ENTERPRISE)
+    target = f"{ENTERPRISE}/MX-{next(_serial)}"
+    values = (HandleValue(1, URL, "https://example.cn/t"),
+              HandleValue(100, "HS_ADMIN", AdminRecord("88.102.2001/OPERATOR", 300)))
+    node.store.put(HandleRecord(Handle.from_text(target), values))
+    async with aiohttp.ClientSession() as http:
+        status, answer = await send(http, node, "DELETE", target, [("index", "1")], None,
+                                    basic("300:88.102.2001/OPERATOR", "wrong"))
+        assert (status, answer["responseCode"]) == WRONG
+        status, answer = await send(http, node, "DELETE", target, [("index", "1")], None,
+                                    basic("300:88.102.2001/OPERATOR", "operator-secret"))
+        assert (status, answer["responseCode"]) == OK
