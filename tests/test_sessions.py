@@ -14,12 +14,19 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from handlesim.core import keys
 from handlesim.core.auth import hash_secret
 from handlesim.core.codes import OpCode, ResponseCode
+from handlesim.core.errors import AuthenticationFailed
 from handlesim.core.handle import Handle
 from handlesim.core.messages import Request
 from handlesim.core.storage import HandleRecord
 from handlesim.core.values import HS_ADMIN, HS_PUBKEY, URL, AdminRecord, HandleValue, KeyData, ValueReference
 from handlesim.net.client import HandleClient
-from handlesim.net.sessionclient import open_signed_session, session_header, signed_header
+from handlesim.net.sessionclient import (
+    handle_header,
+    open_secret_session,
+    open_signed_session,
+    session_header,
+    signed_header,
+)
 from handlesim.net.sessions import SessionConfig, SessionTable
 from handlesim.topology.runner import RunningNode, Topology
 from handlesim.wire import codec
@@ -121,7 +128,11 @@ async def test_local_ed25519_session_authenticates_writes_until_closed(small: To
         replayed = signed_header(other["sessionId"], b"another nonce", alice, key)
         assert await change_url(http, node, "88.101.1001/DOC", replayed) == (403, 403)
         secret_typed = replayed.replace('type="HS_PUBKEY"', 'type="HS_SECKEY"')
-        assert await change_url(http, node, "88.101.1001/DOC", secret_typed) == (501, 5)
+        assert await change_url(http, node, "88.101.1001/DOC", secret_typed) == (403, 404)  # alg must be HMAC
+        assert await change_url(http, node, "88.101.1001/DOC", secret_typed.replace(
+            'alg="SHA256"', 'alg="HMAC-SHA256"')) == (403, 403)  # alice has no secret key
+        other_type = replayed.replace('type="HS_PUBKEY"', 'type="HS_CERT"')
+        assert await change_url(http, node, "88.101.1001/DOC", other_type) == (501, 5)
         assert await change_url(http, node, "88.101.1001/DOC", 'Handle clientCert="true"') == (501, 5)
 
         async with http.delete(f"{node.url}/api/sessions/this",
@@ -227,3 +238,33 @@ async def test_keygen_value_registers_an_identity_that_opens_sessions(small: Top
         session_id = await open_signed_session(http, node.url, carol, key)
         assert await change_url(http, node, "88.101.1001/CAROLS", session_header(session_id)) == (200, 1)
     assert CliRunner().invoke(main, ["keygen", str(pem)]).exit_code != 0  # never overwrites a key
+
+
+async def test_secret_key_sessions_local_and_foreign_never_send_the_secret(small: Topology) -> None:
+    node = node_by_prefix(small, "88.101.1001")
+    secondary = node_by_prefix(small, "88.101")
+    async with aiohttp.ClientSession() as http:
+        owner = ValueReference("0.NA/88.101.1001", 300)
+        session_id = await open_secret_session(http, node.url, owner, node.plan.secret)
+        assert await change_url(http, node, "88.101.1001/PUMP-000001", session_header(session_id)) == (200, 1)
+
+        remote = node.server.authenticator.remote
+        assert remote is not None
+        asked = remote.exchanges
+        admin = ValueReference("0.NA/88.101", 300)  # key held by the secondary and the roots: checked there
+        session_id = await open_secret_session(http, node.url, admin, secondary.plan.secret)
+        assert remote.exchanges == asked + 1
+        assert await change_url(http, node, "88.101.1001/CMPR-000002", session_header(session_id)) == (200, 1)
+
+        for identity in (owner, admin):
+            try:
+                await open_secret_session(http, node.url, identity, "not-the-secret")
+            except AuthenticationFailed as exc:
+                assert "HTTP 403" in exc.message
+            else:
+                raise AssertionError(f"a wrong secret opened a session for {identity.to_text()}")
+        async with http.post(f"{node.url}/api/sessions") as reply:
+            opened = await reply.json()
+        ask = handle_header(sessionId=opened["sessionId"], id="300:88.101.1001/PUMP-000001", type="HS_SECKEY")
+        async with http.get(f"{node.url}/api/sessions/this", headers={"Authorization": ask}) as reply:
+            assert reply.status == 403 and (await reply.json())["responseCode"] == 404  # no such key

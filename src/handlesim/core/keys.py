@@ -6,6 +6,9 @@ signature is made over `nonce || cnonce` (the raw bytes of the server's and the 
 REST API's `Authorization: Handle` scheme does; `alg` names the digest (SHA256, SHA384, SHA512; Ed25519 hashes
 internally and ignores it).
 
+HS_SECKEY identities may answer the same challenge with `HMAC-SHA256(PBKDF2 digest of the secret, nonce || cnonce)`
+(`alg="HMAC-SHA256"`), having asked for the hash's salt and iteration count first.
+
 Remote secret-key verification (our counterpart of Handle.Net's OC_VERIFY_CHALLENGE) never sends the secret, nor the
 PBKDF2 digest the holder stores, to anyone: the holder hands out the salt, the iteration count and a fresh one-use
 nonce; the relying node derives the digest from the secret the client gave it and returns
@@ -111,6 +114,18 @@ def derive_secret_digest(secret: str, salt: bytes, iterations: int) -> bytes:
 def verification_proof(digest: bytes, identity: str, nonce: bytes) -> bytes:
     """The relying node's answer to a holder's challenge: bound to the identity and to one nonce."""
     return hmac.new(digest, VERIFY_CONTEXT + identity.encode("utf-8") + b"\x00" + nonce, hashlib.sha256).digest()
+
+
+def secret_mac(digest: bytes, message: bytes) -> bytes:
+    """The `Authorization: Handle` answer for an HS_SECKEY identity: HMAC-SHA256 keyed with the PBKDF2 digest of
+    the secret (the client derives it from the salt and iterations the server hands out) over `nonce || cnonce`."""
+    return hmac.new(digest, message, hashlib.sha256).digest()
+
+
+def check_secret_mac(stored: str, message: bytes, mac: bytes) -> bool:
+    """The key holder's check of a `secret_mac` against its stored hash."""
+    parsed = parse_hashed_secret(stored)
+    return parsed is not None and hmac.compare_digest(secret_mac(parsed[2], message), mac)
 
 
 def check_verification_proof(stored: str, identity: str, nonce: bytes, proof: bytes) -> bool:

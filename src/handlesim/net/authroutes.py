@@ -3,16 +3,20 @@
     POST   /api/sessions        open a session: {"sessionId", "nonce", "authenticated"}; with a Basic header the
                                 session is authenticated at once as that identity
     GET    /api/sessions/this   the session named by `Authorization: Handle version="0", sessionId="..."`; with id,
-    PUT|POST /api/sessions/this   type, cnonce, alg and signature in the header it is authenticated first
+    PUT|POST /api/sessions/this   type, cnonce, alg and signature in the header it is authenticated first; with only
+                                id and type="HS_SECKEY", the answer adds that key's "keyParameters" (salt, iterations)
     DELETE /api/sessions/this   end the session
     POST   /api/verify          a key holder's side of remote secret-key verification (net/verify.py)
 """
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from aiohttp import web
 
-from .credentials import Authenticator, parse_handle_scheme
+from ..core.values import HS_SECKEY
+from .credentials import Authenticator, parse_handle_scheme, parse_identity
 from .verify import VERIFY_ROUTE, VerificationDesk
 
 SESSIONS_ROUTE = "/api/sessions"
@@ -51,7 +55,12 @@ class AuthRoutes:
         session = self.authenticator.session_of(params)
         if "signature" in params:
             await self.authenticator.authenticate_session(params)
-        return web.json_response({"responseCode": 1, **session.describe()})
+        answer = {"responseCode": 1, **session.describe()}
+        if "signature" not in params and params.get("type", "").upper() == HS_SECKEY and params.get("id"):
+            # an HS_SECKEY client first asks how its secret is hashed, then answers with an HMAC keyed by the hash
+            identity = parse_identity(unquote(params["id"]))
+            answer["keyParameters"] = await self.authenticator.secret_parameters(identity)
+        return web.json_response(answer)
 
     async def close_session(self, request: web.Request) -> web.Response:
         params = parse_handle_scheme(request.headers.get("Authorization", "Handle"))

@@ -42,6 +42,8 @@ Clock = Callable[[], float]
 REMOTE_POSITIVE_TTL = 60.0
 """Seconds a foreign identity's successful verification is remembered (a key changed at its holder takes effect
 after at most this long here)."""
+SECKEY_ALG = "HMAC-SHA256"
+"""The `alg` of an HS_SECKEY answer in the Handle scheme (see core/keys.secret_mac)."""
 REMOTE_NEGATIVE_TTL = 5.0
 """Seconds a foreign identity's failed verification is remembered (bounds guessing traffic to the holder)."""
 _PARAM = re.compile(r'([A-Za-z]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
@@ -175,11 +177,8 @@ class Authenticator:
                 or self.service.store.get(handle.key) is not None)
 
     def _verify_local(self, handle_key: str, identity: ValueReference, secret: str) -> bool:
-        record = self.service.store.get(handle_key)
-        value = record.value_at(identity.index) if record is not None else None
-        if value is None or value.type_key != HS_SECKEY or not isinstance(value.data, str):
-            return False
-        return verify_secret(value.data, secret)
+        stored = self._stored_secret(handle_key, identity)
+        return stored is not None and verify_secret(stored, secret)
 
     def snapshot(self) -> dict[str, int]:
         local = sum(len(v) for v in self._local.values())
@@ -217,18 +216,63 @@ class Authenticator:
         return session.identity
 
     async def verify_signature(self, session: Session, params: dict[str, str]) -> ValueReference:
+        """Check the answer to the session's challenge: a signature (HS_PUBKEY) or an HMAC (HS_SECKEY)."""
         identity = parse_identity(unquote(params.get("id", "")))
         key_type = params.get("type", HS_PUBKEY).upper()
-        if key_type != HS_PUBKEY:
-            raise OperationNotSupported(f"challenge-response with {key_type} is not supported here; use HS_PUBKEY, "
-                                        "or Basic for secret keys")
         message = keys.challenge_message(session.nonce, _b64(params.get("cnonce", ""), "cnonce"))
-        signature = _b64(params["signature"], "signature")
-        key_data = await self._public_key(identity)
-        if key_data is None or not keys.verify_signature(key_data, message, signature, params.get("alg", "SHA256")):
-            raise AuthenticationFailed(f"authentication failed for {identity.to_text()}: the signature does not "
-                                       "verify against its HS_PUBKEY")
+        answer = _b64(params["signature"], "signature")
+        if key_type == HS_SECKEY:
+            if params.get("alg", SECKEY_ALG).upper() != SECKEY_ALG:
+                raise InvalidCredential(f"an HS_SECKEY answer uses alg={SECKEY_ALG}")
+            verified = await self._check_secret_mac(identity, message, answer)
+        elif key_type == HS_PUBKEY:
+            key_data = await self._public_key(identity)
+            verified = key_data is not None and keys.verify_signature(key_data, message, answer,
+                                                                      params.get("alg", "SHA256"))
+        else:
+            raise OperationNotSupported(f"challenge-response with {key_type} is not supported; use HS_PUBKEY or "
+                                        "HS_SECKEY")
+        if not verified:
+            raise AuthenticationFailed(f"authentication failed for {identity.to_text()}: the answer does not verify "
+                                       f"against its {key_type}")
         return identity
+
+    async def secret_parameters(self, identity: ValueReference) -> dict[str, object]:
+        """What a client needs to answer a challenge with an HS_SECKEY: the hash's salt and iteration count."""
+        handle = Handle.from_text(identity.handle)
+        if self._is_local(handle):
+            stored = self._stored_secret(handle.key, identity)
+            parameters = keys.secret_parameters(stored) if stored is not None else None
+        else:
+            assert self.remote is not None
+            try:
+                parameters = await self.remote.secret_parameters(identity)
+            except TransportError as exc:
+                raise AuthenticationFailed(f"cannot reach the key holder of {identity.to_text()}: {exc.message}"
+                                           ) from None
+        if parameters is None:
+            raise InvalidCredential(f"{identity.to_text()} is not a secret key", handle=identity.handle)
+        salt, iterations = parameters
+        return {"id": identity.to_text(), "type": HS_SECKEY, "alg": SECKEY_ALG, "scheme": "pbkdf2_sha256",
+                "salt": base64.b64encode(salt).decode("ascii"), "iterations": iterations}
+
+    async def _check_secret_mac(self, identity: ValueReference, message: bytes, mac: bytes) -> bool:
+        handle = Handle.from_text(identity.handle)
+        if self._is_local(handle):
+            stored = self._stored_secret(handle.key, identity)
+            return stored is not None and keys.check_secret_mac(stored, message, mac)
+        assert self.remote is not None
+        try:
+            return await self.remote.verify_mac(identity, message, mac)
+        except TransportError as exc:
+            raise AuthenticationFailed(f"cannot verify {identity.to_text()}: {exc.message}") from None
+
+    def _stored_secret(self, handle_key: str, identity: ValueReference) -> str | None:
+        record = self.service.store.get(handle_key)
+        value = record.value_at(identity.index) if record is not None else None
+        if value is None or value.type_key != HS_SECKEY or not isinstance(value.data, str):
+            return None
+        return value.data
 
     async def _public_key(self, identity: ValueReference) -> bytes | None:
         handle = Handle.from_text(identity.handle)

@@ -98,6 +98,12 @@ class VerificationDesk:
         return Response(ResponseCode.SUCCESS, identity.handle, extra={
             "nonce": _b64(nonce), "salt": _b64(salt), "iterations": iterations, "scheme": "pbkdf2_sha256"})
 
+    def check_mac(self, identity_text: str, message: bytes, mac: bytes) -> Response:
+        """Does `mac` answer `message` (a relying node's session challenge) for this secret key?"""
+        identity = _identity(identity_text)
+        verified = keys.check_secret_mac(self._stored_secret(identity), message, mac)
+        return Response(ResponseCode.SUCCESS, identity.handle, extra={"verified": verified})
+
     def check(self, identity_text: str, nonce: bytes, proof: bytes) -> Response:
         identity = _identity(identity_text)
         issued = self._challenges.pop(nonce, None)  # one use, whatever the outcome
@@ -107,12 +113,16 @@ class VerificationDesk:
         return Response(ResponseCode.SUCCESS, identity.handle, extra={"verified": verified})
 
     async def route(self, request: web.Request) -> web.Response:
-        """`POST /api/verify`: `{"id"}` asks for a challenge, `{"id", "nonce", "proof"}` answers one."""
+        """`POST /api/verify`: `{"id"}` asks for a challenge, `{"id", "nonce", "proof"}` answers one,
+        `{"id", "message", "mac"}` checks a session answer of an HS_SECKEY identity (see core/keys.py)."""
         media = codec.MSGPACK if codec.MSGPACK in request.headers.get("Content-Type", "") else codec.JSON
         fields = FieldReader(codec.decode_body(await request.read(), media), "verify request", ProtocolError)
         identity_text = fields.text("id")
         proof = fields.text("proof", "")
-        if proof:
+        mac = fields.text("mac", "")
+        if mac:
+            answer = self.check_mac(identity_text, _unb64(fields.text("message"), "message"), _unb64(mac, "mac"))
+        elif proof:
             answer = self.check(identity_text, _unb64(fields.text("nonce"), "nonce"), _unb64(proof, "proof"))
         else:
             answer = self.challenge(identity_text)
@@ -164,24 +174,49 @@ class RemoteVerifier:
                 return value.data.key
         return None
 
-    async def verify_secret(self, identity: ValueReference, secret: str) -> bool:
-        """Does the holder of `identity`'s HS_SECKEY accept `secret`? (TransportError when it cannot be asked.)"""
+    async def secret_parameters(self, identity: ValueReference) -> tuple[bytes, int] | None:
+        """Salt and iteration count of a foreign HS_SECKEY (what a client needs to answer a session challenge)."""
+        holder = await self._holder(identity)
+        if holder is None:
+            return None
+        challenge = await self._post(holder, {"id": identity.to_text()})
+        if not challenge.ok:
+            return None
+        fields = FieldReader(challenge.extra, "verify challenge", ProtocolError)
+        return _unb64(fields.text("salt"), "salt"), fields.integer("iterations", lo=1, hi=10_000_000)
+
+    async def verify_mac(self, identity: ValueReference, message: bytes, mac: bytes) -> bool:
+        """Has the holder of a foreign HS_SECKEY check a session answer (the node keeps the session's nonce)."""
+        holder = await self._holder(identity)
+        if holder is None:
+            return False
+        self.exchanges += 1
+        verdict = await self._post(holder, {"id": identity.to_text(), "message": _b64(message), "mac": _b64(mac)})
+        return verdict.ok and verdict.extra.get("verified") is True
+
+    async def _holder(self, identity: ValueReference) -> str | None:
         memo = (Handle.from_text(identity.handle).key, identity.index)
         known = self._holders.get(memo)
-        holder = known[0] if known is not None and known[1] > self.clock() else None
+        if known is not None and known[1] > self.clock():
+            return known[0]
+        _, holder = await self._walk(identity)
+        if holder is not None:
+            if len(self._holders) >= MAX_HOLDERS:
+                self._holders.clear()
+            self._holders[memo] = (holder, self.clock() + HOLDER_TTL)
+        return holder
+
+    async def verify_secret(self, identity: ValueReference, secret: str) -> bool:
+        """Does the holder of `identity`'s HS_SECKEY accept `secret`? (TransportError when it cannot be asked.)"""
+        holder = await self._holder(identity)
         if holder is None:
-            _, holder = await self._walk(identity)
-            if holder is None:
-                return False  # no such handle or key anywhere in the hierarchy
+            return False  # no such handle or key anywhere in the hierarchy
         self.exchanges += 1
         text = identity.to_text()
         challenge = await self._post(holder, {"id": text})
         if not challenge.ok:
-            self._holders.pop(memo, None)
+            self._holders.pop((Handle.from_text(identity.handle).key, identity.index), None)
             return False
-        if len(self._holders) >= MAX_HOLDERS:
-            self._holders.clear()
-        self._holders[memo] = (holder, self.clock() + HOLDER_TTL)
         fields = FieldReader(challenge.extra, "verify challenge", ProtocolError)
         digest = keys.derive_secret_digest(secret, _unb64(fields.text("salt"), "salt"),
                                            fields.integer("iterations", lo=1, hi=10_000_000))
