@@ -47,7 +47,7 @@ def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], i
     started = time.perf_counter()
 
     async def go() -> tuple[Response, list[dict[str, Any]]]:
-        async with HandleClient(timeout=timeout) as client:
+        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
             if via is None:
                 resolution = await client.resolve(target, state.root_sites, types=types, indexes=indexes)
                 assert resolution.result is not None
@@ -118,7 +118,7 @@ def check(handle: str, state_dir: Path, as_json: bool) -> None:
     target = parse_handle(handle)
 
     async def go() -> list[tuple[str, Response | str]]:
-        async with HandleClient() as client:
+        async with HandleClient(ssl_context=state.ssl_context()) as client:
             if target.is_prefix_handle:
                 replicas = [(site.name, site.servers[0]) for site in state.root_sites]
             else:

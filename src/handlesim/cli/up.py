@@ -36,19 +36,20 @@ from .demo import serve_page_for
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
 @click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups).")
 @click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
+@click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
+              "<state-dir>/tls (clients pin tls/ca.pem).")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None, web: bool, web_port: int) -> None:
+       identifiers: int | None, web: bool, web_port: int, tls: bool) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
-    run_async(_up(plan, state_dir, store_kind, web_port if web else None))
+    run_async(_up(plan, state_dir, store_kind, web_port if web else None, tls))
 
 
-
-
-async def _up(plan: Any, state_dir: Path, store_kind: str, web_port: int | None = None) -> None:
+async def _up(plan: Any, state_dir: Path, store_kind: str, web_port: int | None = None,
+              tls: bool = False) -> None:
     progress = _Progress()
     try:
-        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress)
+        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress, tls=tls)
     except LaunchError as exc:
         progress.close()
         fail(str(exc))

@@ -58,7 +58,7 @@ def _write(state_dir: Path, target: Handle, request: Request, identity_text: str
         fail(str(exc))
 
     async def go() -> Response:
-        async with HandleClient() as client:
+        async with HandleClient(ssl_context=state.ssl_context()) as client:
             sites = await locate(client, target.prefix_handle(), state.root_sites)
             server = sites[0].server_for(target)
             return await client.send(server, request, credentials=credentials)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 from dataclasses import replace
 from urllib.parse import quote
@@ -36,8 +37,10 @@ class HandleClient:
     """Sends core requests to node servers. Every call has a timeout; failures raise TransportError."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256,
-                 cache: ResolutionCache | None = None) -> None:
+                 cache: ResolutionCache | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.cache = cache
+        self.ssl_context = ssl_context
+        """For https nodes: the context pinning the topology's CA (None: the system's trust store)."""
         """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
         self.health = ServerHealth()
         """Response times and recent failures of the servers this client asked (orders failover)."""
@@ -55,7 +58,8 @@ class HandleClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=32, keepalive_timeout=30)
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=32, keepalive_timeout=30,
+                                             ssl=self.ssl_context if self.ssl_context is not None else True)
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session

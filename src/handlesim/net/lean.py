@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections import deque
 from typing import Any
@@ -114,8 +115,10 @@ class LeanPool:
     over a thousand nodes does not pile up tens of thousands of sockets.
     """
 
-    def __init__(self, timeout: float = 5.0, max_idle: int = 4096) -> None:
+    def __init__(self, timeout: float = 5.0, max_idle: int = 4096, ssl_context: ssl.SSLContext | None = None) -> None:
         self.timeout = timeout
+        self.ssl_context = ssl_context
+        """Set for a TLS topology: every connection is then HTTPS, verified against this context."""
         self.max_idle = max_idle
         self.opened = 0
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
@@ -167,8 +170,10 @@ class LeanPool:
     async def _open(self, host: str, port: int) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(_Connection, host, port), self.timeout)
-        except OSError as exc:
+            _, conn = await asyncio.wait_for(loop.create_connection(
+                _Connection, host, port, ssl=self.ssl_context,
+                server_hostname=host if self.ssl_context is not None else None), self.timeout)
+        except OSError as exc:  # ssl.SSLError included
             raise LeanError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         self._all.append(conn)
         self.opened += 1

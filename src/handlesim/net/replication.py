@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +39,10 @@ class Peer:
 class Replicator:
     """Pushes this node's accepted changes to `peers` (base URLs), authenticated as `identity`."""
 
-    def __init__(self, service: HandleService, identity: ValueReference, secret: str) -> None:
+    def __init__(self, service: HandleService, identity: ValueReference, secret: str, *,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.service = service
+        self.ssl_context = ssl_context
         self.peers: list[Peer] = []
         self._authorization = basic_authorization(identity, secret)
         self._deleted_at: dict[str, tuple[str, int]] = {}  # key -> (handle text, when deleted)
@@ -85,7 +88,8 @@ class Replicator:
     async def _push(self, peer: Peer, key: str) -> None:
         body = codec.encode_body(self._change(key), codec.MSGPACK)
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0))
+            connector = aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=2.0))
         headers = {"Content-Type": codec.MSGPACK, "Accept": codec.MSGPACK, "Authorization": self._authorization}
         async with self._session.put(peer.url + REPLICATION_ROUTE, data=body, headers=headers) as reply:
             if reply.status >= 500:

@@ -10,6 +10,7 @@ import fcntl
 import gc
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -26,10 +27,12 @@ from ..core.prefixes import http_site, owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import SiteInfo, ValueReference
-from ..net.client import HandleClient
+from ..net.client import DEFAULT_TIMEOUT, HandleClient
+from ..net.lean import LeanPool
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
 from ..net.server import NodeServer
+from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
 from .plan import NodePlan, TopologyPlan
 from .seed import example_identifiers, identifiers_for
@@ -51,10 +54,12 @@ class RunningNode:
     server: NodeServer
     store: Store
     site: SiteInfo | None = None
+    scheme: str = "http"
+    """https when the topology runs with --tls."""
 
     @property
     def url(self) -> str:
-        return f"http://{self.plan.host}:{self.server.port}"
+        return f"{self.scheme}://{self.plan.host}:{self.server.port}"
 
 
 @dataclass
@@ -68,6 +73,10 @@ class Topology:
     root_site_list: list[SiteInfo] = field(default_factory=list)
     """Root sites, filled as roots start; resolvers hold this very list."""
     _lock: IO[str] | None = None
+    tls: TlsFiles | None = None
+    """The certificate files when every REST port serves HTTPS (`up --tls`)."""
+    client_ssl: ssl.SSLContext | None = None
+    """The context the topology's own clients (walks, verification, replication, delegation) pin its CA with."""
 
     @property
     def root_sites(self) -> list[SiteInfo]:
@@ -82,6 +91,7 @@ class Topology:
             "started_at": time.time(),
             "boot_seconds": round(self.boot_seconds, 3),
             "credentials": str(self.state_dir / CREDENTIALS_FILE),
+            "tls": {"ca": str(self.tls.ca)} if self.tls is not None else None,
             "roots": [_site_entry(n) for n in self.nodes.values() if n.plan.role == "root"],
             "examples": example_identifiers(self.plan, 5),
             "nodes": [_node_entry(n) for n in self.nodes.values()],
@@ -114,12 +124,15 @@ Progress = Callable[[str, int, int], None]
 
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
-                 progress: Progress | None = None) -> Topology:
-    """Start every node of `plan`, wire up the hierarchy, and return the running topology."""
+                 progress: Progress | None = None, tls: bool = False) -> Topology:
+    """Start every node of `plan`, wire up the hierarchy, and return the running topology (HTTPS with `tls`)."""
     started = time.perf_counter()
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
     topology = Topology(plan, state_dir)
     topology._lock = _lock_state_dir(state_dir)
+    if tls:
+        topology.tls = ensure_certificate(state_dir, sorted({n.host for n in plan.nodes}))
+        topology.client_ssl = topology.tls.client_context()
     gc.disable()  # booting allocates millions of long-lived objects; collecting them mid-way only costs time
     try:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store") as disk:
@@ -169,12 +182,14 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
                          secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None)
 
 
-def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan) -> Replicator | None:
+def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan,
+                    ssl_context: ssl.SSLContext | None = None) -> Replicator | None:
     """Roots replicate to each other; a primary with mirrors replicates to them (as its prefix owner)."""
     if node.role == "root":
-        return Replicator(service, ROOT_OPERATOR, operator_secret(plan))
+        return Replicator(service, ROOT_OPERATOR, operator_secret(plan), ssl_context=ssl_context)
     if plan.mirrors_of(node.node_id):
-        return Replicator(service, ValueReference.from_text(node.admin_identity), node.secret)
+        return Replicator(service, ValueReference.from_text(node.admin_identity), node.secret,
+                          ssl_context=ssl_context)
     return None
 
 
@@ -182,7 +197,8 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     """Resolver nodes get the configured shared cache; other nodes a small one for the foreign GETs they walk."""
     spec = next((r for r in topology.plan.config.resolvers if r.id == node.node_id), None)
     cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
-    return RecursiveResolver(topology.root_site_list, cache)
+    return RecursiveResolver(topology.root_site_list, cache,
+                             pool=LeanPool(timeout=DEFAULT_TIMEOUT, ssl_context=topology.client_ssl))
 
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
@@ -190,15 +206,16 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
     nodes = list(plan.nodes)
     total = len(nodes)
     loop = asyncio.get_running_loop()
+    server_ssl = topology.tls.server_context() if topology.tls is not None else None
     stores = await asyncio.gather(*(loop.run_in_executor(disk, _store_for, node, topology.state_dir, store_kind)
                                     for node in nodes))
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
-        replicator = _replicator_for(node, service, plan)
+        replicator = _replicator_for(node, service, plan, topology.client_ssl)
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
                                            "region": node.region}, resolver=_recursion_for(node, topology),
-                            replicator=replicator)
-        running = RunningNode(node, service, server, store)
+                            replicator=replicator, ssl_context=server_ssl)
+        running = RunningNode(node, service, server, store, scheme="https" if server_ssl is not None else "http")
         topology.nodes[node.node_id] = running
         try:
             await server.start(node.host, node.port)
@@ -206,7 +223,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             raise LaunchError(f"node {node.node_id} cannot listen on {node.host}:{node.port}: {exc.strerror}; "
                               "is another topology running? change base_port or use --base-port") from None
         running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root",
-                                 primary=node.mirror_of is None)
+                                 primary=node.mirror_of is None, protocol="HTTPS" if server_ssl else "HTTP")
         if node.role == "root":
             topology.root_site_list.append(running.site)
         if progress is not None:
@@ -258,7 +275,8 @@ def _prefix_record_of(topology: Topology, node: RunningNode, secret_data: str) -
     if p.role == "root":
         return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
-    admins = [owner_identity(Prefix(parent.prefix))] if parent is not None and parent.role != "root" else []
+    # the tier above administers the prefix: the secondary its enterprises', the root operators the secondaries'
+    admins = [ROOT_OPERATOR if parent is None or parent.role == "root" else owner_identity(Prefix(parent.prefix))]
     return prefix_record(Prefix(p.prefix), sites=sites_known, derived_sites=sites_known, admins=admins,
                          secret_hash=secret_data)
 
@@ -290,14 +308,14 @@ async def _delegate(topology: Topology, progress: Progress | None) -> None:
             request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
             # the root registry is shared: the first root takes the write and replicates it to the others
             jobs.append((roots[0] if parent_is_root else node, request, credentials))
-    await _run_writes(jobs, progress)
+    await _run_writes(jobs, progress, topology.client_ssl)
 
 
 async def _run_writes(jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]],
-                      progress: Progress | None) -> None:
+                      progress: Progress | None, ssl_context: ssl.SSLContext | None = None) -> None:
     semaphore = asyncio.Semaphore(64)
     done = 0
-    async with HandleClient(timeout=30.0) as client:
+    async with HandleClient(timeout=30.0, ssl_context=ssl_context) as client:
         async def write(target: RunningNode, request: Request, credentials: tuple[ValueReference, str]) -> None:
             nonlocal done
             async with semaphore:
