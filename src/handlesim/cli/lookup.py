@@ -123,7 +123,8 @@ def check(handle: str, state_dir: Path, as_json: bool) -> None:
                 replicas = [(site.name, site.servers[0]) for site in state.root_sites]
             else:
                 sites = await locate(client, target.prefix_handle(), state.root_sites)
-                replicas = [(site.name, server) for site in sites for server in site.servers]
+                # one server per site: in a hash-partitioned site only the server the hash names holds the handle
+                replicas = [(site.name, site.server_for(target)) for site in sites if site.servers]
             request = Request(OpCode.RESOLUTION, target, recursive=False)
             answers: list[tuple[str, Response | str]] = []
             for name, server in replicas:

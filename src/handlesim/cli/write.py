@@ -13,7 +13,7 @@ from ..core.handle import Handle
 from ..core.messages import Request, Response
 from ..core.prefixes import owner_identity
 from ..core.values import HandleValue, ValueReference
-from ..net.client import HandleClient, locate
+from ..net.client import HandleClient, locate, write_target
 from ..topology.state import StateError
 from .app import code_name, fail, json_option, main, parse_handle, run_async, running_state, state_dir_option
 
@@ -60,8 +60,7 @@ def _write(state_dir: Path, target: Handle, request: Request, identity_text: str
     async def go() -> Response:
         async with HandleClient() as client:
             sites = await locate(client, target.prefix_handle(), state.root_sites)
-            server = sites[0].server_for(target)
-            return await client.send(server, request, credentials=credentials)
+            return await client.send(write_target(sites, target), request, credentials=credentials)
 
     try:
         reply = run_async(go())

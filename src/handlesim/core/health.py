@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DEFAULT_TIMEOUT = 0.5
+"""Seconds before a silent server counts as failed: loopback answers in about a millisecond, so half a second is
+generous even on a loaded machine, and a dead server costs a lookup at most that much per attempt."""
+DEFAULT_FAILED_FOR = 30.0
+"""Seconds a server that did not answer is tried only after every other one."""
 UNMEASURED = 0.001
 """Seconds assumed for a server never asked (loopback-fast, so new servers get tried)."""
 
@@ -21,7 +26,7 @@ class _Record:
 
 @dataclass
 class ServerHealth:
-    penalty: float = 30.0
+    penalty: float = DEFAULT_FAILED_FOR
     """Seconds a server that failed to answer is tried only after every other server."""
     smoothing: float = 0.3
     """Weight of the newest sample in the moving average."""

@@ -38,8 +38,10 @@ from .values import (
     AdminPermission,
     AdminRecord,
     HandleValue,
+    HashBucket,
     ValueReference,
     check_unique_indexes,
+    handle_hash,
     select_values,
     type_in,
 )
@@ -82,6 +84,9 @@ class ServiceConfig:
     """Source of suffixes for `mintNewSuffix` creates."""
     random_bytes: Callable[[int], bytes] = field(default=os.urandom)
     """Source of salts for secret-key hashing."""
+    partition: HashBucket | None = None
+    """For one server of a hash-partitioned site: the handles it holds. Asked for any other handle of its prefixes
+    (its own prefix handles excepted: every server of the site holds those), it answers 301 (not responsible)."""
 
 
 ChangeListener = Callable[[str], None]
@@ -154,6 +159,8 @@ class HandleService:
         if not self.is_responsible(handle):
             raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
                                        handle=handle.text)
+        if self.config.partition is not None:
+            self._check_bucket(handle)
         record = self.store.get(handle.key)
         if record is None:
             referral = self._prefix_referral(handle) if handle.is_prefix_handle else None
@@ -198,7 +205,7 @@ class HandleService:
     def _create(self, request: Request, now: float) -> Response:
         handle = self._writable_handle(request)
         if request.mint_new_suffix:
-            handle = Handle.from_text(f"{handle.text}{self.config.mint_suffix()}")
+            handle = self._minted(handle)
         values = self._incoming_values(request, now)
         existing = self.store.get(handle.key)
         if existing is not None and not request.overwrite:
@@ -377,7 +384,32 @@ class HandleService:
         if not self.is_responsible(handle):
             raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
                                        handle=handle.text)
+        if self.config.partition is not None and not request.mint_new_suffix:
+            self._check_bucket(handle)
         return handle
+
+    def _check_bucket(self, handle: Handle) -> None:
+        """Hash partitioning: a handle belongs to exactly one server of the site (its own prefix handles to all)."""
+        bucket = self.config.partition
+        if bucket is None or bucket.holds(handle):
+            return
+        if handle.is_prefix_handle and handle.described_prefix().key in self._homed:
+            return
+        owner = handle_hash(handle, bucket.hash_option) % bucket.servers
+        raise ServerNotResponsible(f"{handle.text} hashes to server {owner + 1} of this site, not to "
+                                   f"{self.config.node_id} (server {bucket.index + 1} of {bucket.servers})",
+                                   handle=handle.text)
+
+    def _minted(self, base: Handle) -> Handle:
+        """A new handle `base` + a minted suffix; on a partitioned site one this server holds (a few tries)."""
+        bucket = self.config.partition
+        tries = 64 * (bucket.servers if bucket is not None else 1)
+        for _ in range(tries):
+            handle = Handle.from_text(f"{base.text}{self.config.mint_suffix()}")
+            if bucket is None or bucket.holds(handle):
+                return handle
+        raise ServerNotResponsible(f"no minted suffix under {base.text} hashed to {self.config.node_id} in "
+                                   f"{tries} tries", handle=base.text)
 
     def _existing(self, handle: Handle) -> HandleRecord:
         record = self.store.get(handle.key)

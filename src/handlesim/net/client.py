@@ -14,15 +14,12 @@ from ..core.cache import ResolutionCache
 from ..core.codes import WRITE_OPS, OpCode
 from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
-from ..core.health import ServerHealth
+from ..core.health import DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
 from ..wire import codec
 from . import rest
-
-DEFAULT_TIMEOUT = 2.0
-"""Seconds before a silent server counts as failed (loopback answers in well under a millisecond)."""
 
 
 def basic_authorization(identity: ValueReference, secret: str) -> str:
@@ -138,3 +135,11 @@ async def locate(client: HandleClient, prefix_handle: Handle, root_sites: list[S
         message = result.message if result is not None else "no answer"
         raise TransportError(f"cannot locate the service of {prefix_handle.text}: {message}")
     return sites_from_values(result.values)
+
+
+def write_target(sites: list[SiteInfo], handle: Handle) -> ServerInfo:
+    """Where a write of `handle` goes: a primary site (mirrors refuse writes), the server its hash names."""
+    primaries = [site for site in sites if site.primary and site.servers]
+    if not primaries:
+        raise TransportError(f"no primary site serves {handle.prefix.text} (only mirrors, which refuse writes)")
+    return primaries[0].server_for(handle)
