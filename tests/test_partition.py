@@ -72,11 +72,13 @@ async def test_every_seeded_handle_lives_on_and_resolves_at_the_server_the_hash_
                     holders = [s.plan.node_id for s in servers if s.store.get(record.key) is not None]
                     assert holders == [servers[index].plan.node_id]
                     assert mirror_servers[index].store.get(record.key) == record
+                    # reads go to the fastest site (primary or mirror), always to the server the hash names there
+                    holders_urls = {servers[index].url, mirror_servers[index].url}
                     walked = await client.resolve(record.handle, topology.root_sites)
                     assert walked.result is not None and walked.result.ok, walked.trace
-                    assert walked.trace[-1].server == servers[index].url
+                    assert walked.trace[-1].server in holders_urls
                     via = await client.resolve_via(resolver_url, record.handle)
-                    assert via.ok and via.extra["trace"][-1]["server"] == servers[index].url  # type: ignore[index]
+                    assert via.ok and via.extra["trace"][-1]["server"] in holders_urls  # type: ignore[index]
             # the secondaries' sites are partitioned too: each delegated prefix handle sits on one server
             for secondary in plan.secondaries:
                 servers = servers_of(topology, secondary.node_id)

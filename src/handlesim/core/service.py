@@ -29,7 +29,7 @@ from .errors import (
 )
 from .handle import NA_PREFIX, Handle, Prefix
 from .messages import Request, Response, error_response
-from .storage import HandleRecord, Store
+from .storage import HandleRecord, MemoryOutbox, OutboxEntry, ReplicationLog, Store
 from .values import (
     ADMIN_INDEX,
     HS_ADMIN,
@@ -106,6 +106,10 @@ class HandleService:
         """Requests answered, by (opcode, response code)."""
         self.listeners: list[ChangeListener] = []
         """Called with a handle key after every committed change ("" when homed prefixes change)."""
+        self.replication_peers: tuple[str, ...] = ()
+        """Names of the peers every accepted change must reach: each write logs one entry per peer, with the change
+        itself when the store keeps a ReplicationLog (durable), else in `volatile_log` (lost with the process)."""
+        self.volatile_log = MemoryOutbox()
         self._homed: dict[str, Prefix] = {}
         self._set_homed(persisted)
         self._ops: dict[OpCode, Callable[[Request, float], Response]] = {
@@ -217,7 +221,7 @@ class HandleService:
             needed = auth.change_permissions(existing.values, values)
             self._authorize(request, needed, existing, f"overwrite {existing.handle.text}")
             record = HandleRecord(existing.handle, values)
-        self._commit(record)
+        self._commit(record, now)
         return Response(ResponseCode.SUCCESS, record.handle.text, created=not request.overwrite)
 
     def _delete(self, request: Request, now: float) -> Response:
@@ -225,7 +229,12 @@ class HandleService:
         record = self._existing(handle)
         needed = P.DELETE_HANDLE
         self._authorize(request, needed, record, f"delete {record.handle.text}")
-        self.store.delete(record.key)
+        changes = self._log_entries(record, now, deleted=True)
+        if changes and isinstance(self.store, ReplicationLog):
+            self.store.delete_logged(record.key, changes)
+        else:
+            self.store.delete(record.key)
+            self.volatile_log.add(self.volatile_log.numbered(changes))
         self._notify(record.key)
         return Response(ResponseCode.SUCCESS, record.handle.text)
 
@@ -237,7 +246,7 @@ class HandleService:
         if taken and not request.overwrite:
             raise ValueAlreadyExists(f"{record.handle.text} already has values at index {sorted(taken)}",
                                      handle=record.handle.text)
-        return self._change(request, record, _merge(record.values, incoming, ()), created=not request.overwrite)
+        return self._change(request, record, _merge(record.values, incoming, ()), now, created=not request.overwrite)
 
     def _modify_values(self, request: Request, now: float) -> Response:
         record = self._existing(self._writable_handle(request))
@@ -246,7 +255,7 @@ class HandleService:
         if missing:
             raise ValuesNotFound(f"{record.handle.text} has no values at index {sorted(missing)} to modify",
                                  handle=record.handle.text)
-        return self._change(request, record, _merge(record.values, incoming, ()))
+        return self._change(request, record, _merge(record.values, incoming, ()), now)
 
     def _remove_values(self, request: Request, now: float) -> Response:
         record = self._existing(self._writable_handle(request))
@@ -254,14 +263,14 @@ class HandleService:
         if not present:
             raise ValuesNotFound(f"{record.handle.text} has no values at index {sorted(request.indexes)}",
                                  handle=record.handle.text)
-        return self._change(request, record, _merge(record.values, (), tuple(present)))
+        return self._change(request, record, _merge(record.values, (), tuple(present)), now)
 
-    def _change(self, request: Request, record: HandleRecord, values: tuple[HandleValue, ...],
+    def _change(self, request: Request, record: HandleRecord, values: tuple[HandleValue, ...], now: float,
                 created: bool = False) -> Response:
         needed = auth.change_permissions(record.values, values)
         self._authorize(request, needed, record, f"change {record.handle.text}")
         self._check_record_size(values)
-        self._commit(HandleRecord(record.handle, values))
+        self._commit(HandleRecord(record.handle, values), now)
         return Response(ResponseCode.SUCCESS, record.handle.text, created=created)
 
     def _authorize_create(self, request: Request, handle: Handle) -> None:
@@ -277,10 +286,31 @@ class HandleService:
         if needed:
             auth.require(request.identity, needed, governing, self.store.get, self.config.server_admins, what)
 
-    def _commit(self, record: HandleRecord) -> None:
+    def _commit(self, record: HandleRecord, now: float) -> None:
         self._check_record_size(record.values)
-        self.store.put(record)
+        changes = self._log_entries(record, now, deleted=False)
+        if changes and isinstance(self.store, ReplicationLog):
+            self.store.put_logged(record, changes)
+        else:
+            self.store.put(record)
+            self.volatile_log.add(self.volatile_log.numbered(changes))
         self._notify(record.key)
+
+    def _log_entries(self, record: HandleRecord, now: float, *, deleted: bool) -> list[OutboxEntry]:
+        deleted_at = int(now) if deleted else 0
+        return [OutboxEntry(peer, record.key, record.handle.text, deleted_at, now) for peer in self.replication_peers]
+
+    # -- the outgoing replication log ----------------------------------------------------------------------------
+
+    def outbox(self, peer: str) -> list[OutboxEntry]:
+        """Accepted changes not yet delivered to `peer`, oldest first (durable ones first)."""
+        durable = self.store.outbox(peer) if isinstance(self.store, ReplicationLog) else []
+        return durable + self.volatile_log.outbox(peer)
+
+    def outbox_delivered(self, entries: list[OutboxEntry]) -> None:
+        if isinstance(self.store, ReplicationLog):
+            self.store.outbox_delivered(entries)
+        self.volatile_log.outbox_delivered(entries)
 
     def _notify(self, key: str) -> None:
         for listener in self.listeners:

@@ -266,7 +266,7 @@ async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> Non
     """Wait until every root has pushed the root registry to the other roots (bounded)."""
     deadline = time.monotonic() + limit_s
     replicators = [n.server.replicator for n in topology.nodes.values() if n.server.replicator is not None]
-    while any(p.pending for r in replicators for p in r.peers):
+    while any(r.pending_total() for r in replicators):
         if time.monotonic() > deadline:
             raise LaunchError("the roots did not finish replicating the root registry within "
                               f"{limit_s:.0f} s; see /_sim/stats of the roots")
@@ -282,9 +282,10 @@ def _connect_peers(topology: Topology) -> None:
         if replicator is None:
             continue
         if node.plan.role == "root":
-            replicator.set_peers([peer.url for peer in roots if peer is not node])
+            peers = [peer for peer in roots if peer is not node]
         else:
-            replicator.set_peers([topology.nodes[m].url for m in topology.plan.mirrors_of(node.plan.node_id)])
+            peers = [topology.nodes[m] for m in topology.plan.mirrors_of(node.plan.node_id)]
+        replicator.set_peers([peer.url for peer in peers], [peer.plan.node_id for peer in peers])
         for mirror_id in topology.plan.mirrors_of(node.plan.node_id):
             topology.nodes[mirror_id].service.config.primary = node.url
 
