@@ -6,11 +6,13 @@ import asyncio
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..topology.plan import build_plan
 from ..topology.runner import LaunchError, launch
 from .app import (
     default_config,
@@ -33,10 +35,15 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the config's [failover] timeout: seconds before a silent server counts as failed.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None) -> None:
+       identifiers: int | None, timeout: float | None) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
+    if timeout is not None:
+        config = plan.config
+        plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
     run_async(_up(plan, state_dir, store_kind))
 
 

@@ -14,7 +14,7 @@ from ..core.cache import ResolutionCache
 from ..core.codes import WRITE_OPS, OpCode
 from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
-from ..core.health import DEFAULT_TIMEOUT, ServerHealth
+from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
@@ -33,10 +33,10 @@ class HandleClient:
     """Sends core requests to node servers. Every call has a timeout; failures raise TransportError."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256,
-                 cache: ResolutionCache | None = None) -> None:
+                 cache: ResolutionCache | None = None, failed_for: float = DEFAULT_FAILED_FOR) -> None:
         self.cache = cache
         """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
-        self.health = ServerHealth()
+        self.health = ServerHealth(penalty=failed_for)
         """Response times and recent failures of the servers this client asked (orders failover)."""
         self.timeout = timeout
         self.media = media
@@ -84,7 +84,8 @@ class HandleClient:
                 content_type = reply.headers.get("Content-Type", codec.JSON)
                 status = reply.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{base}: {_describe(exc)}") from None
+            reason = f"timed out after {self.timeout:g} s" if isinstance(exc, TimeoutError) else _describe(exc)
+            raise TransportError(f"{base}: {reason}") from None
         try:
             answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
         except HandleError as exc:
