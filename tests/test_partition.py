@@ -148,3 +148,22 @@ def test_partitioning_options_are_checked() -> None:
     assert (mirror.mirror_of, mirror.server_of, mirror.server_index) == (
         "ent-88.101.1001-server3", "ent-88.101.1001-mirror1", 2)
     assert len(plan.enterprises) == 3
+
+
+async def test_check_asks_the_hashed_server_of_every_site(by_handle: Topology) -> None:
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    enterprise = by_handle.plan.enterprises[0]
+    target = identifiers_for(enterprise, by_handle.plan.config.seed)[0].handle
+
+    def check() -> dict[str, object]:
+        run = subprocess.run([sys.executable, "-m", "handlesim.cli", "check", "--json", "--state-dir",
+                              str(by_handle.state_dir), target.text], capture_output=True, text=True, timeout=60)
+        return dict(json.loads(run.stdout))
+
+    report = await asyncio.to_thread(check)
+    assert report["drift"] is False
+    assert report["replicas"].keys() == {enterprise.node_id, f"{enterprise.node_id}-mirror1"}  # type: ignore[union-attr]

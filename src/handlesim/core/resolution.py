@@ -171,6 +171,8 @@ class Resolution:
                 return None
             self._asked.add(mark)
             self._sent += 1
+            if self.health is not None:
+                self.health.sent(server.url(), self._now)
             return Step(site, server, self._request(query))
         self._finish(self._dead_end(query, looped))
         return None
