@@ -77,6 +77,7 @@ async def test_every_seeded_handle_lives_on_and_resolves_at_the_server_the_hash_
                     walked = await client.resolve(record.handle, topology.root_sites)
                     assert walked.result is not None and walked.result.ok, walked.trace
                     assert walked.trace[-1].server in holders_urls
+                    assert walked.trace[-1].site.endswith(f" [{index + 1}/3]")  # the trace names the server
                     via = await client.resolve_via(resolver_url, record.handle)
                     assert via.ok and via.extra["trace"][-1]["server"] in holders_urls  # type: ignore[index]
             # the secondaries' sites are partitioned too: each delegated prefix handle sits on one server

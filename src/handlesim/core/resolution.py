@@ -197,7 +197,11 @@ class Resolution:
         return step
 
     def _hop(self, step: Step, code: int | None, outcome: str, duration: float) -> Hop:
-        return Hop(step.site.name, step.server.url(), step.request.handle_text, code, outcome, duration)
+        site = step.site
+        label = site.name
+        if len(site.servers) > 1:  # a hash-partitioned site: which of its servers the hash picked
+            label = f"{label} [{site.servers.index(step.server) + 1}/{len(site.servers)}]"
+        return Hop(label, step.server.url(), step.request.handle_text, code, outcome, duration)
 
     def _from_cache(self, now: float) -> Response | None:
         if self.cache is None:
