@@ -25,6 +25,7 @@ from .app import (
     run_async,
     running_state,
     state_dir_option,
+    timeout_option,
     value_json,
 )
 
@@ -35,7 +36,7 @@ from .app import (
 @click.option("--trace", is_flag=True, help="Show every hop: node, what was asked, answer, time.")
 @click.option("--type", "types", multiple=True, help="Only values of this type (repeatable; 'URL.' = subtypes).")
 @click.option("--index", "indexes", multiple=True, type=int, help="Only values at this index (repeatable).")
-@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds before a silent node fails.")
+@timeout_option
 @click.option("--via", default=None, metavar="resolver|NODE_ID",
               help="Ask a recursive resolver node to walk for you ('resolver' = the topology's first one).")
 @json_option
@@ -111,19 +112,21 @@ def _print_result(result: Response) -> None:
 @main.command()
 @click.argument("handle")
 @state_dir_option
+@timeout_option
 @json_option
-def check(handle: str, state_dir: Path, as_json: bool) -> None:
+def check(handle: str, state_dir: Path, timeout: float, as_json: bool) -> None:
     """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift."""
     state = running_state(state_dir)
     target = parse_handle(handle)
 
     async def go() -> list[tuple[str, Response | str]]:
-        async with HandleClient(ssl_context=state.ssl_context()) as client:
+        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
             if target.is_prefix_handle:
                 replicas = [(site.name, site.servers[0]) for site in state.root_sites]
             else:
                 sites = await locate(client, target.prefix_handle(), state.root_sites)
-                replicas = [(site.name, server) for site in sites for server in site.servers]
+                # one server per site: in a hash-partitioned site only the server the hash names holds the handle
+                replicas = [(site.name, site.server_for(target)) for site in sites if site.servers]
             request = Request(OpCode.RESOLUTION, target, recursive=False)
             answers: list[tuple[str, Response | str]] = []
             for name, server in replicas:

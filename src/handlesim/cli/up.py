@@ -6,11 +6,13 @@ import asyncio
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..topology.plan import build_plan
 from ..topology.runner import LaunchError, launch
 from .app import (
     default_config,
@@ -38,10 +40,15 @@ from .demo import serve_page_for
 @click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
 @click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
               "<state-dir>/tls (clients pin tls/ca.pem).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the config's [failover] timeout: seconds before a silent server counts as failed.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None, web: bool, web_port: int, tls: bool) -> None:
+       identifiers: int | None, web: bool, web_port: int, tls: bool, timeout: float | None) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
+    if timeout is not None:
+        config = plan.config
+        plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
     run_async(_up(plan, state_dir, store_kind, web_port if web else None, tls))
 
 

@@ -171,6 +171,8 @@ class Resolution:
                 return None
             self._asked.add(mark)
             self._sent += 1
+            if self.health is not None:
+                self.health.sent(server.url(), self._now)
             return Step(site, server, self._request(query))
         self._finish(self._dead_end(query, looped))
         return None
@@ -195,7 +197,11 @@ class Resolution:
         return step
 
     def _hop(self, step: Step, code: int | None, outcome: str, duration: float) -> Hop:
-        return Hop(step.site.name, step.server.url(), step.request.handle_text, code, outcome, duration)
+        site = step.site
+        label = site.name
+        if len(site.servers) > 1:  # a hash-partitioned site: which of its servers the hash picked
+            label = f"{label} [{site.servers.index(step.server) + 1}/{len(site.servers)}]"
+        return Hop(label, step.server.url(), step.request.handle_text, code, outcome, duration)
 
     def _from_cache(self, now: float) -> Response | None:
         if self.cache is None:

@@ -15,15 +15,12 @@ from ..core.cache import ResolutionCache
 from ..core.codes import WRITE_OPS, OpCode
 from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
-from ..core.health import ServerHealth
+from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
 from ..wire import codec
 from . import rest
-
-DEFAULT_TIMEOUT = 2.0
-"""Seconds before a silent server counts as failed (loopback answers in well under a millisecond)."""
 
 
 def basic_authorization(identity: ValueReference, secret: str) -> str:
@@ -37,12 +34,13 @@ class HandleClient:
     """Sends core requests to node servers. Every call has a timeout; failures raise TransportError."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256,
-                 cache: ResolutionCache | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 cache: ResolutionCache | None = None, failed_for: float = DEFAULT_FAILED_FOR,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.cache = cache
         self.ssl_context = ssl_context
         """For https nodes: the context pinning the topology's CA (None: the system's trust store)."""
         """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
-        self.health = ServerHealth()
+        self.health = ServerHealth(penalty=failed_for)
         """Response times and recent failures of the servers this client asked (orders failover)."""
         self.timeout = timeout
         self.media = media
@@ -91,7 +89,8 @@ class HandleClient:
                 content_type = reply.headers.get("Content-Type", codec.JSON)
                 status = reply.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{base}: {_describe(exc)}") from None
+            reason = f"timed out after {self.timeout:g} s" if isinstance(exc, TimeoutError) else _describe(exc)
+            raise TransportError(f"{base}: {reason}") from None
         try:
             answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
         except HandleError as exc:
@@ -144,3 +143,11 @@ async def locate(client: HandleClient, prefix_handle: Handle, root_sites: list[S
         message = result.message if result is not None else "no answer"
         raise TransportError(f"cannot locate the service of {prefix_handle.text}: {message}")
     return sites_from_values(result.values)
+
+
+def write_target(sites: list[SiteInfo], handle: Handle) -> ServerInfo:
+    """Where a write of `handle` goes: a primary site (mirrors refuse writes), the server its hash names."""
+    primaries = [site for site in sites if site.primary and site.servers]
+    if not primaries:
+        raise TransportError(f"no primary site serves {handle.prefix.text} (only mirrors, which refuse writes)")
+    return primaries[0].server_for(handle)

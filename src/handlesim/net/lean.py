@@ -208,6 +208,8 @@ async def drive_resolution(pool: LeanPool, resolution: Resolution) -> None:
             _, body = await pool.request(server.address, port, build_request("GET", server.address, port, path))
             answer = codec.decode_response(body, codec.MSGPACK)
         except (LeanError, OSError, TimeoutError, HandleError) as exc:
-            resolution.failed(str(exc) or type(exc).__name__, clock() - started, time.time())
+            reason = f"timed out after {pool.timeout:g} s" if isinstance(exc, TimeoutError) else \
+                str(exc) or type(exc).__name__
+            resolution.failed(reason, clock() - started, time.time())
         else:
             resolution.received(answer, clock() - started, time.time())

@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..core.cache import ResolutionCache
-from ..core.health import ServerHealth
+from ..core.health import DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import SiteInfo
-from .client import DEFAULT_TIMEOUT
 from .lean import LeanPool, drive_resolution
 
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from ..core.errors import InvalidHandle
 from ..core.handle import Prefix
+from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT
 
 MAX_PORT = 65535
 MIN_BASE_PORT = 1024
@@ -26,6 +27,10 @@ NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 """Node ids name store files and appear in traces: letters, digits, '.', '_' and '-', at most 80 characters."""
 MIRROR_ID = re.compile(r".*-mirror[0-9]+")
 """Ids the plan gives mirror servers (`<primary>-mirror1`); reserved."""
+SERVER_ID = re.compile(r".*-server[0-9]+(-mirror[0-9]+)?")
+"""Ids the plan gives the further servers of hash-partitioned sites (`<node>-server2`); reserved."""
+HASH_OPTIONS = ("prefix", "suffix", "handle")
+"""What a partitioned site hashes to pick a handle's server (Handle.Net hash options 0, 1, 2)."""
 GLOBAL_REGISTRY = Prefix("0")
 """`0` and everything under it (0.NA, ...) belong to the global prefix registry, never to a national prefix."""
 ENTERPRISE_ID_PREFIX = "ent-"
@@ -118,6 +123,30 @@ class MirrorSpec:
 
 
 @dataclass(frozen=True)
+class ServersSpec:
+    """Hash-partitioned sites by role: each node's site gets this many servers, each its own aiohttp service and
+    store holding only the handles the site's hash assigns to it (a node's mirrors get as many servers)."""
+
+    secondary: int = 1
+    """Servers per secondary site (1 = not partitioned)."""
+    enterprise: int = 1
+    """Servers per enterprise site (1 = not partitioned)."""
+    hash_option: str = "handle"
+    """What picks a handle's server: `prefix`, `suffix` or `handle` (the whole handle), upper-cased and MD5-hashed
+    as Handle.Net's SiteInfo.getHandleHash does."""
+
+
+@dataclass(frozen=True)
+class FailoverSpec:
+    """How clients inside the topology (resolvers, nodes walking for REST clients) treat silent servers."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds before a server that does not answer counts as failed and the next one is tried (> 0)."""
+    failed_for: float = DEFAULT_FAILED_FOR
+    """Seconds a failed server is tried only after every other server of the same query."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -145,6 +174,10 @@ class TopologyConfig:
     """Mirror servers per node, by role."""
     source: str = "<memory>"
     """Where the configuration came from (for messages); not a key of the file."""
+    servers: ServersSpec = field(default_factory=ServersSpec)
+    """Servers per site, by role (hash partitioning)."""
+    failover: FailoverSpec = field(default_factory=FailoverSpec)
+    """Timeouts and failed-server memory of the topology's own clients."""
 
     @property
     def enterprise_count(self) -> int:
@@ -156,8 +189,9 @@ class TopologyConfig:
         """Every node the plan will hold, mirrors included (each needs a port)."""
         enterprises = self.enterprise_count
         secondaries = len(self.secondaries)
-        return (len(self.roots) + secondaries + enterprises + len(self.resolvers)
-                + self.mirrors.secondary * secondaries + self.mirrors.enterprise * enterprises)
+        return (len(self.roots) + len(self.resolvers)
+                + secondaries * self.servers.secondary * (1 + self.mirrors.secondary)
+                + enterprises * self.servers.enterprise * (1 + self.mirrors.enterprise))
 
     def with_overrides(self, *, base_port: int | None = None,
                        identifiers_per_enterprise: int | None = None, enterprise_count: int | None = None,
@@ -214,6 +248,8 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         resolvers=tuple(_resolver(r, claims) for r in top.items("resolvers")),
         mirrors=_mirrors(top),
         source=source,
+        servers=_servers(top),
+        failover=_failover(top),
     )
     _check_ports(config, lambda message: top.fail("base_port", message))
     return config
@@ -323,6 +359,9 @@ class _Claims:
                               "with a letter or digit, at most 80 characters)")
         if MIRROR_ID.fullmatch(node_id):
             reader.fail("id", f"{node_id!r}: ids ending in -mirror<N> are reserved for mirror servers")
+        if SERVER_ID.fullmatch(node_id):
+            reader.fail("id", f"{node_id!r}: ids ending in -server<N> are reserved for the servers of partitioned "
+                              "sites")
         if node_id in self.ids:
             reader.fail("id", f"node id {node_id!r} is used twice (also at {self.ids[node_id]}); ids must be unique")
         self.ids[node_id] = reader.path("id")
@@ -447,3 +486,19 @@ def _mirrors(top: _Reader) -> MirrorSpec:
     table = top.table("mirrors")
     table.known(MirrorSpec)
     return MirrorSpec(table.integer("secondary", 0), table.integer("enterprise", 0))
+
+
+def _servers(top: _Reader) -> ServersSpec:
+    table = top.table("servers")
+    table.known(ServersSpec)
+    option = table.text("hash_option", "handle")
+    if option not in HASH_OPTIONS:
+        table.fail("hash_option", f"{option!r} is not a hash option; use one of {', '.join(HASH_OPTIONS)}")
+    return ServersSpec(table.integer("secondary", 1, minimum=1), table.integer("enterprise", 1, minimum=1), option)
+
+
+def _failover(top: _Reader) -> FailoverSpec:
+    table = top.table("failover")
+    table.known(FailoverSpec)
+    return FailoverSpec(table.number("timeout", DEFAULT_TIMEOUT, positive=True),
+                        table.number("failed_for", DEFAULT_FAILED_FOR, positive=False))

@@ -21,13 +21,14 @@ from typing import IO, Any
 from ..core.auth import hash_secret
 from ..core.cache import ResolutionCache
 from ..core.codes import OpCode
-from ..core.handle import NA_PREFIX, Prefix
+from ..core.handle import NA_PREFIX, Handle, Prefix
+from ..core.health import ServerHealth
 from ..core.messages import Request
 from ..core.prefixes import http_site, owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
-from ..core.values import SiteInfo, ValueReference
-from ..net.client import DEFAULT_TIMEOUT, HandleClient
+from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReference
+from ..net.client import HandleClient
 from ..net.lean import LeanPool
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
@@ -117,7 +118,8 @@ def _node_entry(node: RunningNode) -> dict[str, Any]:
     p = node.plan
     return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
             "region": p.region, "url": node.url, "host": p.host, "port": node.server.port,
-            "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of}
+            "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of,
+            "server_of": p.server_of, "server_index": p.server_index, "site_servers": p.site_servers}
 
 
 Progress = Callable[[str, int, int], None]
@@ -179,7 +181,14 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
         return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,))
     admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
-                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None)
+                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None,
+                         partition=_partition(node, plan))
+
+
+def _partition(node: NodePlan, plan: TopologyPlan) -> HashBucket | None:
+    if node.site_servers <= 1:
+        return None
+    return HashBucket(HASH_OPTION_NAMES[plan.config.servers.hash_option], node.server_index, node.site_servers)
 
 
 def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan,
@@ -197,8 +206,10 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     """Resolver nodes get the configured shared cache; other nodes a small one for the foreign GETs they walk."""
     spec = next((r for r in topology.plan.config.resolvers if r.id == node.node_id), None)
     cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
+    failover = topology.plan.config.failover
     return RecursiveResolver(topology.root_site_list, cache,
-                             pool=LeanPool(timeout=DEFAULT_TIMEOUT, ssl_context=topology.client_ssl))
+                             pool=LeanPool(timeout=failover.timeout, ssl_context=topology.client_ssl),
+                             health=ServerHealth(penalty=failover.failed_for))
 
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
@@ -212,8 +223,11 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
         replicator = _replicator_for(node, service, plan, topology.client_ssl)
-        server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
-                                           "region": node.region}, resolver=_recursion_for(node, topology),
+        meta = {"role": node.role, "prefix": node.prefix, "industry": node.industry, "region": node.region}
+        if node.site_servers > 1:
+            meta["site"] = node.server_of or node.node_id
+            meta["server"] = f"{node.server_index + 1} of {node.site_servers}"
+        server = NodeServer(service, meta=meta, resolver=_recursion_for(node, topology),
                             replicator=replicator, ssl_context=server_ssl)
         running = RunningNode(node, service, server, store, scheme="https" if server_ssl is not None else "http")
         topology.nodes[node.node_id] = running
@@ -228,14 +242,47 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             topology.root_site_list.append(running.site)
         if progress is not None:
             progress("starting nodes", count, total)
+    _group_partitioned_sites(topology)
     _connect_peers(topology)
+
+
+def _group_partitioned_sites(topology: Topology) -> None:
+    """Every server of a hash-partitioned site shares one SiteInfo listing all of them in hash order."""
+    plan = topology.plan
+    option = HASH_OPTION_NAMES[plan.config.servers.hash_option]
+    for node in list(topology.nodes.values()):
+        if node.plan.site_servers <= 1 or node.plan.server_of is not None:
+            continue
+        members = [topology.nodes[i] for i in plan.servers_of(node.plan.node_id)]
+        site = http_site(node.plan.node_id, [(m.plan.host, m.server.port) for m in members],
+                         primary=node.plan.mirror_of is None, hash_option=option)
+        for member in members:
+            member.site = site
+
+
+def _site_leader(topology: Topology, node: RunningNode) -> RunningNode:
+    """The node naming the primary site a node serves (itself, or its primary, or its site's first server)."""
+    if node.plan.mirror_of is not None:
+        node = topology.nodes[node.plan.mirror_of]
+    if node.plan.server_of is not None:
+        node = topology.nodes[node.plan.server_of]
+    return node
+
+
+def server_for(topology: Topology, node: RunningNode, handle: Handle) -> RunningNode:
+    """The server of `node`'s site that holds `handle` (the site's hash picks it; `node` itself if unpartitioned)."""
+    if node.site is None or len(node.site.servers) <= 1:
+        return node
+    port = node.site.server_for(handle).http_interface().port
+    leader = node.plan.server_of or node.plan.node_id
+    return next(topology.nodes[i] for i in topology.plan.servers_of(leader) if topology.nodes[i].server.port == port)
 
 
 async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> None:
     """Wait until every root has pushed the root registry to the other roots (bounded)."""
     deadline = time.monotonic() + limit_s
     replicators = [n.server.replicator for n in topology.nodes.values() if n.server.replicator is not None]
-    while any(p.pending for r in replicators for p in r.peers):
+    while any(r.pending_total() for r in replicators):
         if time.monotonic() > deadline:
             raise LaunchError("the roots did not finish replicating the root registry within "
                               f"{limit_s:.0f} s; see /_sim/stats of the roots")
@@ -251,9 +298,10 @@ def _connect_peers(topology: Topology) -> None:
         if replicator is None:
             continue
         if node.plan.role == "root":
-            replicator.set_peers([peer.url for peer in roots if peer is not node])
+            peers = [peer for peer in roots if peer is not node]
         else:
-            replicator.set_peers([topology.nodes[m].url for m in topology.plan.mirrors_of(node.plan.node_id)])
+            peers = [topology.nodes[m] for m in topology.plan.mirrors_of(node.plan.node_id)]
+        replicator.set_peers([peer.url for peer in peers], [peer.plan.node_id for peer in peers])
         for mirror_id in topology.plan.mirrors_of(node.plan.node_id):
             topology.nodes[mirror_id].service.config.primary = node.url
 
@@ -266,8 +314,7 @@ def _prefix_record_of(topology: Topology, node: RunningNode, secret_data: str) -
     API (the receiving node hashes it).
     """
     plan = topology.plan
-    if node.plan.mirror_of is not None:  # a mirror serves its primary's prefix record
-        node = topology.nodes[node.plan.mirror_of]
+    node = _site_leader(topology, node)  # mirrors and further servers serve the primary site's prefix record
     p = node.plan
     assert node.site is not None
     sites = [node.site, *(topology.nodes[m].site for m in plan.mirrors_of(p.node_id))]
@@ -307,7 +354,8 @@ async def _delegate(topology: Topology, progress: Progress | None) -> None:
             record = _prefix_record_of(topology, child, child.plan.secret)
             request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
             # the root registry is shared: the first root takes the write and replicates it to the others
-            jobs.append((roots[0] if parent_is_root else node, request, credentials))
+            jobs.append((roots[0] if parent_is_root else server_for(topology, node, record.handle), request,
+                         credentials))
     await _run_writes(jobs, progress, topology.client_ssl)
 
 
@@ -337,8 +385,10 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
     plan = topology.plan
     empty = [n for n in topology.nodes.values() if n.plan.role == "enterprise" and len(n.store) <= 1]
     for count, node in enumerate(empty, 1):
-        source = plan.by_id[node.plan.mirror_of] if node.plan.mirror_of else node.plan  # mirrors copy their primary
-        node.store.put_many(identifiers_for(source, plan.config.seed))
+        source = _site_leader(topology, node).plan  # mirrors copy their primary; servers take their share
+        records = identifiers_for(source, plan.config.seed)
+        bucket = node.service.config.partition
+        node.store.put_many(records if bucket is None else [r for r in records if bucket.holds(r.handle)])
         if progress is not None:
             progress("seeding identifiers", count, len(empty))
 
