@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..topology.network import NetModeError, default_net_mode
 from ..topology.runner import LaunchError, launch
 from .app import (
     default_config,
@@ -33,25 +34,47 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
+              help="Apply the network model to node-to-node hops (default: model when the topology has a "
+                   "[network] section, else loopback).")
+@click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Take the [network] model from this file (e.g. configs/network-china.toml).")
+@click.option("--faults/--no-faults", "faults", default=None,
+              help="Serve fault injection (POST /_sim/fault, `handlesim fault`); default: the file's `faults` key.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None) -> None:
+       identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
-    plan = plan_from(config_path or default_config(), base_port, identifiers)
-    run_async(_up(plan, state_dir, store_kind))
+    plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
+    run_async(_up(plan, state_dir, store_kind, net or default_net_mode(plan)))
+
+
+def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> Any:
+    """The plan with a network model from `--network FILE` and the `--faults` switch applied."""
+    from dataclasses import replace
+
+    from ..topology.config import ConfigError, load_network
+
+    try:
+        spec = load_network(network_file) if network_file is not None else None
+        return replace(plan, config=plan.config.with_network(spec, faults=faults))
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 
 
-async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
+async def _up(plan: Any, state_dir: Path, store_kind: str, net: str) -> None:
     progress = _Progress()
     try:
-        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress)
-    except LaunchError as exc:
+        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress, net=net)
+    except (LaunchError, NetModeError) as exc:
         progress.close()
         fail(str(exc))
         return
     progress.close()
-    print_tiers(topology.describe())
+    described = topology.describe()
+    print_tiers(described)
+    print_network(described)
     click.echo(f"ready: {len(topology.nodes)} nodes up in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
@@ -63,6 +86,20 @@ async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
     click.echo("stopping...", err=True)
     await topology.stop()
     click.echo("stopped", err=True)
+
+
+def print_network(described: dict[str, Any]) -> None:
+    """One line on the network model and one on fault injection, when they are on."""
+    model = described.get("network")
+    if model:
+        regions = [r["name"] for r in model["regions"]]
+        click.echo(f"  network    model: {len(regions)} regions ({', '.join(regions[:8])}"
+                   f"{', ...' if len(regions) > 8 else ''}), clients in {model['client_region']}")
+    else:
+        click.echo("  network    loopback (no modelled delay)")
+    faults = described.get("faults") or {}
+    if faults.get("enabled"):
+        click.echo(f"  faults     on: `handlesim fault ...` or POST {faults['control_url']}/_sim/fault")
 
 
 class _Progress:
@@ -101,6 +138,7 @@ def topology_cmd(state_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps(state.data, indent=1, ensure_ascii=False))
         return
     print_tiers(state.data)
+    print_network(state.data)
     for example in state.data.get("examples", [])[1:]:
         click.echo(f"       handlesim resolve {example}")
 

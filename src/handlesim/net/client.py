@@ -6,7 +6,7 @@ import asyncio
 import base64
 import time
 from dataclasses import replace
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -20,6 +20,7 @@ from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
 from ..wire import codec
 from . import rest
+from .shaping import SOURCE_HEADER, MessageLost, NetPath
 
 DEFAULT_TIMEOUT = 2.0
 """Seconds before a silent server counts as failed (loopback answers in well under a millisecond)."""
@@ -45,6 +46,10 @@ class HandleClient:
         self.media = media
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self.net: NetPath | None = None
+        """The network model between this client and the nodes (None: plain loopback)."""
+        self.modelled = 0.0
+        """Seconds the network model added to this client's requests so far."""
 
     async def __aenter__(self) -> HandleClient:
         return self
@@ -80,12 +85,21 @@ class HandleClient:
             headers["Content-Type"] = self.media
         if credentials is not None:
             headers["Authorization"] = basic_authorization(*credentials)
-        try:
+        if self.net is not None:
+            headers[SOURCE_HEADER] = self.net.header
+
+        async def exchange() -> tuple[bytes, str, int]:
             async with self.session.request(call.method, base + call.path, params=call.params, data=call.body,
                                             headers=headers) as reply:
-                body = await reply.read()
-                content_type = reply.headers.get("Content-Type", codec.JSON)
-                status = reply.status
+                return await reply.read(), reply.headers.get("Content-Type", codec.JSON), reply.status
+        try:
+            if self.net is None:
+                body, content_type, status = await exchange()
+            else:
+                where = urlsplit(base)
+                (body, content_type, status), modelled = await self.net.exchange(
+                    where.hostname or "", where.port or 80, exchange)
+                self.modelled += modelled
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"{base}: {_describe(exc)}") from None
         try:
@@ -112,15 +126,20 @@ class HandleClient:
     async def drive(self, resolution: Resolution) -> None:
         while (step := resolution.next_request(time.time())) is not None:
             started = time.perf_counter()
+            modelled_before = self.modelled
             try:
                 response = await self.send(step.server, step.request)
             except TransportError as exc:
-                resolution.failed(exc.message, time.perf_counter() - started, time.time())
+                resolution.failed(exc.message, time.perf_counter() - started, time.time(),
+                                  modelled=self.modelled - modelled_before)
             else:
-                resolution.received(response, time.perf_counter() - started, time.time())
+                resolution.received(response, time.perf_counter() - started, time.time(),
+                                    modelled=self.modelled - modelled_before)
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MessageLost):
+        return f"timed out ({exc})"
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
