@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -73,6 +74,9 @@ class FaultController:
         self.history: list[dict[str, Any]] = []
         """Every applied action with its time (shown by `GET /_sim/fault`)."""
         self._changed = asyncio.Event()
+        self._placeholders: dict[str, socket.socket] = {}
+        """A downed node's port, bound but not listening: connections are refused, and no other program can take
+        the port (ephemeral ports would otherwise be handed out again) before the node starts again."""
 
     def register(self, node_id: str, server: NodeServer, region: str, host: str) -> None:
         self.nodes[node_id] = _Node(server, region, host)
@@ -167,6 +171,7 @@ class FaultController:
         if site is not None:
             await site.stop()
             server.site = None
+            self._hold_port(node_id)
         if runner is not None and runner.server is not None:
             for connection in runner.server.connections:
                 if abrupt:
@@ -174,9 +179,33 @@ class FaultController:
                 else:
                     connection.close()
 
+    def _hold_port(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind((node.host, node.server.port))
+        except OSError:  # taken in the instant since the listener closed: start will say so
+            holder.close()
+            return
+        self._placeholders[node_id] = holder
+
     async def _open(self, node_id: str) -> None:
         node = self.nodes[node_id]
-        await node.server.listen(node.host, node.server.port)
+        holder = self._placeholders.pop(node_id, None)
+        if holder is not None:
+            holder.close()
+        try:
+            await node.server.listen(node.host, node.server.port)
+        except OSError as exc:
+            raise FaultRequestError(f"{node_id} cannot listen on {node.host}:{node.server.port} again: "
+                                    f"{exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        """Release the ports held for downed nodes (the topology is stopping)."""
+        for holder in self._placeholders.values():
+            holder.close()
+        self._placeholders.clear()
 
     def _node(self, body: dict[str, Any]) -> str:
         node_id = body.get("node")

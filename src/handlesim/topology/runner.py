@@ -103,6 +103,8 @@ class Topology:
         if self.control is not None:
             await self.control.stop()
             self.control = None
+        if self.faults is not None:
+            self.faults.close()
         await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
         for node in self.nodes.values():
             node.store.close()
