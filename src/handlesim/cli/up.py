@@ -153,4 +153,10 @@ def validate(config_path: Path) -> None:
         counts[node.role] = counts.get(node.role, 0) + 1
     summary = ", ".join(f"{n} {role}" for role, n in counts.items())
     click.echo(f"{config_path}: ok ({summary})")
+    if plan.config.network is not None:
+        model = plan.config.network.model(plan.config.seed)
+        client = model.client_region
+        nearest = sorted((link.delay, target) for (source, target), link in model.links.items() if source == client)
+        delays = ", ".join(f"{target} {delay * 1000:.1f}" for delay, target in nearest)
+        click.echo(f"  network model: {len(model.regions)} regions; one-way ms from {client} (clients): {delays}")
 
