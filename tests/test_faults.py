@@ -219,6 +219,21 @@ async def test_partitions_cut_node_to_node_walks_and_heal_restores_everything(st
             assert "no server answered" not in answer.message
 
 
+async def test_a_topology_with_held_requests_and_downed_nodes_stops_promptly(start: Callable[..., Any]) -> None:
+    topology = await start(small_config(faults=True))
+    await fault(topology, {"action": "pause", "node": "ent-88.101.1001"})
+    await fault(topology, {"action": "kill", "node": "ent-88.101.1002"})
+    async with HandleClient(timeout=30.0) as client:
+        held = asyncio.ensure_future(client.send(topology.nodes["ent-88.101.1001"].url,
+                                                 lookup("88.101.1001/PUMP-000001")))
+        await asyncio.sleep(0.2)
+        assert not held.done()
+        started = time.perf_counter()
+        await topology.stop()
+        assert time.perf_counter() - started < 5
+        await asyncio.wait_for(asyncio.gather(held, return_exceptions=True), 5)  # let go: answered or cut off
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({"action": "explode", "node": "root-qingdao"}, "unknown action 'explode'"),
     ({"action": "kill", "node": "root-nowhere"}, "kill needs `node`"),

@@ -241,7 +241,8 @@ def _timeline(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 errors += bucket[1]
                 hist.decode_and_add(bucket[2])
         rows.append({"second": second, "completed": done, "errors": errors,
-                     "p99_ms": hist.get_value_at_percentile(99) / 1000 if done else None})
+                     "p99_ms": hist.get_value_at_percentile(99) / 1000 if done else None,
+                     "p50_ms": hist.get_value_at_percentile(50) / 1000 if done else None})
     return rows
 
 

@@ -71,6 +71,8 @@ class FaultController:
         self.slow: dict[str, float] = {}
         """Node id -> seconds added to every request."""
         self.partitions: list[tuple[frozenset[str], frozenset[str]]] = []
+        self.closing = False
+        """The topology is stopping: held requests are let go so the nodes can shut down."""
         self.history: list[dict[str, Any]] = []
         """Every applied action with its time (shown by `GET /_sim/fault`)."""
         self._changed = asyncio.Event()
@@ -91,7 +93,7 @@ class FaultController:
         delay = self.slow.get(node_id)
         if delay:
             await asyncio.sleep(delay)
-        while node_id in self.paused or self._cut(node_id, request.headers.get(SOURCE_HEADER)):
+        while not self.closing and (node_id in self.paused or self._cut(node_id, request.headers.get(SOURCE_HEADER))):
             changed = self._changed
             await changed.wait()
 
@@ -202,7 +204,9 @@ class FaultController:
                                     f"{exc.strerror or exc}") from None
 
     def close(self) -> None:
-        """Release the ports held for downed nodes (the topology is stopping)."""
+        """The topology is stopping: let held requests go and release the ports held for downed nodes."""
+        self.closing = True
+        self._touch()
         for holder in self._placeholders.values():
             holder.close()
         self._placeholders.clear()
