@@ -3,7 +3,8 @@
 #   bash benchmarks/netmodel.sh [OUT_DIR]      (default: benchmarks/results/<date>-netmodel)
 # 1. cold iterative lookups (every hop crosses the modelled network) vs lookups through the resolver's warm cache;
 # 2. the root-failure scenario (root-qingdao killed at 10 s, started at 20 s) under iterative and resolver load, the
-#    root-pause scenario (hung, not dead) under resolver load, and a root failure in the one-root small topology.
+#    root-pause scenario (hung, not dead: every lookup waits out its 1 s timeout first), and a root failure in the
+#    one-root small topology (lookups fail while it is down).
 # Short runs (the machine is shared); identifiers per enterprise lowered to 20 to keep the boot light.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,9 @@ run resolver-cached  --mode resolver --keys 300 --rate 200 --duration 15 --warmu
 run cold-iterative-from-guangzhou --mode iterative-cold --rate 100 --duration 15 --warmup 3 --client-region Guangzhou
 run root-failure-iterative --mode iterative-cold --rate 100 --duration 30 --warmup 3 \
     --scenario benchmarks/scenarios/root-failure.toml
-run root-failure-resolver  --mode resolver --rate 200 --duration 30 --warmup 5 --timeout 3 \
+run root-failure-resolver  --mode resolver --rate 200 --duration 30 --warmup 5 --timeout 3 --seed 2 \
     --scenario benchmarks/scenarios/root-failure.toml
-run root-pause-resolver    --mode resolver --rate 200 --duration 30 --warmup 5 --timeout 3 \
+run root-pause-iterative   --mode iterative-cold --rate 50 --connections 128 --duration 30 --warmup 3 --timeout 1 \
     --scenario benchmarks/scenarios/root-pause.toml
 
 kill -TERM $UP; wait $UP || true; trap - EXIT

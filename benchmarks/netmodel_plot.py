@@ -44,7 +44,7 @@ def spectra(out: Path) -> None:
 
 
 def failures(out: Path) -> None:
-    runs = [(n, load(out, n)) for n in ("root-failure-iterative", "root-failure-resolver", "root-pause-resolver",
+    runs = [(n, load(out, n)) for n in ("root-failure-iterative", "root-failure-resolver", "root-pause-iterative",
                                         "small-root-failure")]
     runs = [(n, r) for n, r in runs if r is not None]
     if not runs:

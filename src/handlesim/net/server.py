@@ -77,7 +77,6 @@ class NodeServer:
             web.get("/_sim/stats", self.stats),
             web.get(FAULT_ROUTE, self.fault_state),
             web.post(FAULT_ROUTE, self.fault_action),
-            web.route("*", "/_sim/{tail:.*}", self.other_sim_route),
         ])
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -89,6 +88,8 @@ class NodeServer:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
+        # last, so every /_sim/ route added before start wins over this catch-all (changes answer 403 unless faults)
+        self.app.router.add_route("*", "/_sim/{tail:.*}", self.other_sim_route)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         return await self.listen(host, port)
