@@ -34,6 +34,8 @@ run root-failure-resolver  --mode resolver --rate 200 --duration 30 --warmup 5 -
     --scenario benchmarks/scenarios/root-failure.toml
 run root-pause-iterative   --mode iterative-cold --rate 50 --connections 128 --duration 30 --warmup 3 --timeout 1 \
     --scenario benchmarks/scenarios/root-pause.toml
+run region-partition-iterative --mode iterative-cold --rate 100 --connections 128 --duration 30 --warmup 3 \
+    --timeout 1 --scenario benchmarks/scenarios/region-partition.toml
 
 kill -TERM $UP; wait $UP || true; trap - EXIT
 # one root only (the teaching topology): lookups fail while it is down

@@ -45,7 +45,7 @@ def spectra(out: Path) -> None:
 
 def failures(out: Path) -> None:
     runs = [(n, load(out, n)) for n in ("root-failure-iterative", "root-failure-resolver", "root-pause-iterative",
-                                        "small-root-failure")]
+                                        "region-partition-iterative", "small-root-failure")]
     runs = [(n, r) for n, r in runs if r is not None]
     if not runs:
         return
@@ -67,7 +67,7 @@ def failures(out: Path) -> None:
         right.set_ylabel("latency (ms, log)")
         for event in result.get("events", []):
             ax.axvline(event["second"], color="gray", linestyle="--")
-            ax.annotate(event["label"], (event["second"], 0), rotation=90, fontsize=8)
+            ax.annotate(event["label"][:24], (event["second"], 0), rotation=90, fontsize=7)
         ax.set_title(f"{result['topology']['name']}: {result['config']['mode']} at {result['config']['rate']:g}/s, "
                      f"{result['scenario']['name']}", fontsize=10)
         ax.legend(loc="upper left", fontsize=8)

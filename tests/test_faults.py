@@ -284,6 +284,21 @@ async def test_a_scheduled_root_failure_produces_its_error_window(start: Callabl
     assert timeline[1]["errors"] >= 0.8 * timeline[1]["completed"] > 0  # every walk starts at the dead root
     assert timeline[3]["errors"] == 0 and timeline[3]["completed"] >= 30
     assert result["scenario"]["name"] == "root" and topology.faults is not None and not topology.faults.down
+    assert result["net"] == "loopback" and result["network"]["topology_net"] == "loopback"
+
+
+@pytest.mark.slow
+async def test_bench_under_the_model_says_so_and_pays_the_modelled_delays(start: Callable[..., Any]) -> None:
+    topology = await start(small_config(), net="model")
+    model = topology.model
+    assert model is not None
+    config = BenchConfig(mode="iterative-cold", rate=20, duration=1.5, warmup=0.3, connections=4, baseline=False)
+    result = await asyncio.to_thread(run_bench, load_state(topology.state_dir), config)
+    assert result["net"] == "model" and result["network"] == {"topology_net": "model", "client_region": "Shanghai"}
+    # every walk: Shanghai -> root (Qingdao) -> secondary (Qingdao) -> enterprise (Qingdao or Beijing), both ways
+    shortest = 2 * (3 * model.link("Shanghai", "Qingdao").delay)
+    assert result["run"]["errors"] == 0
+    assert result["run"]["latency_ms"]["p50_ms"] >= shortest * 1000 - 3
 
 
 # -- the CLI ---------------------------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def plot(result: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
         right.set_ylabel("p99 latency (ms)")
         for event in result.get("events", []):
             left.axvline(event["second"], color="gray", linestyle="--")
-            left.annotate(event["label"], (event["second"], 0), rotation=90, fontsize=8)
+            left.annotate(event["label"][:24], (event["second"], 0), rotation=90, fontsize=8)
         left.legend(loc="upper left")
         right.legend(loc="upper right")
         left.set_title("Throughput and p99 over time")
