@@ -74,6 +74,13 @@ class HandleClient:
                    credentials: tuple[ValueReference, str] | None = None,
                    extra_params: list[tuple[str, str]] | None = None) -> Response:
         """One request to one server (a ServerInfo or a base URL)."""
+        answer, _ = await self.send_timed(server, request, credentials=credentials, extra_params=extra_params)
+        return answer
+
+    async def send_timed(self, server: ServerInfo | str, request: Request, *,
+                         credentials: tuple[ValueReference, str] | None = None,
+                         extra_params: list[tuple[str, str]] | None = None) -> tuple[Response, float]:
+        """`send`, also returning the seconds the network model added (0 on loopback)."""
         base = server if isinstance(server, str) else server.url()
         if self.cache is not None and request.op in WRITE_OPS and request.handle is not None:
             self.cache.invalidate(request.handle.key)
@@ -92,6 +99,7 @@ class HandleClient:
             async with self.session.request(call.method, base + call.path, params=call.params, data=call.body,
                                             headers=headers) as reply:
                 return await reply.read(), reply.headers.get("Content-Type", codec.JSON), reply.status
+        modelled = 0.0
         try:
             if self.net is None:
                 body, content_type, status = await exchange()
@@ -106,7 +114,7 @@ class HandleClient:
             answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
         except HandleError as exc:
             raise TransportError(f"{base}: unreadable answer (HTTP {status}: {exc.message})") from None
-        return replace(answer, created=True) if status == 201 else answer
+        return (replace(answer, created=True) if status == 201 else answer), modelled
 
     async def resolve(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
@@ -126,15 +134,12 @@ class HandleClient:
     async def drive(self, resolution: Resolution) -> None:
         while (step := resolution.next_request(time.time())) is not None:
             started = time.perf_counter()
-            modelled_before = self.modelled
             try:
-                response = await self.send(step.server, step.request)
+                response, modelled = await self.send_timed(step.server, step.request)
             except TransportError as exc:
-                resolution.failed(exc.message, time.perf_counter() - started, time.time(),
-                                  modelled=self.modelled - modelled_before)
+                resolution.failed(exc.message, time.perf_counter() - started, time.time())
             else:
-                resolution.received(response, time.perf_counter() - started, time.time(),
-                                    modelled=self.modelled - modelled_before)
+                resolution.received(response, time.perf_counter() - started, time.time(), modelled=modelled)
 
 
 def _describe(exc: BaseException) -> str:
