@@ -159,3 +159,39 @@ def test_a_region_without_coordinates_needs_links(tmp_path: Path) -> None:
     network_file.write_text('name = "x"\n')
     with pytest.raises(ConfigError, match="only a \\[network\\] table"):
         load_network(network_file)
+
+
+def test_model_mode_needs_a_model_and_clients_follow_the_topology() -> None:
+    from handlesim.topology.network import NetModeError, client_path, default_net_mode, model_for
+    from handlesim.topology.plan import build_plan
+
+    bare = build_plan(load_config(CONFIGS / "plan.toml"))
+    assert default_net_mode(bare) == "loopback" and model_for(bare, "loopback") is None
+    with pytest.raises(NetModeError, match="needs a \\[network\\] section"):
+        model_for(bare, "model")
+    small = build_plan(load_config(CONFIGS / "small.toml"))
+    assert default_net_mode(small) == "model"
+    described = {"net": "model", "network": model_for(small, "model").to_dict(),  # type: ignore[union-attr]
+                 "faults": {"enabled": False}, "nodes": [{"host": "127.0.0.1", "port": 1, "region": "Beijing"}]}
+    path = client_path(described, None, timeout=1.0)
+    assert path is not None and path.model is not None and path.region == "Shanghai"
+    assert path.region_of("127.0.0.1", 1) == "Beijing" and path.header == "client Shanghai"
+    assert client_path(described, "loopback", timeout=1.0) is None  # no model, no faults: plain loopback
+    assert client_path(described, None, region="Beijing", timeout=1.0).region == "Beijing"  # type: ignore[union-attr]
+    with pytest.raises(NetModeError, match="no region 'Lhasa'"):
+        client_path(described, None, region="Lhasa", timeout=1.0)
+    with pytest.raises(NetModeError, match="has no network model"):
+        client_path({"net": "loopback", "nodes": []}, "model", timeout=1.0)
+
+
+def test_fault_commands_explain_a_topology_without_fault_injection(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from handlesim.cli import main
+
+    (tmp_path / "topology.json").write_text(json.dumps({"name": "t", "nodes": [], "roots": [],
+                                                        "faults": {"enabled": False, "control_url": None}}))
+    result = CliRunner().invoke(main, ["fault", "kill", "root-qingdao", "--state-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "fault injection off" in result.output and "--faults" in result.output
