@@ -195,3 +195,22 @@ def test_fault_commands_explain_a_topology_without_fault_injection(tmp_path: Pat
                                                         "faults": {"enabled": False, "control_url": None}}))
     result = CliRunner().invoke(main, ["fault", "kill", "root-qingdao", "--state-dir", str(tmp_path)])
     assert result.exit_code != 0 and "fault injection off" in result.output and "--faults" in result.output
+
+
+def test_network_command_prints_the_delay_matrix() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from handlesim.cli import main
+
+    runner = CliRunner()
+    shown = runner.invoke(main, ["network", "--config", str(CONFIGS / "small.toml")])
+    assert shown.exit_code == 0 and "clients sit in Shanghai" in shown.output
+    row = next(line for line in shown.output.splitlines() if line.startswith("Qingdao"))
+    assert row.split()[1:] == ["0.25", "5.96", "5.93", "15.35"]
+    data = json.loads(runner.invoke(main, ["network", "--json", "--network",
+                                           str(CONFIGS / "network-china.toml")]).output)
+    assert data["one_way_ms"]["Beijing"]["Guangzhou"] == 18.0 and len(data["one_way_ms"]) == 12
+    missing = runner.invoke(main, ["network", "--config", str(CONFIGS / "plan.toml")])
+    assert missing.exit_code != 0 and "has no [network] section" in missing.output
