@@ -7,7 +7,7 @@ import base64
 import ssl
 import time
 from dataclasses import replace
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -21,6 +21,7 @@ from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
 from ..wire import codec
 from . import rest
+from .shaping import SOURCE_HEADER, MessageLost, NetPath
 
 
 def basic_authorization(identity: ValueReference, secret: str) -> str:
@@ -46,6 +47,10 @@ class HandleClient:
         self.media = media
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self.net: NetPath | None = None
+        """The network model between this client and the nodes (None: plain loopback)."""
+        self.modelled = 0.0
+        """Seconds the network model added to this client's requests so far."""
 
     async def __aenter__(self) -> HandleClient:
         return self
@@ -71,6 +76,13 @@ class HandleClient:
                    credentials: tuple[ValueReference, str] | None = None,
                    extra_params: list[tuple[str, str]] | None = None) -> Response:
         """One request to one server (a ServerInfo or a base URL)."""
+        answer, _ = await self.send_timed(server, request, credentials=credentials, extra_params=extra_params)
+        return answer
+
+    async def send_timed(self, server: ServerInfo | str, request: Request, *,
+                         credentials: tuple[ValueReference, str] | None = None,
+                         extra_params: list[tuple[str, str]] | None = None) -> tuple[Response, float]:
+        """`send`, also returning the seconds the network model added (0 on loopback)."""
         base = server if isinstance(server, str) else server.url()
         if self.cache is not None and request.op in WRITE_OPS and request.handle is not None:
             self.cache.invalidate(request.handle.key)
@@ -82,20 +94,30 @@ class HandleClient:
             headers["Content-Type"] = self.media
         if credentials is not None:
             headers["Authorization"] = basic_authorization(*credentials)
-        try:
+        if self.net is not None:
+            headers[SOURCE_HEADER] = self.net.header
+
+        async def exchange() -> tuple[bytes, str, int]:
             async with self.session.request(call.method, base + call.path, params=call.params, data=call.body,
                                             headers=headers) as reply:
-                body = await reply.read()
-                content_type = reply.headers.get("Content-Type", codec.JSON)
-                status = reply.status
+                return await reply.read(), reply.headers.get("Content-Type", codec.JSON), reply.status
+        modelled = 0.0
+        try:
+            if self.net is None:
+                body, content_type, status = await exchange()
+            else:
+                where = urlsplit(base)
+                (body, content_type, status), modelled = await self.net.exchange(
+                    where.hostname or "", where.port or 80, exchange)
+                self.modelled += modelled
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            reason = f"timed out after {self.timeout:g} s" if isinstance(exc, TimeoutError) else _describe(exc)
+            reason = f"timed out after {self.timeout:g} s" if type(exc) is TimeoutError else _describe(exc)
             raise TransportError(f"{base}: {reason}") from None
         try:
             answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
         except HandleError as exc:
             raise TransportError(f"{base}: unreadable answer (HTTP {status}: {exc.message})") from None
-        return replace(answer, created=True) if status == 201 else answer
+        return (replace(answer, created=True) if status == 201 else answer), modelled
 
     async def resolve(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
@@ -118,14 +140,16 @@ class HandleClient:
         while (step := resolution.next_request(time.time())) is not None:
             started = time.perf_counter()
             try:
-                response = await self.send(step.server, step.request)
+                response, modelled = await self.send_timed(step.server, step.request)
             except TransportError as exc:
                 resolution.failed(exc.message, time.perf_counter() - started, time.time())
             else:
-                resolution.received(response, time.perf_counter() - started, time.time())
+                resolution.received(response, time.perf_counter() - started, time.time(), modelled=modelled)
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MessageLost):
+        return f"timed out ({exc})"
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +19,7 @@ from ..core.errors import HandleError
 from ..core.resolution import Resolution
 from ..wire import codec
 from . import rest
+from .shaping import SOURCE_HEADER, NetPath
 
 MAX_RESPONSE = 8 * 1024 * 1024
 
@@ -192,24 +194,32 @@ class LeanPool:
         self._idle.clear()
 
 
-async def drive_resolution(pool: LeanPool, resolution: Resolution) -> None:
+async def drive_resolution(pool: LeanPool, resolution: Resolution, net: NetPath | None = None) -> None:
     """Drive a core Resolution over lean keep-alive connections (msgpack, one GET per step).
 
     The recursive resolver and the benchmark's iterative mode both walk this way; it costs about a third of the CPU of
-    the aiohttp client per hop, which is what a resolver's cache misses are made of."""
+    the aiohttp client per hop, which is what a resolver's cache misses are made of. With `net`, every hop is framed
+    by the network model's delays (and may be lost), and names its source for partition faults."""
     clock = time.perf_counter
+    headers = {SOURCE_HEADER: net.header} if net is not None else None
     while (step := resolution.next_request(time.time())) is not None:
         call = rest.http_call(step.request, codec.MSGPACK)
         path = call.path + ("?" + urlencode(call.params) if call.params else "")
         server = step.server
-        port = server.http_interface().port
+        host, port = server.address, server.http_interface().port
+        raw = build_request("GET", host, port, path, headers=headers)
         started = clock()
+        modelled = 0.0
         try:
-            _, body = await pool.request(server.address, port, build_request("GET", server.address, port, path))
+            if net is None:
+                _, body = await pool.request(host, port, raw)
+            else:
+                (_, body), modelled = await net.exchange(host, port, partial(pool.request, host, port, raw))
             answer = codec.decode_response(body, codec.MSGPACK)
         except (LeanError, OSError, TimeoutError, HandleError) as exc:
-            reason = f"timed out after {pool.timeout:g} s" if isinstance(exc, TimeoutError) else \
+            # a message the network model lost is a timeout too, but says so
+            reason = f"timed out after {pool.timeout:g} s" if type(exc) is TimeoutError else \
                 str(exc) or type(exc).__name__
-            resolution.failed(reason, clock() - started, time.time())
+            resolution.failed(reason, clock() - started, time.time(), modelled=modelled)
         else:
-            resolution.received(answer, clock() - started, time.time())
+            resolution.received(answer, clock() - started, time.time(), modelled=modelled)

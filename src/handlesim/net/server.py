@@ -28,6 +28,7 @@ from ..wire.fields import FieldReader
 from . import rest
 from .authroutes import AuthRoutes
 from .credentials import Authenticator
+from .faults import FAULT_ROUTE, FaultController, fault_action, fault_state, other_sim_route
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
 from .verify import RemoteVerifier, VerificationDesk
@@ -81,18 +82,35 @@ class NodeServer:
             web.put(REPLICATION_ROUTE, self.replicate),
             web.get("/_sim/health", self.health),
             web.get("/_sim/stats", self.stats),
+            web.get(FAULT_ROUTE, self.fault_state),
+            web.post(FAULT_ROUTE, self.fault_action),
         ])
         self.app.add_routes(AuthRoutes(self.authenticator, VerificationDesk(service, clock, os.urandom)).routes())
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.site: web.TCPSite | None = None
+        """The listening site (None while a fault keeps the node down)."""
+        self.faults: FaultController | None = None
+        """The topology's fault injection (None: off; mutating /_sim/ requests answer 403)."""
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
+        # last, so every /_sim/ route added before start wins over this catch-all (changes answer 403 unless faults);
+        # once: a node stopped and started again (the teaching page's Stop/Start) keeps its frozen router
+        if not self.app.router.frozen:
+            self.app.router.add_route("*", "/_sim/{tail:.*}", self.other_sim_route)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024, ssl_context=self.ssl_context)
+        return await self.listen(host, port)
+
+    async def listen(self, host: str, port: int) -> int:
+        """Open the listening site (at start, and when a fault restarts the node on its old port)."""
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024,
+                            ssl_context=self.ssl_context)
         await site.start()
+        self.site = site
         server = site._server  # noqa: SLF001 - the bound port when port=0
         if server is not None and server.sockets:  # type: ignore[attr-defined]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
@@ -104,6 +122,10 @@ class NodeServer:
     def serving(self) -> bool:
         """Whether the node listens now (False after `stop()`, until `start()` again)."""
         return self._runner is not None
+
+    @property
+    def runner(self) -> web.AppRunner | None:
+        return self._runner
 
     async def stop(self) -> None:
         if self.resolver is not None:
@@ -214,6 +236,15 @@ class NodeServer:
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok", "node": self.service.config.node_id})
 
+    async def fault_state(self, request: web.Request) -> web.StreamResponse:
+        return await fault_state(self.faults)
+
+    async def fault_action(self, request: web.Request) -> web.StreamResponse:
+        return await fault_action(self.faults, request)
+
+    async def other_sim_route(self, request: web.Request) -> web.StreamResponse:
+        return await other_sim_route(self.faults, request)
+
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats_snapshot())
 
@@ -246,6 +277,9 @@ class NodeServer:
                                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                                           ) -> web.StreamResponse:
         """Every failure is a Handle protocol answer with the right code and status, never an HTML error page."""
+        faults = self.faults
+        if faults is not None and faults.active:  # a pause, slow or partition is in effect somewhere
+            await faults.admit(self.service.config.node_id, request)
         try:
             return await handler(request)
         except HandleError as exc:

@@ -24,17 +24,20 @@ from ..core.codes import OpCode
 from ..core.handle import NA_PREFIX, Handle, Prefix
 from ..core.health import ServerHealth
 from ..core.messages import Request
+from ..core.netmodel import NetworkModel
 from ..core.prefixes import http_site, owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReference
 from ..net.client import HandleClient
+from ..net.faults import ControlServer, FaultController
 from ..net.lean import LeanPool
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
 from ..net.server import NodeServer
 from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
+from . import network
 from .plan import NodePlan, TopologyPlan
 from .seed import example_identifiers, identifiers_for
 
@@ -78,6 +81,14 @@ class Topology:
     """The certificate files when every REST port serves HTTPS (`up --tls`)."""
     client_ssl: ssl.SSLContext | None = None
     """The context the topology's own clients (walks, verification, replication, delegation) pin its CA with."""
+    model: NetworkModel | None = None
+    """The network model the nodes' own requests go through (None: loopback)."""
+    endpoints: dict[tuple[str, int], str] = field(default_factory=dict)
+    """(host, port) -> region of every started node (the model's view of where a request goes)."""
+    faults: FaultController | None = None
+    """Fault injection (None: off)."""
+    control: ControlServer | None = None
+    """The control port serving /_sim/fault while nodes are down (with fault injection only)."""
 
     @property
     def root_sites(self) -> list[SiteInfo]:
@@ -96,9 +107,15 @@ class Topology:
             "roots": [_site_entry(n) for n in self.nodes.values() if n.plan.role == "root"],
             "examples": example_identifiers(self.plan, 5),
             "nodes": [_node_entry(n) for n in self.nodes.values()],
+            **network.describe(self),
         }
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
+        if self.faults is not None:
+            self.faults.close()
         await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
         for node in self.nodes.values():
             node.store.close()
@@ -126,11 +143,15 @@ Progress = Callable[[str, int, int], None]
 
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
-                 progress: Progress | None = None, tls: bool = False) -> Topology:
-    """Start every node of `plan`, wire up the hierarchy, and return the running topology (HTTPS with `tls`)."""
+                 progress: Progress | None = None, tls: bool = False, net: str = "loopback") -> Topology:
+    """Start every node of `plan`, wire up the hierarchy, and return the running topology.
+
+    `tls`: every REST port serves HTTPS. `net`: `model` applies the config's network model to the nodes' own
+    requests (resolver walks)."""
     started = time.perf_counter()
+    model = network.model_for(plan, net)
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
-    topology = Topology(plan, state_dir)
+    topology = Topology(plan, state_dir, model=model, faults=network.controller_for(plan))
     topology._lock = _lock_state_dir(state_dir)
     if tls:
         topology.tls = ensure_certificate(state_dir, sorted({n.host for n in plan.nodes}))
@@ -142,6 +163,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
             await _delegate(topology, progress)
             await _replication_settled(topology)
             _seed(topology, progress)
+            await network.start_control(topology)
         topology.boot_seconds = time.perf_counter() - started
         _write_state(topology)
     except BaseException:
@@ -209,7 +231,7 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     failover = topology.plan.config.failover
     return RecursiveResolver(topology.root_site_list, cache,
                              pool=LeanPool(timeout=failover.timeout, ssl_context=topology.client_ssl),
-                             health=ServerHealth(penalty=failover.failed_for))
+                             health=ServerHealth(penalty=failover.failed_for), net=network.net_path_for(node, topology))
 
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
@@ -236,6 +258,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         except OSError as exc:
             raise LaunchError(f"node {node.node_id} cannot listen on {node.host}:{node.port}: {exc.strerror}; "
                               "is another topology running? change base_port or use --base-port") from None
+        network.node_started(topology, running)
         running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root",
                                  primary=node.mirror_of is None, protocol="HTTPS" if server_ssl else "HTTP")
         if node.role == "root":
