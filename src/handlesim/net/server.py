@@ -7,6 +7,7 @@ about what a bare route costs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from ..wire import codec, mapping
 from ..wire.fields import FieldReader
 from . import rest
 from .credentials import Authenticator
+from .limits import MAX_BODY_BYTES, ClientRateLimiter, ServerLimits, too_many_connections
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
 
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 ANSWER_CACHE_LIMIT = 50_000
 _UNCACHEABLE_PARAMS = frozenset({"auth", "pretty", "trace", "publicOnly"})
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def media_of(header: str | None) -> str:
@@ -45,7 +46,16 @@ class NodeServer:
 
     def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None,
-                 replicator: Replicator | None = None) -> None:
+                 replicator: Replicator | None = None, limits: ServerLimits | None = None) -> None:
+        self.limits = limits or ServerLimits(max_body_bytes=max_body_bytes)
+        """HTTP-side bounds: body size and time, connections, in-flight requests, per-client rate."""
+        self.in_flight = 0
+        """Requests being worked on now (handler started, answer not yet returned)."""
+        self.rejected_busy = 0
+        """Requests answered 503 / code 3 because of `limits` (in flight, per-client rate, connections)."""
+        self._max_in_flight = self.limits.max_in_flight
+        self._rate_limiter = ClientRateLimiter(self.limits.rate_per_client, self.limits.rate_burst) \
+            if self.limits.rate_per_client > 0 else None
         self.service = service
         self.replicator = replicator
         """Pushes the changes this node accepts to its peer primaries (None: a single primary)."""
@@ -62,7 +72,8 @@ class NodeServer:
         """Resolutions answered from the encoded-answer cache, by response code (the service never saw them)."""
         self._answer_keys: dict[str, set[tuple[str, str]]] = {}
         service.listeners.append(self._forget_answers)
-        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_protocol_answers])
+        self.app = web.Application(client_max_size=self.limits.max_body_bytes,
+                                   middlewares=[self._errors_as_protocol_answers])
         self.app.add_routes([
             web.get(rest.HANDLE_ROUTE, self.get_handle),
             web.put(rest.HANDLE_ROUTE, self.put_handle),
@@ -76,6 +87,7 @@ class NodeServer:
             web.get("/_sim/stats", self.stats),
         ])
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
@@ -83,13 +95,21 @@ class NodeServer:
     async def start(self, host: str, port: int) -> int:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024)
-        await site.start()
-        server = site._server  # noqa: SLF001 - the bound port when port=0
-        if server is not None and server.sockets:  # type: ignore[attr-defined]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        else:
-            self.port = port
+        connections = self._runner.server
+        assert connections is not None
+        refuse = too_many_connections(self.limits.max_connections, self.limits.body_timeout_s)
+        limit = self.limits.max_connections
+
+        def protocol() -> asyncio.BaseProtocol:
+            """aiohttp's handler for a new connection, or a refusal once the node holds `max_connections`."""
+            if len(connections.connections) >= limit:
+                self.rejected_busy += 1
+                return refuse()
+            return connections()
+
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(protocol, host, port, reuse_address=True, backlog=1024)
+        self.port = self._listener.sockets[0].getsockname()[1] if self._listener.sockets else port
         return self.port
 
     async def stop(self) -> None:
@@ -97,6 +117,9 @@ class NodeServer:
             self.resolver.close()
         if self.replicator is not None:
             await self.replicator.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -114,7 +137,7 @@ class NodeServer:
             return web.Response(status=hit[0], body=hit[1], content_type=media)
         query = request.rel_url.query
         cacheable = "Authorization" not in request.headers and not _UNCACHEABLE_PARAMS.intersection(query)
-        handle = rest.handle_from_path(request.match_info["handle"])
+        handle = self._handle_in_path(request)
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
         if core_request.authoritative or "Authorization" in request.headers:
             core_request = self._with_identity(request, core_request)
@@ -132,15 +155,15 @@ class NodeServer:
         return web.Response(status=status, body=body, content_type=media)
 
     async def put_handle(self, request: web.Request) -> web.StreamResponse:
-        handle = rest.handle_from_path(request.match_info["handle"])
-        body = await request.read()
+        handle = self._handle_in_path(request)
+        body = await self._read_body(request)
         query = request.rel_url.query
         core_request = rest.put_request(handle, query, query.getall("index", []), body,
                                         media_of(request.headers.get("Content-Type")))
         return self._answer(request, self._with_identity(request, core_request))
 
     async def delete_handle(self, request: web.Request) -> web.StreamResponse:
-        handle = rest.handle_from_path(request.match_info["handle"])
+        handle = self._handle_in_path(request)
         core_request = rest.delete_request(handle, request.rel_url.query.getall("index", []))
         return self._answer(request, self._with_identity(request, core_request))
 
@@ -166,7 +189,8 @@ class NodeServer:
         """A change a peer primary committed (authenticated as one of this node's server admins)."""
         header = request.headers.get("Authorization")
         identity = self.authenticator.authenticate(header) if header else None
-        fields = FieldReader(codec.decode_body(await request.read(), media_of(request.headers.get("Content-Type"))),
+        fields = FieldReader(codec.decode_body(await self._read_body(request),
+                                               media_of(request.headers.get("Content-Type"))),
                              "replicated change", ProtocolError)
         handle = Handle.from_text(fields.text("handle"))
         raw_values = fields.optional("values")
@@ -231,7 +255,21 @@ class NodeServer:
     async def _errors_as_protocol_answers(self, request: web.Request,
                                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                                           ) -> web.StreamResponse:
-        """Every failure is a Handle protocol answer with the right code and status, never an HTML error page."""
+        """Every failure is a Handle protocol answer with the right code and status, never an HTML error page.
+
+        It also bounds the node's work: beyond `max_in_flight` requests (or a client's rate) the answer is code 3
+        (server too busy, HTTP 503) at once, which clients and resolvers take as 'try another server'."""
+        if self.in_flight >= self._max_in_flight:
+            self.rejected_busy += 1
+            return self._http_error(request, 503, ResponseCode.SERVER_TOO_BUSY,
+                                    f"server too busy: {self._max_in_flight} requests in progress (limit "
+                                    "max_in_flight); retry later or at another server of the site")
+        if self._rate_limiter is not None and not self._rate_limiter.admit(request.remote or "", self.clock()):
+            self.rejected_busy += 1
+            return self._http_error(request, 503, ResponseCode.SERVER_TOO_BUSY,
+                                    f"server too busy: more than {self.limits.rate_per_client:g} requests/s from "
+                                    f"{request.remote} (limit rate_per_client, burst {self.limits.rate_burst})")
+        self.in_flight += 1
         try:
             return await handler(request)
         except HandleError as exc:
@@ -244,9 +282,27 @@ class NodeServer:
                 raise
             return self._http_error(request, exc.status, ResponseCode.PROTOCOL_ERROR if exc.status < 500 else
                                     ResponseCode.ERROR, f"{exc.reason}: {request.method} {request.path}")
+        except BodyTimeout as exc:
+            refusal = self._http_error(request, 408, ResponseCode.PROTOCOL_ERROR, str(exc))
+            refusal.force_close()  # the rest of a stalled body must not be read as the next request
+            return refusal
         except Exception:  # the boundary: a bug must not take the node down or leak a stack trace
             log.exception("unexpected error on %s %s", request.method, request.path)
             return self._http_error(request, 500, ResponseCode.ERROR, "internal error; the request changed nothing")
+        finally:
+            self.in_flight -= 1
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The request body, or BodyTimeout when it does not arrive within `body_timeout_s` (slow or cut off)."""
+        try:
+            return await asyncio.wait_for(request.read(), self.limits.body_timeout_s)
+        except TimeoutError:
+            raise BodyTimeout(f"the request body did not arrive within {self.limits.body_timeout_s:g} s "
+                              "(limit body_timeout_s); the request changed nothing") from None
+
+    def _handle_in_path(self, request: web.Request) -> Handle:
+        return rest.handle_from_path(request.match_info["handle"],
+                                     max_bytes=self.service.config.limits.max_handle_bytes)
 
     def _http_error(self, request: web.Request, status: int, code: int, message: str) -> web.Response:
         media = media_of(request.headers.get("Accept"))
@@ -268,6 +324,10 @@ class NodeServer:
             return
         for memo in self._answer_keys.pop(key, ()):
             self._answers.pop(memo, None)
+
+
+class BodyTimeout(Exception):
+    """A request body that did not arrive in time."""
 
 
 def _path_handle(request: web.Request) -> str:

@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 from ..core.errors import InvalidHandle
 from ..core.handle import Prefix
+from ..core.service import ServiceLimits
+from ..net.limits import ServerLimits
 
 MAX_PORT = 65535
 MIN_BASE_PORT = 1024
@@ -118,6 +120,16 @@ class MirrorSpec:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """Input and load limits every node of the topology applies (`[limits]`; one flat table of the keys below)."""
+
+    service: ServiceLimits = field(default_factory=ServiceLimits)
+    """Handle-level limits (handle/suffix length, values per handle, value size, filters, page size, group depth)."""
+    server: ServerLimits = field(default_factory=ServerLimits)
+    """HTTP-level limits (body size and time, connections, in-flight requests, per-client rate)."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -145,6 +157,8 @@ class TopologyConfig:
     """Mirror servers per node, by role."""
     source: str = "<memory>"
     """Where the configuration came from (for messages); not a key of the file."""
+    limits: NodeLimits = field(default_factory=NodeLimits)
+    """Input and load limits of every node (`[limits]`)."""
 
     @property
     def enterprise_count(self) -> int:
@@ -214,6 +228,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         resolvers=tuple(_resolver(r, claims) for r in top.items("resolvers")),
         mirrors=_mirrors(top),
         source=source,
+        limits=_limits(top),
     )
     _check_ports(config, lambda message: top.fail("base_port", message))
     return config
@@ -447,3 +462,24 @@ def _mirrors(top: _Reader) -> MirrorSpec:
     table = top.table("mirrors")
     table.known(MirrorSpec)
     return MirrorSpec(table.integer("secondary", 0), table.integer("enterprise", 0))
+
+
+def _limits(top: _Reader) -> NodeLimits:
+    """`[limits]`: any key of ServiceLimits or ServerLimits; counts at least 1, times above 0, rates 0 (off) or more."""
+    table = top.table("limits")
+    groups: tuple[type[Any], ...] = (ServiceLimits, ServerLimits)
+    allowed = {f.name: (group, f) for group in groups for f in fields(group)}
+    for key in table.data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            table.fail(key, f"unknown limit ({hint}expected one of: {', '.join(sorted(allowed))})")
+    chosen: dict[type[Any], dict[str, Any]] = {group: {} for group in groups}
+    for key, (group, spec) in allowed.items():
+        if key not in table.data:
+            continue
+        if spec.type in (float, "float"):
+            chosen[group][key] = table.number(key, 0.0, positive=key != "rate_per_client")
+        else:
+            chosen[group][key] = table.integer(key, 1, minimum=1)
+    return NodeLimits(ServiceLimits(**chosen[ServiceLimits]), ServerLimits(**chosen[ServerLimits]))

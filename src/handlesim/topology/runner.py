@@ -163,10 +163,11 @@ def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:
 
 def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
     if node.role == "resolver":  # homes nothing: every GET is walked for the client
-        return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,))
+        return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,), limits=plan.config.limits.service)
     admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
-                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None)
+                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None,
+                         limits=plan.config.limits.service)
 
 
 def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan) -> Replicator | None:
@@ -197,7 +198,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         replicator = _replicator_for(node, service, plan)
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
                                            "region": node.region}, resolver=_recursion_for(node, topology),
-                            replicator=replicator)
+                            replicator=replicator, limits=plan.config.limits.server)
         running = RunningNode(node, service, server, store)
         topology.nodes[node.node_id] = running
         try:
