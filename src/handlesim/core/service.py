@@ -296,18 +296,22 @@ class HandleService:
 
         Conflicts settle by timestamp as Handle.Net's multi-primary replication does: the newer record wins (newest
         value timestamp; a content digest breaks ties the same way on every primary), a delete wins over anything
-        not written after it. Only server admins (the replication identities) may replicate."""
+        not written after it. A mirror (read-only) applies what its primary sends as it comes. Only server admins
+        (the replication identities) may replicate."""
         try:
             self._authorize(request=Request(OpCode.CREATE_HANDLE, handle, identity=identity), needed=~P(0),
                             governing=None, what=f"replicate {handle.text}")
             current = self.store.get(handle.key)
+            # a mirror has one writer, its primary, which pushes its current state in order: take it as it is
+            # (versions tie within a second, and the digest tie-break would keep an older state of the record)
+            follower = self.config.read_only
             if values is None:
-                applied = current is not None and record_version(current)[0] <= deleted_at
+                applied = current is not None and (follower or record_version(current)[0] <= deleted_at)
                 if applied:
                     self.store.delete(handle.key)
             else:
                 incoming = HandleRecord(handle if current is None else current.handle, values)
-                applied = current is None or record_version(incoming) > record_version(current)
+                applied = current is None or follower or record_version(incoming) > record_version(current)
                 if applied:
                     self.store.put(incoming)
         except HandleError as exc:
