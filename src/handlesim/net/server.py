@@ -275,8 +275,10 @@ class NodeServer:
         except HandleError as exc:
             answer = error_response(exc.response_code, exc.message, exc.handle or _path_handle(request))
             return self._reply(request, answer)
-        except web.HTTPRequestEntityTooLarge as exc:
-            return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR, f"request body too large ({exc.text})")
+        except web.HTTPRequestEntityTooLarge:
+            return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR,
+                                    f"request body larger than {self.limits.max_body_bytes} bytes "
+                                    "(limit max_body_bytes); the request changed nothing")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -284,7 +286,11 @@ class NodeServer:
                                     ResponseCode.ERROR, f"{exc.reason}: {request.method} {request.path}")
         except BodyTimeout as exc:
             refusal = self._http_error(request, 408, ResponseCode.PROTOCOL_ERROR, str(exc))
-            refusal.force_close()  # the rest of a stalled body must not be read as the next request
+            # answer, then close at once: aiohttp would otherwise linger up to 10 s reading the rest of the body
+            await refusal.prepare(request)
+            await refusal.write_eof()
+            if request.protocol is not None:
+                request.protocol.force_close()
             return refusal
         except Exception:  # the boundary: a bug must not take the node down or leak a stack trace
             log.exception("unexpected error on %s %s", request.method, request.path)
