@@ -3,10 +3,13 @@ security tests: its prefix handle, the owner's hashed secret, a non-admin user a
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from handlesim.core.auth import hash_secret
@@ -74,3 +77,29 @@ async def live_node(service_limits: ServiceLimits | None = None,
         yield LiveNode(server, store)
     finally:
         await server.stop()
+
+
+class ThreadedNode:
+    """A live node on its own event loop in a background thread, for synchronous clients (hypothesis, requests).
+
+    The store is only read from the test thread between requests, when the node is idle."""
+
+    def __init__(self, service_limits: ServiceLimits | None = None,
+                 server_limits: ServerLimits | None = None) -> None:
+        self.service_limits, self.server_limits = service_limits, server_limits
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="live-node", daemon=True)
+        self.node: LiveNode | None = None
+        self._context: Any = None
+
+    def __enter__(self) -> LiveNode:
+        self.thread.start()
+        self._context = live_node(self.service_limits, self.server_limits)
+        self.node = asyncio.run_coroutine_threadsafe(self._context.__aenter__(), self.loop).result(10)
+        return self.node
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._context.__aexit__(None, None, None), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from urllib.parse import unquote
 
@@ -21,7 +20,7 @@ def parse_basic(header: str) -> tuple[ValueReference, str]:
         raise ProtocolError(f"unsupported Authorization scheme {scheme!r}; use Basic with index:handle as the user")
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII text in the header
         raise InvalidCredential("the Basic credentials are not valid base64 of UTF-8 text") from None
     user, colon, secret = decoded.partition(":")
     if not colon:

@@ -27,6 +27,7 @@ from ..wire.fields import FieldReader
 from . import rest
 from .credentials import Authenticator
 from .limits import MAX_BODY_BYTES, ClientRateLimiter, ServerLimits, too_many_connections
+from .openapi import OPENAPI_ROUTE, openapi_spec
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
 
@@ -85,6 +86,7 @@ class NodeServer:
             web.put(REPLICATION_ROUTE, self.replicate),
             web.get("/_sim/health", self.health),
             web.get("/_sim/stats", self.stats),
+            web.get(OPENAPI_ROUTE, self.openapi),
         ])
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
@@ -221,6 +223,10 @@ class NodeServer:
         return replace(core_request, identity=self.authenticator.authenticate(header))
 
     # -- simulator routes ---------------------------------------------------------------------------------------
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        """The OpenAPI 3 description of these routes (net/openapi.py)."""
+        return web.json_response(openapi_spec(self.limits, f"{request.scheme}://{request.host}"))
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok", "node": self.service.config.node_id})
