@@ -16,7 +16,7 @@ from handlesim.core.auth import hash_secret
 from handlesim.core.handle import Handle, Prefix
 from handlesim.core.prefixes import handle_record, http_site, owner_identity, prefix_record
 from handlesim.core.service import HandleService, ServiceConfig, ServiceLimits
-from handlesim.core.storage import HandleRecord
+from handlesim.core.storage import HandleRecord, Store
 from handlesim.core.values import HS_SECKEY, KEY_INDEX, SECRET_PERMISSIONS, HandleValue
 from handlesim.net.limits import ServerLimits
 from handlesim.net.server import NodeServer
@@ -39,7 +39,7 @@ USER_AUTH = basic(f"300:{USER_HANDLE}", USER_SECRET)
 @dataclass
 class LiveNode:
     server: NodeServer
-    store: MemoryStore
+    store: Store
 
     @property
     def url(self) -> str:
@@ -49,8 +49,8 @@ class LiveNode:
         return {r.key: r.values for r in self.store.records()}
 
 
-def seeded_store() -> MemoryStore:
-    store = MemoryStore()
+def seeded_store(store: Store | None = None) -> Store:
+    store = store if store is not None else MemoryStore()
     prefix = Prefix(PREFIX)
     store.put(prefix_record(prefix, sites=[http_site("ent", [("127.0.0.1", 1)])],
                             secret_hash=hash_secret(OWNER_SECRET, b"salt-salt-salt-1", 100)))
@@ -67,7 +67,7 @@ def seeded_store() -> MemoryStore:
 @asynccontextmanager
 async def live_node(service_limits: ServiceLimits | None = None,
                     server_limits: ServerLimits | None = None,
-                    store: MemoryStore | None = None) -> AsyncIterator[LiveNode]:
+                    store: Store | None = None) -> AsyncIterator[LiveNode]:
     store = store or seeded_store()
     config = ServiceConfig(f"ent-{PREFIX}", homed_prefixes=(PREFIX,), server_admins=(owner_identity(Prefix(PREFIX)),),
                            limits=service_limits or ServiceLimits(), secret_iterations=100)

@@ -13,10 +13,9 @@ import pytest
 
 from handlesim.core.handle import Handle
 from handlesim.core.service import ServiceLimits
-from handlesim.core.storage import HandleRecord
+from handlesim.core.storage import HandleRecord, Store
 from handlesim.core.values import HS_ADMIN, HS_VLIST, AdminRecord, HandleValue, ValueList, ValueReference
 from handlesim.net.limits import ServerLimits
-from handlesim.store import MemoryStore
 
 from .livenode import OWNER_AUTH, PREFIX, USER_AUTH, USER_HANDLE, live_node, seeded_store
 
@@ -25,7 +24,7 @@ SMALL = ServiceLimits(max_values_per_handle=5, max_value_bytes=100, max_filter_i
 SMALL_SERVER = ServerLimits(max_body_bytes=2000, body_timeout_s=0.5, max_connections=6, max_in_flight=2)
 
 
-def with_deep_groups() -> MemoryStore:
+def with_deep_groups() -> Store:
     """P/DEEP is administered by group G1 > G2 > G3 > the user: three groups deep."""
     store = seeded_store()
     chain = [f"{PREFIX}/G1", f"{PREFIX}/G2", f"{PREFIX}/G3"]
