@@ -170,6 +170,8 @@ def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, A
         "hops_per_lookup": round(sum(p["hops"] for p in parts) / lookups, 3) if lookups else None,
         "writes": sum(p.get("writes", 0) for p in parts),
         "timeline": _timeline(parts),
+        "goodput": round(sum(p.get("good", 0) for p in parts) / config.duration, 1),
+        "latency_ok_ms": summarize(merge_encoded([p["latency_ok"] for p in parts if "latency_ok" in p])),
     }
 
 
