@@ -175,3 +175,27 @@ async def test_per_client_rate_limit() -> None:
         await asyncio.sleep(0.6)
         async with http.get(f"{node.url}/api/handles/{PREFIX}/PUMP-1") as reply:
             assert reply.status == 200, "tokens refill at rate_per_client"
+
+
+async def test_shedding_answers_on_the_same_keep_alive_connection() -> None:
+    """Beyond max_in_flight a plain GET is refused before aiohttp parses it; the connection stays usable."""
+    async with live_node(SMALL, SMALL_SERVER) as node:
+        stalled = [await _raw(node.server.port, _half_put()) for _ in range(2)]
+        for _ in range(100):
+            if node.server.in_flight == 2:
+                break
+            await asyncio.sleep(0.01)
+        get = f"GET /api/handles/{PREFIX}/PUMP-1 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        reader, writer = await _raw(node.server.port, get)
+        raw = await asyncio.wait_for(reader.read(65536), 5)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503") and json.loads(body)["responseCode"] == 3
+        assert b"Server:" not in head, "answered by the shedding gate, not by an aiohttp handler"
+        for stalled_reader, stalled_writer in stalled:
+            assert (await _answer_of(stalled_reader))[0] == 408
+            stalled_writer.close()
+        writer.write(get)  # the same connection, now that the node has room again
+        status, answer = await _answer_of(reader)
+        assert (status, answer["responseCode"]) == (200, 1)
+        writer.close()
+        assert node.server.rejected_busy == 1

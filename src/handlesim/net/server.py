@@ -26,7 +26,14 @@ from ..wire import codec, mapping
 from ..wire.fields import FieldReader
 from . import rest
 from .credentials import Authenticator
-from .limits import MAX_BODY_BYTES, ClientRateLimiter, ServerLimits, too_many_connections
+from .limits import (
+    MAX_BODY_BYTES,
+    ClientRateLimiter,
+    ServerLimits,
+    SheddingProtocol,
+    keep_alive_answer,
+    too_many_connections,
+)
 from .openapi import OPENAPI_ROUTE, openapi_spec
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
@@ -54,7 +61,14 @@ class NodeServer:
         """Requests being worked on now (handler started, answer not yet returned)."""
         self.rejected_busy = 0
         """Requests answered 503 / code 3 because of `limits` (in flight, per-client rate, connections)."""
-        self._max_in_flight = self.limits.max_in_flight
+        self.max_in_flight = self.limits.max_in_flight
+        busy = error_response(ResponseCode.SERVER_TOO_BUSY,
+                              f"server too busy: {self.max_in_flight} requests in progress (limit max_in_flight); "
+                              "retry later or at another server of the site")
+        self._busy_bodies = {media: codec.encode_response(busy, media) for media in (codec.JSON, codec.MSGPACK)}
+        """The answer beyond max_in_flight, encoded once: shedding load must cost as little as possible."""
+        self.busy_http = {wants_msgpack: keep_alive_answer(503, "Service Unavailable", self._busy_bodies[media], media)
+                          for wants_msgpack, media in ((False, codec.JSON), (True, codec.MSGPACK))}
         self._rate_limiter = ClientRateLimiter(self.limits.rate_per_client, self.limits.rate_burst) \
             if self.limits.rate_per_client > 0 else None
         self.service = service
@@ -107,7 +121,7 @@ class NodeServer:
             if len(connections.connections) >= limit:
                 self.rejected_busy += 1
                 return refuse()
-            return connections()
+            return SheddingProtocol(connections(), self)
 
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(protocol, host, port, reuse_address=True, backlog=1024)
@@ -265,11 +279,10 @@ class NodeServer:
 
         It also bounds the node's work: beyond `max_in_flight` requests (or a client's rate) the answer is code 3
         (server too busy, HTTP 503) at once, which clients and resolvers take as 'try another server'."""
-        if self.in_flight >= self._max_in_flight:
+        if self.in_flight >= self.max_in_flight:
             self.rejected_busy += 1
-            return self._http_error(request, 503, ResponseCode.SERVER_TOO_BUSY,
-                                    f"server too busy: {self._max_in_flight} requests in progress (limit "
-                                    "max_in_flight); retry later or at another server of the site")
+            media = media_of(request.headers.get("Accept"))
+            return web.Response(status=503, body=self._busy_bodies[media], content_type=media)
         if self._rate_limiter is not None and not self._rate_limiter.admit(request.remote or "", self.clock()):
             self.rejected_busy += 1
             return self._http_error(request, 503, ResponseCode.SERVER_TOO_BUSY,
