@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from ..core.codes import ResponseCode
 
@@ -79,9 +79,8 @@ class RefusedConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._timer = asyncio.get_running_loop().call_later(self.wait_s, transport.close)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
+        self._timer = asyncio.get_running_loop().call_later(self.wait_s, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -125,8 +124,7 @@ class SheddingProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
