@@ -3,10 +3,9 @@
     .venv/bin/python benchmarks/overload.py [OUT_DIR]
 
 Runs `handlesim bench --mode resolver` (every lookup walks root -> secondary -> enterprise through the public
-resolver, see overload.toml) at rising rates with the in-flight bound on until the node saturates, takes the
-highest goodput (successful
-answers within 1 s of their intended send, per second) as the node's max, then offers twice that with the bound
-(overload.toml) and without it (unbounded.toml).
+resolver, see overload.toml) at rising rates with the in-flight bound on until the node saturates, takes the highest
+goodput (successful answers within 1 s of their intended send, per second) as the node's max, then offers twice that
+with the bound (overload.toml) and without it (unbounded.toml).
 Writes every run's JSON/Markdown/plots and SUMMARY.md into OUT_DIR. About 2-3 minutes on a 2-core machine.
 """
 
