@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from handlesim.net.limits import ServerLimits
 
 from .livenode import OWNER_AUTH, PREFIX, USER_AUTH, USER_HANDLE, live_node, seeded_store
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = ServiceLimits(max_values_per_handle=5, max_value_bytes=100, max_filter_items=3, max_page_size=10,
                       max_handle_bytes=40, max_suffix_bytes=20, max_group_depth=2)
 SMALL_SERVER = ServerLimits(max_body_bytes=2000, body_timeout_s=0.5, max_connections=6, max_in_flight=2)
@@ -199,3 +201,26 @@ async def test_shedding_answers_on_the_same_keep_alive_connection() -> None:
         assert (status, answer["responseCode"]) == (200, 1)
         writer.close()
         assert node.server.rejected_busy == 1
+
+
+async def test_limits_come_from_the_topology_file(tmp_path: Path) -> None:
+    import tomllib
+
+    from handlesim.topology.config import ConfigError, parse_config
+    from handlesim.topology.plan import build_plan
+    from handlesim.topology.runner import launch
+
+    data = tomllib.loads((CONFIGS / "small.toml").read_text(encoding="utf-8"))
+    data.update(base_port=0, limits={"max_in_flight": 7, "body_timeout_s": 1.5, "max_value_bytes": 99,
+                                     "rate_per_client": 0})
+    with pytest.raises(ConfigError, match=r"limits.max_inflight: unknown limit \(did you mean 'max_in_flight'"):
+        parse_config({**data, "limits": {"max_inflight": 1}}, "t.toml")
+    with pytest.raises(ConfigError, match="limits.max_page_size: must be at least 1"):
+        parse_config({**data, "limits": {"max_page_size": 0}}, "t.toml")
+    topology = await launch(build_plan(parse_config(data, "t.toml")), tmp_path / "state", store_kind="memory")
+    try:
+        for node in topology.nodes.values():
+            assert node.server.limits.max_in_flight == 7 and node.server.limits.body_timeout_s == 1.5
+            assert node.service.config.limits.max_value_bytes == 99
+    finally:
+        await topology.stop()
