@@ -224,3 +224,13 @@ async def test_limits_come_from_the_topology_file(tmp_path: Path) -> None:
             assert node.service.config.limits.max_value_bytes == 99
     finally:
         await topology.stop()
+
+
+async def test_headers_that_never_finish_are_closed_after_the_idle_timeout() -> None:
+    limits = ServerLimits(idle_timeout_s=0.5)
+    async with live_node(None, limits) as node:
+        started = time.monotonic()
+        reader, writer = await _raw(node.server.port, b"GET /api/handles/88.101.1001/PUMP-1 HTTP/1.1\r\nHost: x\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b"", "closed without a request to answer"
+        assert 0.4 < time.monotonic() - started < 3.0
+        writer.close()

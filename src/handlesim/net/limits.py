@@ -37,6 +37,9 @@ class ServerLimits:
     """Requests per second one client IP may send (token bucket; 0 = no limit); beyond it 503 with code 3."""
     rate_burst: int = 100
     """Requests one client IP may send at once before `rate_per_client` applies (the bucket's size)."""
+    idle_timeout_s: float = 75.0
+    """Seconds a connection may stay open without a complete request (idle keep-alive, or headers that never
+    finish); then it is closed, so stalled clients cannot hold `max_connections` for long."""
 
 
 class ClientRateLimiter:

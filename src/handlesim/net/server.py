@@ -109,7 +109,8 @@ class NodeServer:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.limits.idle_timeout_s)
         await self._runner.setup()
         connections = self._runner.server
         assert connections is not None
