@@ -23,7 +23,7 @@ from .livenode import OWNER_AUTH, PREFIX, USER_AUTH, USER_HANDLE, live_node, see
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = ServiceLimits(max_values_per_handle=5, max_value_bytes=100, max_filter_items=3, max_page_size=10,
                       max_handle_bytes=40, max_suffix_bytes=20, max_group_depth=2)
-SMALL_SERVER = ServerLimits(max_body_bytes=2000, body_timeout_s=0.5, max_connections=6, max_in_flight=2)
+SMALL_SERVER = ServerLimits(max_body_bytes=2000, body_timeout_s=1.0, max_connections=6, max_in_flight=2)
 
 
 def with_deep_groups() -> Store:
@@ -118,11 +118,11 @@ async def test_a_stalled_body_times_out_and_the_node_keeps_serving() -> None:
         started = time.monotonic()
         reader, writer = await _raw(node.server.port, _half_put())
         async with http.get(f"{node.url}/api/handles/{PREFIX}/PUMP-1") as reply:  # others are served meanwhile
-            assert reply.status == 200 and time.monotonic() - started < 0.4
+            assert reply.status == 200 and time.monotonic() - started < 0.9
         status, answer = await _answer_of(reader)
         elapsed = time.monotonic() - started
         assert (status, answer["responseCode"]) == (408, 4) and "body_timeout_s" in answer["message"]
-        assert 0.4 < elapsed < 2.0
+        assert 0.9 < elapsed < 3.0
         assert await asyncio.wait_for(reader.read(), 2) == b"", "the stalled connection is closed"
         writer.close()
         assert node.snapshot() == before
@@ -139,7 +139,7 @@ async def test_in_flight_work_is_bounded_with_code_3() -> None:
         async with http.get(f"{node.url}/api/handles/{PREFIX}/PUMP-1") as reply:
             answer = await reply.json()
         assert (reply.status, answer["responseCode"]) == (503, 3) and "max_in_flight" in answer["message"]
-        assert time.monotonic() - started < 0.2, "refused at once, not queued"
+        assert time.monotonic() - started < 0.9, "refused at once, not queued behind the stalled bodies"
         assert node.server.rejected_busy == 1
         for reader, writer in stalled:
             assert (await _answer_of(reader))[0] == 408
@@ -165,7 +165,7 @@ async def test_connections_beyond_the_limit_get_503_and_code_3() -> None:
 
 
 async def test_per_client_rate_limit() -> None:
-    limits = ServerLimits(rate_per_client=2.0, rate_burst=3)
+    limits = ServerLimits(rate_per_client=1.0, rate_burst=3)
     async with live_node(None, limits) as node, aiohttp.ClientSession() as http:
         statuses = []
         for _ in range(5):
@@ -174,7 +174,7 @@ async def test_per_client_rate_limit() -> None:
                 last = await reply.json()
         assert statuses[:3] == [(200, 1)] * 3 and statuses[3:] == [(503, 3)] * 2
         assert "rate_per_client" in last["message"] and "127.0.0.1" in last["message"]
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(1.1)
         async with http.get(f"{node.url}/api/handles/{PREFIX}/PUMP-1") as reply:
             assert reply.status == 200, "tokens refill at rate_per_client"
 
