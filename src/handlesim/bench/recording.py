@@ -12,6 +12,9 @@ LOWEST_US = 1
 HIGHEST_US = 120_000_000  # two minutes
 DIGITS = 3
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+GOOD_WITHIN_US = 1_000_000
+"""A successful answer counts toward goodput only if it came within this of its intended send (a client waiting
+longer has given up)."""
 
 
 def new_histogram(digits: int = DIGITS) -> HdrHistogram:
@@ -91,11 +94,16 @@ class Recorder:
 
     def export(self) -> dict[str, Any]:
         total = new_histogram()
+        served = new_histogram()
+        good = 0
         per_second: dict[int, list[Any]] = {}
         failed = set(self.failed)
         for i, (second, latency) in enumerate(zip(self.seconds, self.latencies_us, strict=True)):
             value = max(LOWEST_US, min(latency, HIGHEST_US))
             total.record_value(value)
+            if i not in failed:
+                served.record_value(value)
+                good += latency <= GOOD_WITHIN_US
             bucket = per_second.get(second)
             if bucket is None:
                 bucket = per_second[second] = [0, 0, new_histogram(2)]
@@ -104,6 +112,8 @@ class Recorder:
             bucket[2].record_value(value)
         return {
             "latency": total.encode(),
+            "latency_ok": served.encode(),
+            "good": good,
             "outcomes": dict(self.outcomes),
             "per_second": {s: (b[0], b[1], b[2].encode()) for s, b in per_second.items()},
             "late": self.late,

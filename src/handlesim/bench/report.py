@@ -44,6 +44,10 @@ def markdown(result: dict[str, Any]) -> str:
     for role, row in result.get("nodes", {}).items():
         described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items())
         extras.append(f"{role} nodes: {described}")
+    served = result["run"].get("latency_ok_ms", {})
+    if "goodput" in result["run"] and served.get("count"):
+        extras.append(f"goodput (successful answers within 1 s, per s): {result['run']['goodput']:g}; served only: "
+                      f"p50 {served['p50_ms']:.3f} ms, p99 {served['p99_ms']:.3f} ms, max {served['max_ms']:.3f} ms")
     outcomes = ", ".join(f"{code}: {n}" for code, n in sorted(result["run"]["outcomes"].items()))
     extras.append(f"answers by response code: {outcomes}")
     for event in result.get("events", []):

@@ -225,6 +225,8 @@ def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, A
         "writes": sum(p.get("writes", 0) for p in parts),
         "timeline": _timeline(parts),
         "events": sorted((e for p in parts for e in p.get("events", [])), key=lambda e: float(e["second"])),
+        "goodput": round(sum(p.get("good", 0) for p in parts) / config.duration, 1),
+        "latency_ok_ms": summarize(merge_encoded([p["latency_ok"] for p in parts if "latency_ok" in p])),
     }
 
 

@@ -26,6 +26,7 @@ LookupRecord = Callable[[str], HandleRecord | None]
 """Finds a record by handle key (the node's own store); used to expand admin groups."""
 
 MAX_GROUP_DEPTH = 8
+"""Default for how deep HS_VLIST admin groups are followed (a node's `ServiceLimits.max_group_depth`)."""
 
 
 def _same_handle(a: str, b: str) -> bool:
@@ -38,12 +39,15 @@ def identity_is(identity: ValueReference, ref: ValueReference) -> bool:
 
 
 def in_admin_group(identity: ValueReference, ref: ValueReference, lookup: LookupRecord,
-                   seen: frozenset[tuple[str, int]] = frozenset(), depth: int = 0) -> bool:
-    """True when `ref` is the identity itself or an HS_VLIST group (transitively) containing it."""
+                   seen: frozenset[tuple[str, int]] = frozenset(), depth: int = 0, *,
+                   max_depth: int = MAX_GROUP_DEPTH) -> bool:
+    """True when `ref` is the identity itself or an HS_VLIST group (transitively) containing it.
+
+    A group nested deeper than `max_depth` is refused with InvalidAdmin (a clear answer, not a silent 'no')."""
     if identity_is(identity, ref):
         return True
     mark = (ascii_upper(ref.handle), ref.index)
-    if depth >= MAX_GROUP_DEPTH or mark in seen:
+    if mark in seen:
         return False
     try:
         record = lookup(Handle.from_text(ref.handle).key)
@@ -52,7 +56,11 @@ def in_admin_group(identity: ValueReference, ref: ValueReference, lookup: Lookup
     group = record.value_at(ref.index) if record is not None else None
     if group is None or group.type_key != HS_VLIST or not isinstance(group.data, ValueList):
         return False
-    return any(in_admin_group(identity, member, lookup, seen | {mark}, depth + 1) for member in group.data.refs)
+    if depth >= max_depth:
+        raise InvalidAdmin(f"admin group {ref.to_text()} is nested more than {max_depth} groups deep "
+                           "(limit max_group_depth)")
+    return any(in_admin_group(identity, member, lookup, seen | {mark}, depth + 1, max_depth=max_depth)
+               for member in group.data.refs)
 
 
 def admin_values(record: HandleRecord | None) -> list[AdminRecord]:
@@ -61,27 +69,29 @@ def admin_values(record: HandleRecord | None) -> list[AdminRecord]:
     return [v.data for v in record.values if v.type_key == HS_ADMIN and isinstance(v.data, AdminRecord)]
 
 
-def granted(identity: ValueReference, admins: Iterable[AdminRecord], lookup: LookupRecord) -> AdminPermission:
+def granted(identity: ValueReference, admins: Iterable[AdminRecord], lookup: LookupRecord, *,
+            max_depth: int = MAX_GROUP_DEPTH) -> AdminPermission:
     """Union of the permission bits of every HS_ADMIN value whose admin reference covers the identity."""
     bits = AdminPermission(0)
     for admin in admins:
-        if in_admin_group(identity, admin.admin_ref, lookup):
+        if in_admin_group(identity, admin.admin_ref, lookup, max_depth=max_depth):
             bits |= admin.permissions
     return bits
 
 
 def require(identity: ValueReference | None, needed: AdminPermission, governing: HandleRecord | None,
-            lookup: LookupRecord, server_admins: Sequence[ValueReference], what: str) -> None:
+            lookup: LookupRecord, server_admins: Sequence[ValueReference], what: str, *,
+            max_depth: int = MAX_GROUP_DEPTH) -> None:
     """The one decision point for writes: raise unless `identity` holds every bit of `needed` on `governing`."""
     if identity is None:
         raise AuthenticationNeeded(f"{what} needs authentication (HTTP Basic as index:handle, or a session)")
-    if any(in_admin_group(identity, admin, lookup) for admin in server_admins):
+    if any(in_admin_group(identity, admin, lookup, max_depth=max_depth) for admin in server_admins):
         return
     admins = admin_values(governing)
     if not admins:
         where = governing.handle.text if governing is not None else "this node"
         raise InvalidAdmin(f"{what}: {where} has no HS_ADMIN values, so only the node's server admins may do it")
-    missing = needed & ~granted(identity, admins, lookup)
+    missing = needed & ~granted(identity, admins, lookup, max_depth=max_depth)
     if missing:
         names = ", ".join(p.name.lower().replace("_", " ") for p in AdminPermission if p & missing and p.name)
         raise InsufficientPermissions(f"{what}: {identity.to_text()} lacks permission: {names}")

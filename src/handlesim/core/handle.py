@@ -34,7 +34,7 @@ def _check_text(text: str, what: str, max_bytes: int) -> None:
     except UnicodeEncodeError as exc:
         raise InvalidHandle(f"{what} {text!r} is not valid UTF-8 (bad character at position {exc.start})") from None
     if size > max_bytes:
-        raise InvalidHandle(f"{what} is {size} bytes long; the limit is {max_bytes} bytes")
+        raise InvalidHandle(f"{what} is {size} bytes long; the limit is {max_bytes} bytes (limit max_handle_bytes)")
     bad = _CONTROL.search(text)
     if bad is not None:
         pos = bad.start()

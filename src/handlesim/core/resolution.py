@@ -128,7 +128,10 @@ class Resolution:
         step = self._take_pending()
         self._now = now
         if self.health is not None:
-            self.health.answered(step.server.url(), duration)
+            if response.code == ResponseCode.SERVER_TOO_BUSY:
+                self.health.failed(step.server.url(), now)  # shed load: ask the others first for a while
+            else:
+                self.health.answered(step.server.url(), duration)
         self.trace.append(self._hop(step, response.code, _outcome(response), duration, modelled))
         if response.code in (ResponseCode.SERVER_TOO_BUSY, ResponseCode.OUT_OF_DATE_SITE_INFO):
             return  # try the next server of the site

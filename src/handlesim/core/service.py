@@ -20,6 +20,7 @@ from .errors import (
     HandleAlreadyExists,
     HandleError,
     HandleNotFound,
+    InvalidHandle,
     InvalidValue,
     OperationNotSupported,
     ProtocolError,
@@ -27,7 +28,7 @@ from .errors import (
     ValueAlreadyExists,
     ValuesNotFound,
 )
-from .handle import NA_PREFIX, Handle, Prefix
+from .handle import DEFAULT_MAX_HANDLE_BYTES, NA_PREFIX, Handle, Prefix
 from .messages import Request, Response, error_response
 from .storage import HandleRecord, MemoryOutbox, OutboxEntry, ReplicationLog, Store
 from .values import (
@@ -60,7 +61,13 @@ class ServiceLimits:
     max_filter_items: int = 64
     """Most entries in a request's index or type list."""
     max_page_size: int = 10_000
-    """Largest page of a handle listing (page size 0 means 'all', capped to this)."""
+    """Largest page of a handle listing (page size 0 means 'all', capped to this; a larger pageSize is refused)."""
+    max_handle_bytes: int = DEFAULT_MAX_HANDLE_BYTES
+    """Longest handle (UTF-8 bytes, prefix and suffix together) a request may name."""
+    max_suffix_bytes: int = 512
+    """Longest suffix (the part after the first '/', UTF-8 bytes) a request may name."""
+    max_group_depth: int = auth.MAX_GROUP_DEPTH
+    """Deepest nesting of HS_VLIST admin groups followed when checking permissions; deeper nesting is refused."""
 
 
 @dataclass
@@ -199,7 +206,8 @@ class HandleService:
         if request.identity is None:
             return False
         try:
-            auth.require(request.identity, P.READ_VALUE, record, self.store.get, self.config.server_admins, "read")
+            auth.require(request.identity, P.READ_VALUE, record, self.store.get, self.config.server_admins, "read",
+                         max_depth=self.config.limits.max_group_depth)
         except HandleError:
             return False
         return True
@@ -284,7 +292,8 @@ class HandleService:
 
     def _authorize(self, request: Request, needed: AdminPermission, governing: HandleRecord | None, what: str) -> None:
         if needed:
-            auth.require(request.identity, needed, governing, self.store.get, self.config.server_admins, what)
+            auth.require(request.identity, needed, governing, self.store.get, self.config.server_admins, what,
+                         max_depth=self.config.limits.max_group_depth)
 
     def _commit(self, record: HandleRecord, now: float) -> None:
         self._check_record_size(record.values)
@@ -324,18 +333,22 @@ class HandleService:
 
         Conflicts settle by timestamp as Handle.Net's multi-primary replication does: the newer record wins (newest
         value timestamp; a content digest breaks ties the same way on every primary), a delete wins over anything
-        not written after it. Only server admins (the replication identities) may replicate."""
+        not written after it. A mirror (read-only) applies what its primary sends as it comes. Only server admins
+        (the replication identities) may replicate."""
         try:
             self._authorize(request=Request(OpCode.CREATE_HANDLE, handle, identity=identity), needed=~P(0),
                             governing=None, what=f"replicate {handle.text}")
             current = self.store.get(handle.key)
+            # a mirror has one writer, its primary, which pushes its current state in order: take it as it is
+            # (versions tie within a second, and the digest tie-break would keep an older state of the record)
+            follower = self.config.read_only
             if values is None:
-                applied = current is not None and record_version(current)[0] <= deleted_at
+                applied = current is not None and (follower or record_version(current)[0] <= deleted_at)
                 if applied:
                     self.store.delete(handle.key)
             else:
                 incoming = HandleRecord(handle if current is None else current.handle, values)
-                applied = current is None or record_version(incoming) > record_version(current)
+                applied = current is None or follower or record_version(incoming) > record_version(current)
                 if applied:
                     self.store.put(incoming)
         except HandleError as exc:
@@ -353,7 +366,10 @@ class HandleService:
                                        handle=prefix.text)
         governing = self.store.get(prefix.prefix_handle().key)
         self._authorize(request, P.LIST_HANDLES, governing, f"list handles under {prefix.text}")
-        limit = min(request.page_size or self.config.limits.max_page_size, self.config.limits.max_page_size)
+        limit = request.page_size or self.config.limits.max_page_size
+        if limit > self.config.limits.max_page_size:
+            raise ProtocolError(f"pageSize={limit} is over this node's limit of {self.config.limits.max_page_size} "
+                                "(limit max_page_size)", handle=prefix.text)
         total, page = self.store.list_handles(prefix, request.page * limit, limit)
         return Response(ResponseCode.SUCCESS, prefix.text, handles=tuple(page), total_count=total, listing=True)
 
@@ -388,9 +404,22 @@ class HandleService:
     # -- request checks -----------------------------------------------------------------------------------------
 
     def _check_filters(self, request: Request) -> None:
-        limit = self.config.limits.max_filter_items
+        limits = self.config.limits
+        limit = limits.max_filter_items
         if len(request.indexes) > limit or len(request.types) > limit:
-            raise ProtocolError(f"at most {limit} indexes and {limit} types may be asked for in one request")
+            raise ProtocolError(f"at most {limit} indexes and {limit} types may be asked for in one request "
+                                "(limit max_filter_items)")
+        handle = request.handle
+        if handle is None:
+            return
+        size = len(handle.text.encode("utf-8", "surrogatepass"))
+        if size > limits.max_handle_bytes:
+            raise InvalidHandle(f"handle is {size} bytes long; this node's limit is {limits.max_handle_bytes} bytes "
+                                "(limit max_handle_bytes)", handle=handle.text[:80])
+        size = len(handle.suffix.encode("utf-8", "surrogatepass"))
+        if size > limits.max_suffix_bytes:
+            raise InvalidHandle(f"suffix is {size} bytes long; this node's limit is {limits.max_suffix_bytes} bytes "
+                                "(limit max_suffix_bytes)", handle=handle.text[:80])
 
     def _need_handle(self, request: Request) -> Handle:
         if request.handle is None:
@@ -458,7 +487,8 @@ class HandleService:
     def _prepare_value(self, value: HandleValue, now: float) -> HandleValue:
         """Stamp the write time; store secret keys hashed and not publicly readable."""
         if isinstance(value.data, str | bytes) and len(value.data) > self.config.limits.max_value_bytes:
-            raise InvalidValue(f"value {value.index} is larger than {self.config.limits.max_value_bytes} bytes")
+            raise InvalidValue(f"value {value.index} is larger than {self.config.limits.max_value_bytes} bytes "
+                               "(limit max_value_bytes)")
         if value.type_key == HS_SECKEY:
             value = self._hash_secret_value(value)
         return value.stamped(now)
@@ -476,7 +506,8 @@ class HandleService:
 
     def _check_record_size(self, values: tuple[HandleValue, ...]) -> None:
         if len(values) > self.config.limits.max_values_per_handle:
-            raise InvalidValue(f"a handle may hold at most {self.config.limits.max_values_per_handle} values")
+            raise InvalidValue(f"a handle may hold at most {self.config.limits.max_values_per_handle} values "
+                               "(limit max_values_per_handle)")
 
 
 def record_version(record: HandleRecord) -> tuple[int, str]:

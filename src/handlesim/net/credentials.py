@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import re
 import time
@@ -56,7 +55,7 @@ def parse_basic(header: str) -> tuple[ValueReference, str]:
         raise ProtocolError(f"unsupported Authorization scheme {scheme!r}; use Basic or Handle")
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII text in the header
         raise InvalidCredential("the Basic credentials are not valid base64 of UTF-8 text") from None
     user, colon, secret = decoded.partition(":")
     if not colon:
@@ -84,7 +83,7 @@ def parse_handle_scheme(header: str) -> dict[str, str]:
 def _b64(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error included
         raise InvalidCredential(f"{what} is not base64") from None
 
 

@@ -169,10 +169,8 @@ class FaultController:
     async def _close(self, node_id: str, *, abrupt: bool) -> None:
         """Close the node's listener; reset (kill) or gracefully close (stop) its open connections."""
         server = self.nodes[node_id].server
-        site, runner = server.site, server.runner
-        if site is not None:
-            await site.stop()
-            server.site = None
+        runner = server.runner
+        if server.close_listener():
             self._hold_port(node_id)
         if runner is not None and runner.server is not None:
             for connection in runner.server.connections:

@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote
 
 from ..core.codes import OpCode
 from ..core.errors import ProtocolError
-from ..core.handle import Handle, Prefix
+from ..core.handle import DEFAULT_MAX_HANDLE_BYTES, Handle, Prefix
 from ..core.messages import Request
 from ..wire import codec, mapping
 
@@ -45,7 +45,7 @@ def parse_int(raw: str, name: str, *, minimum: int = 0, maximum: int = 2**31 - 1
     return number
 
 
-def handle_from_path(text: str) -> Handle:
+def handle_from_path(text: str, *, max_bytes: int = DEFAULT_MAX_HANDLE_BYTES) -> Handle:
     """The handle named in a URL path: percent-decoded, with a `hdl:` / `doi:` style scheme stripped."""
     if "%" in text:
         text = unquote(text, errors="surrogateescape")
@@ -55,7 +55,7 @@ def handle_from_path(text: str) -> Handle:
             if lowered.startswith(scheme):
                 text = text[len(scheme):]
                 break
-    return Handle.from_text(text)
+    return Handle.from_text(text, max_bytes=max_bytes)
 
 
 def path_for(handle: Handle) -> str:

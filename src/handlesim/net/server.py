@@ -7,6 +7,7 @@ about what a bare route costs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -29,6 +30,15 @@ from . import rest
 from .authroutes import AuthRoutes
 from .credentials import Authenticator
 from .faults import FAULT_ROUTE, FaultController, fault_action, fault_state, other_sim_route
+from .limits import (
+    MAX_BODY_BYTES,
+    ClientRateLimiter,
+    ServerLimits,
+    SheddingProtocol,
+    keep_alive_answer,
+    too_many_connections,
+)
+from .openapi import OPENAPI_ROUTE, openapi_spec
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
 from .verify import RemoteVerifier, VerificationDesk
@@ -38,7 +48,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 ANSWER_CACHE_LIMIT = 50_000
 _UNCACHEABLE_PARAMS = frozenset({"auth", "pretty", "trace", "publicOnly"})
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def media_of(header: str | None) -> str:
@@ -50,7 +59,24 @@ class NodeServer:
 
     def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None,
-                 replicator: Replicator | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 replicator: Replicator | None = None, ssl_context: ssl.SSLContext | None = None,
+                 limits: ServerLimits | None = None) -> None:
+        self.limits = limits or ServerLimits(max_body_bytes=max_body_bytes)
+        """HTTP-side bounds: body size and time, connections, in-flight requests, per-client rate."""
+        self.in_flight = 0
+        """Requests being worked on now (handler started, answer not yet returned)."""
+        self.rejected_busy = 0
+        """Requests answered 503 / code 3 because of `limits` (in flight, per-client rate, connections)."""
+        self.max_in_flight = self.limits.max_in_flight
+        busy = error_response(ResponseCode.SERVER_TOO_BUSY,
+                              f"server too busy: {self.max_in_flight} requests in progress (limit max_in_flight); "
+                              "retry later or at another server of the site")
+        self._busy_bodies = {media: codec.encode_response(busy, media) for media in (codec.JSON, codec.MSGPACK)}
+        """The answer beyond max_in_flight, encoded once: shedding load must cost as little as possible."""
+        self.busy_http = {wants_msgpack: keep_alive_answer(503, "Service Unavailable", self._busy_bodies[media], media)
+                          for wants_msgpack, media in ((False, codec.JSON), (True, codec.MSGPACK))}
+        self._rate_limiter = ClientRateLimiter(self.limits.rate_per_client, self.limits.rate_burst) \
+            if self.limits.rate_per_client > 0 else None
         self.service = service
         self.ssl_context = ssl_context
         """Serve HTTPS with this context (None: plain HTTP)."""
@@ -70,7 +96,8 @@ class NodeServer:
         """Resolutions answered from the encoded-answer cache, by response code (the service never saw them)."""
         self._answer_keys: dict[str, set[tuple[str, str]]] = {}
         service.listeners.append(self._forget_answers)
-        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors_as_protocol_answers])
+        self.app = web.Application(client_max_size=self.limits.max_body_bytes,
+                                   middlewares=[self._errors_as_protocol_answers])
         self.app.add_routes([
             web.get(rest.HANDLE_ROUTE, self.get_handle),
             web.put(rest.HANDLE_ROUTE, self.put_handle),
@@ -84,11 +111,12 @@ class NodeServer:
             web.get("/_sim/stats", self.stats),
             web.get(FAULT_ROUTE, self.fault_state),
             web.post(FAULT_ROUTE, self.fault_action),
+            web.get(OPENAPI_ROUTE, self.openapi),
         ])
         self.app.add_routes(AuthRoutes(self.authenticator, VerificationDesk(service, clock, os.urandom)).routes())
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self.port = 0
-        self.site: web.TCPSite | None = None
         """The listening site (None while a fault keeps the node down)."""
         self.faults: FaultController | None = None
         """The topology's fault injection (None: off; mutating /_sim/ requests answer 403)."""
@@ -100,22 +128,33 @@ class NodeServer:
         # once: a node stopped and started again (the teaching page's Stop/Start) keeps its frozen router
         if not self.app.router.frozen:
             self.app.router.add_route("*", "/_sim/{tail:.*}", self.other_sim_route)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.limits.idle_timeout_s)
         await self._runner.setup()
         return await self.listen(host, port)
 
     async def listen(self, host: str, port: int) -> int:
-        """Open the listening site (at start, and when a fault restarts the node on its old port)."""
+        """Open the listener (at start, and when a fault restarts the node on its old port).
+
+        Our own listener rather than aiohttp's TCPSite, so connections past `max_connections` are refused and
+        plain GETs past `max_in_flight` are shed before aiohttp parses them (net/limits.py)."""
         assert self._runner is not None
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024,
-                            ssl_context=self.ssl_context)
-        await site.start()
-        self.site = site
-        server = site._server  # noqa: SLF001 - the bound port when port=0
-        if server is not None and server.sockets:  # type: ignore[attr-defined]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        else:
-            self.port = port
+        connections = self._runner.server
+        assert connections is not None
+        refuse = too_many_connections(self.limits.max_connections, self.limits.body_timeout_s)
+        limit = self.limits.max_connections
+
+        def protocol() -> asyncio.BaseProtocol:
+            """aiohttp's handler for a new connection, or a refusal once the node holds `max_connections`."""
+            if len(connections.connections) >= limit:
+                self.rejected_busy += 1
+                return refuse()
+            return SheddingProtocol(connections(), self)
+
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(protocol, host, port, reuse_address=True, backlog=1024,
+                                                  ssl=self.ssl_context)
+        self.port = self._listener.sockets[0].getsockname()[1] if self._listener.sockets else port
         return self.port
 
     @property
@@ -127,11 +166,20 @@ class NodeServer:
     def runner(self) -> web.AppRunner | None:
         return self._runner
 
+    def close_listener(self) -> bool:
+        """Stop accepting connections (open ones stay); False when the node was not listening."""
+        if self._listener is None:
+            return False
+        self._listener.close()
+        self._listener = None
+        return True
+
     async def stop(self) -> None:
         if self.resolver is not None:
             self.resolver.close()
         if self.replicator is not None:
             await self.replicator.close()
+        self.close_listener()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -149,7 +197,7 @@ class NodeServer:
             return web.Response(status=hit[0], body=hit[1], content_type=media)
         query = request.rel_url.query
         cacheable = "Authorization" not in request.headers and not _UNCACHEABLE_PARAMS.intersection(query)
-        handle = rest.handle_from_path(request.match_info["handle"])
+        handle = self._handle_in_path(request)
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
         if core_request.authoritative or "Authorization" in request.headers:
             core_request = await self._with_identity(request, core_request)
@@ -167,15 +215,15 @@ class NodeServer:
         return web.Response(status=status, body=body, content_type=media)
 
     async def put_handle(self, request: web.Request) -> web.StreamResponse:
-        handle = rest.handle_from_path(request.match_info["handle"])
-        body = await request.read()
+        handle = self._handle_in_path(request)
+        body = await self._read_body(request)
         query = request.rel_url.query
         core_request = rest.put_request(handle, query, query.getall("index", []), body,
                                         media_of(request.headers.get("Content-Type")))
         return self._answer(request, await self._with_identity(request, core_request))
 
     async def delete_handle(self, request: web.Request) -> web.StreamResponse:
-        handle = rest.handle_from_path(request.match_info["handle"])
+        handle = self._handle_in_path(request)
         core_request = rest.delete_request(handle, request.rel_url.query.getall("index", []))
         return self._answer(request, await self._with_identity(request, core_request))
 
@@ -201,7 +249,8 @@ class NodeServer:
         """A change a peer primary committed (authenticated as one of this node's server admins)."""
         header = request.headers.get("Authorization")
         identity = await self.authenticator.authenticate(header) if header else None
-        fields = FieldReader(codec.decode_body(await request.read(), media_of(request.headers.get("Content-Type"))),
+        fields = FieldReader(codec.decode_body(await self._read_body(request),
+                                               media_of(request.headers.get("Content-Type"))),
                              "replicated change", ProtocolError)
         handle = Handle.from_text(fields.text("handle"))
         raw_values = fields.optional("values")
@@ -232,6 +281,10 @@ class NodeServer:
         return replace(core_request, identity=await self.authenticator.authenticate(header))
 
     # -- simulator routes ---------------------------------------------------------------------------------------
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        """The OpenAPI 3 description of these routes (net/openapi.py)."""
+        return web.json_response(openapi_spec(self.limits, f"{request.scheme}://{request.host}"))
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok", "node": self.service.config.node_id})
@@ -276,25 +329,64 @@ class NodeServer:
     async def _errors_as_protocol_answers(self, request: web.Request,
                                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                                           ) -> web.StreamResponse:
-        """Every failure is a Handle protocol answer with the right code and status, never an HTML error page."""
+        """Every failure is a Handle protocol answer with the right code and status, never an HTML error page.
+
+        It also bounds the node's work: beyond `max_in_flight` requests (or a client's rate) the answer is code 3
+        (server too busy, HTTP 503) at once, which clients and resolvers take as 'try another server'."""
+        # an injected fault holds the request first: held requests are not the node's work, and a paused node must
+        # keep silent rather than start answering 503
         faults = self.faults
         if faults is not None and faults.active:  # a pause, slow or partition is in effect somewhere
             await faults.admit(self.service.config.node_id, request)
+        if self.in_flight >= self.max_in_flight:
+            self.rejected_busy += 1
+            media = media_of(request.headers.get("Accept"))
+            return web.Response(status=503, body=self._busy_bodies[media], content_type=media)
+        if self._rate_limiter is not None and not self._rate_limiter.admit(request.remote or "", self.clock()):
+            self.rejected_busy += 1
+            return self._http_error(request, 503, ResponseCode.SERVER_TOO_BUSY,
+                                    f"server too busy: more than {self.limits.rate_per_client:g} requests/s from "
+                                    f"{request.remote} (limit rate_per_client, burst {self.limits.rate_burst})")
+        self.in_flight += 1
         try:
             return await handler(request)
         except HandleError as exc:
             answer = error_response(exc.response_code, exc.message, exc.handle or _path_handle(request))
             return self._reply(request, answer)
-        except web.HTTPRequestEntityTooLarge as exc:
-            return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR, f"request body too large ({exc.text})")
+        except web.HTTPRequestEntityTooLarge:
+            return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR,
+                                    f"request body larger than {self.limits.max_body_bytes} bytes "
+                                    "(limit max_body_bytes); the request changed nothing")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             return self._http_error(request, exc.status, ResponseCode.PROTOCOL_ERROR if exc.status < 500 else
                                     ResponseCode.ERROR, f"{exc.reason}: {request.method} {request.path}")
+        except BodyTimeout as exc:
+            refusal = self._http_error(request, 408, ResponseCode.PROTOCOL_ERROR, str(exc))
+            # answer, then close at once: aiohttp would otherwise linger up to 10 s reading the rest of the body
+            await refusal.prepare(request)
+            await refusal.write_eof()
+            if request.protocol is not None:
+                request.protocol.force_close()
+            return refusal
         except Exception:  # the boundary: a bug must not take the node down or leak a stack trace
             log.exception("unexpected error on %s %s", request.method, request.path)
             return self._http_error(request, 500, ResponseCode.ERROR, "internal error; the request changed nothing")
+        finally:
+            self.in_flight -= 1
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The request body, or BodyTimeout when it does not arrive within `body_timeout_s` (slow or cut off)."""
+        try:
+            return await asyncio.wait_for(request.read(), self.limits.body_timeout_s)
+        except TimeoutError:
+            raise BodyTimeout(f"the request body did not arrive within {self.limits.body_timeout_s:g} s "
+                              "(limit body_timeout_s); the request changed nothing") from None
+
+    def _handle_in_path(self, request: web.Request) -> Handle:
+        return rest.handle_from_path(request.match_info["handle"],
+                                     max_bytes=self.service.config.limits.max_handle_bytes)
 
     def _http_error(self, request: web.Request, status: int, code: int, message: str) -> web.Response:
         media = media_of(request.headers.get("Accept"))
@@ -316,6 +408,10 @@ class NodeServer:
             return
         for memo in self._answer_keys.pop(key, ()):
             self._answers.pop(memo, None)
+
+
+class BodyTimeout(Exception):
+    """A request body that did not arrive in time."""
 
 
 def _path_handle(request: web.Request) -> str:

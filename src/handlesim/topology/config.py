@@ -21,6 +21,8 @@ from ..core.errors import InvalidHandle
 from ..core.handle import Prefix
 from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT
 from ..core.netmodel import JITTER_DISTRIBUTIONS, LinkOverride, NetworkModel, Region, build_model
+from ..core.service import ServiceLimits
+from ..net.limits import ServerLimits
 
 MAX_PORT = 65535
 MIN_BASE_PORT = 1024
@@ -214,6 +216,16 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """Input and load limits every node of the topology applies (`[limits]`; one flat table of the keys below)."""
+
+    service: ServiceLimits = field(default_factory=ServiceLimits)
+    """Handle-level limits (handle/suffix length, values per handle, value size, filters, page size, group depth)."""
+    server: ServerLimits = field(default_factory=ServerLimits)
+    """HTTP-level limits (body size and time, connections, in-flight requests, per-client rate)."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -249,6 +261,8 @@ class TopologyConfig:
     """The network model (`[network]`); None: loopback only."""
     faults: bool = False
     """Serve the fault-injection endpoints (`POST /_sim/fault`); off, they answer 403 and change nothing."""
+    limits: NodeLimits = field(default_factory=NodeLimits)
+    """Input and load limits of every node (`[limits]`)."""
 
     @property
     def enterprise_count(self) -> int:
@@ -332,6 +346,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         servers=_servers(top),
         failover=_failover(top),
         faults=bool(top.get("faults", bool, False)),
+        limits=_limits(top),
     )
     if "network" in top.data:
         config = replace(config, network=_network(top.table("network"), _used_regions(config)))
@@ -685,3 +700,24 @@ def _loss(r: _Reader, key: str, default: float) -> float:
     if value >= 1:
         r.fail(key, f"must be below 1 (a probability), not {value}")
     return value
+
+
+def _limits(top: _Reader) -> NodeLimits:
+    """`[limits]`: any key of ServiceLimits or ServerLimits; counts at least 1, times above 0, rates 0 (off) or more."""
+    table = top.table("limits")
+    groups: tuple[type[Any], ...] = (ServiceLimits, ServerLimits)
+    allowed = {f.name: (group, f) for group in groups for f in fields(group)}
+    for key in table.data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            table.fail(key, f"unknown limit ({hint}expected one of: {', '.join(sorted(allowed))})")
+    chosen: dict[type[Any], dict[str, Any]] = {group: {} for group in groups}
+    for key, (group, spec) in allowed.items():
+        if key not in table.data:
+            continue
+        if spec.type in (float, "float"):
+            chosen[group][key] = table.number(key, 0.0, positive=key != "rate_per_client")
+        else:
+            chosen[group][key] = table.integer(key, 1, minimum=1)
+    return NodeLimits(ServiceLimits(**chosen[ServiceLimits]), ServerLimits(**chosen[ServerLimits]))

@@ -200,11 +200,11 @@ def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:
 
 def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
     if node.role == "resolver":  # homes nothing: every GET is walked for the client
-        return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,))
+        return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,), limits=plan.config.limits.service)
     admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
                          secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None,
-                         partition=_partition(node, plan))
+                         partition=_partition(node, plan), limits=plan.config.limits.service)
 
 
 def _partition(node: NodePlan, plan: TopologyPlan) -> HashBucket | None:
@@ -250,7 +250,8 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             meta["site"] = node.server_of or node.node_id
             meta["server"] = f"{node.server_index + 1} of {node.site_servers}"
         server = NodeServer(service, meta=meta, resolver=_recursion_for(node, topology),
-                            replicator=replicator, ssl_context=server_ssl)
+                            replicator=replicator, ssl_context=server_ssl,
+                            limits=plan.config.limits.server)
         running = RunningNode(node, service, server, store, scheme="https" if server_ssl is not None else "http")
         topology.nodes[node.node_id] = running
         try:
