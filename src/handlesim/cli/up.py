@@ -33,25 +33,31 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--metrics-port", type=click.IntRange(-1, 65535), default=0, show_default=True,
+              help="Loopback port serving Prometheus /metrics for every node (0: a free port, written to "
+                   "topology.json as metrics_url; -1: none).")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None) -> None:
+       identifiers: int | None, metrics_port: int) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
-    run_async(_up(plan, state_dir, store_kind))
+    run_async(_up(plan, state_dir, store_kind, None if metrics_port < 0 else metrics_port))
 
 
 
 
-async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
+async def _up(plan: Any, state_dir: Path, store_kind: str, metrics_port: int | None = 0) -> None:
     progress = _Progress()
     try:
-        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress)
+        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress, metrics_port=metrics_port)
     except LaunchError as exc:
         progress.close()
         fail(str(exc))
         return
     progress.close()
     print_tiers(topology.describe())
+    if topology.monitoring is not None and topology.monitoring.metrics_url:
+        click.echo(f"  metrics     {topology.monitoring.metrics_url}  (Prometheus; `handlesim stats` for the "
+                   "national picture)")
     click.echo(f"ready: {len(topology.nodes)} nodes up in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()

@@ -118,6 +118,17 @@ class MirrorSpec:
 
 
 @dataclass(frozen=True)
+class MonitoringSpec:
+    """Operations monitoring (`[monitoring]`): how often nodes report their statistics up the hierarchy."""
+
+    report_interval: float = 5.0
+    """Seconds between reports: every enterprise to its secondary, every secondary (with its enterprises' latest
+    reports) to every root; 0 turns upward reporting off."""
+    stale_after: float = 3.0
+    """A node whose last report is older than this many of its intervals is listed as having stopped reporting."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -145,6 +156,8 @@ class TopologyConfig:
     """Mirror servers per node, by role."""
     source: str = "<memory>"
     """Where the configuration came from (for messages); not a key of the file."""
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    """Upward reporting of operating statistics."""
 
     @property
     def enterprise_count(self) -> int:
@@ -214,6 +227,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         resolvers=tuple(_resolver(r, claims) for r in top.items("resolvers")),
         mirrors=_mirrors(top),
         source=source,
+        monitoring=_monitoring(top),
     )
     _check_ports(config, lambda message: top.fail("base_port", message))
     return config
@@ -447,3 +461,10 @@ def _mirrors(top: _Reader) -> MirrorSpec:
     table = top.table("mirrors")
     table.known(MirrorSpec)
     return MirrorSpec(table.integer("secondary", 0), table.integer("enterprise", 0))
+
+
+def _monitoring(top: _Reader) -> MonitoringSpec:
+    table = top.table("monitoring")
+    table.known(MonitoringSpec)
+    return MonitoringSpec(table.number("report_interval", 5.0, positive=False),
+                          table.number("stale_after", 3.0, positive=True))

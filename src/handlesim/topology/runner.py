@@ -31,6 +31,7 @@ from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
 from ..net.server import NodeServer
 from ..store import open_store
+from .monitoring import Monitoring, start_monitoring
 from .plan import NodePlan, TopologyPlan
 from .seed import example_identifiers, identifiers_for
 
@@ -68,6 +69,8 @@ class Topology:
     root_site_list: list[SiteInfo] = field(default_factory=list)
     """Root sites, filled as roots start; resolvers hold this very list."""
     _lock: IO[str] | None = None
+    monitoring: Monitoring | None = None
+    """Upward reporting and the process's metrics port (started last in `launch`)."""
 
     @property
     def root_sites(self) -> list[SiteInfo]:
@@ -85,9 +88,13 @@ class Topology:
             "roots": [_site_entry(n) for n in self.nodes.values() if n.plan.role == "root"],
             "examples": example_identifiers(self.plan, 5),
             "nodes": [_node_entry(n) for n in self.nodes.values()],
+            **(self.monitoring.describe() if self.monitoring is not None else {}),
         }
 
     async def stop(self) -> None:
+        if self.monitoring is not None:
+            await self.monitoring.stop()
+            self.monitoring = None
         await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
         for node in self.nodes.values():
             node.store.close()
@@ -114,8 +121,10 @@ Progress = Callable[[str, int, int], None]
 
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
-                 progress: Progress | None = None) -> Topology:
-    """Start every node of `plan`, wire up the hierarchy, and return the running topology."""
+                 progress: Progress | None = None, metrics_port: int | None = 0) -> Topology:
+    """Start every node of `plan`, wire up the hierarchy, and return the running topology.
+
+    `metrics_port`: where the process serves Prometheus metrics for all its nodes (0: a free port; None: nowhere)."""
     started = time.perf_counter()
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
     topology = Topology(plan, state_dir)
@@ -127,6 +136,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
             await _delegate(topology, progress)
             await _replication_settled(topology)
             _seed(topology, progress)
+            topology.monitoring = await start_monitoring(topology, metrics_port)
         topology.boot_seconds = time.perf_counter() - started
         _write_state(topology)
     except BaseException:
