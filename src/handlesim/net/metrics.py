@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -151,18 +151,30 @@ def exposition(nodes: Iterable[NodeServer]) -> tuple[bytes, str]:
     return generate_latest(registry_for(lambda: listed, with_process=False)), CONTENT_TYPE_PLAIN_0_0_4
 
 
+def timer_snapshot(server: NodeServer) -> dict[str, Any]:
+    """A node's server-side timers and request total (what a benchmark compares before and after its window)."""
+    return {"node": server.service.config.node_id, "role": server.meta.get("role", ""),
+            "requests_total": sum(n for codes in server.request_counts().values() for n in codes.values()),
+            "latency": {op: h.snapshot() for op, h in server.latency.items() if h.count}}
+
+
 class MetricsServer:
-    """`GET /metrics` for every node of this process on one loopback port (what Prometheus scrapes)."""
+    """`GET /metrics` for every node of this process on one loopback port (what Prometheus scrapes), and
+    `GET /timers`: every node's server-side timers in one JSON answer (for the benchmark)."""
 
     def __init__(self, source: NodeSource) -> None:
+        self.source = source
         self.registry = registry_for(source)
         self.app = web.Application()
-        self.app.add_routes([web.get("/metrics", self._metrics)])
+        self.app.add_routes([web.get("/metrics", self._metrics), web.get("/timers", self._timers)])
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+    async def _timers(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"nodes": [timer_snapshot(server) for server in self.source()]})
 
     async def start(self, host: str, port: int) -> int:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
