@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 from .app import fail, json_option, main, running_state, state_dir_option
 
 REPORTING_ROLES = ("secondary", "enterprise")
+WIDE = 150
 
 
 @main.command()
@@ -35,7 +37,7 @@ def stats(state_dir: Path, root_id: str | None, top: int, watch: bool, interval:
         return
     from rich.console import Console
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=WIDE)  # pipes and files get every column
     if not watch:
         console.print(render(national_view(state.data, root_id, top)))
         return
