@@ -88,6 +88,9 @@ def test_report_book_rates_restart_and_stale_nodes() -> None:
     assert set(picture["by_industry"]) == {"machinery", "home appliances"}
     assert picture["by_industry"]["home appliances"]["resolutions"] == 10
     assert [r["node"] for r in book.picture(130)["nodes"]][0] == ENTERPRISE  # busiest first
+    later = book.picture(140, own=report(SECONDARY, role="secondary", prefix="88.101", resolved=50, sent_at=140))
+    own_row = next(r for r in later["nodes"] if r["node"] == SECONDARY)
+    assert own_row["resolutions_per_s"] == 5.0  # the receiver's own rate, from its figures 10 s earlier
 
 
 def test_only_a_delegating_parent_accepts_a_report() -> None:

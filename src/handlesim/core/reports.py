@@ -156,6 +156,7 @@ class ReportBook:
     def __init__(self, stale_after_intervals: float = 3.0) -> None:
         self.stale_after_intervals = stale_after_intervals
         self._entries: dict[str, _Entry] = {}
+        self._own: _Entry | None = None
         self.received = 0
         """Reports accepted (direct and forwarded)."""
 
@@ -178,7 +179,7 @@ class ReportBook:
         """Totals and rates by tier and industry, every node's row, stale nodes and lagging replicas."""
         rows = [self._row(e, now) for e in self._entries.values()]
         if own is not None and own.node not in self._entries:
-            rows.insert(0, self._row(_Entry(own, "", now), now))
+            rows.insert(0, self._row(self._own_entry(own, now), now))
         return {
             "at": now,
             "nodes_reporting": len(rows),
@@ -190,6 +191,14 @@ class ReportBook:
             "stale": sorted(r["node"] for r in rows if r["stale"]),
             "lagging": _lagging(rows),
         }
+
+    def _own_entry(self, own: NodeReport, now: float) -> _Entry:
+        """The receiving node's own figures, with rates against its figures at an earlier look (>= 1 s before)."""
+        held = self._own
+        if held is None or own.sent_at - held.report.sent_at >= 1.0:
+            self._own = _Entry(own, "", now, _rates(held.report, own) if held is not None else {})
+            return self._own
+        return _Entry(own, "", now, held.rates)
 
     def _row(self, entry: _Entry, now: float) -> dict[str, Any]:
         report = entry.report
