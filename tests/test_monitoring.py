@@ -3,7 +3,10 @@ reports surviving a secondary's restart, the reporting rules, and Prometheus exp
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,9 +20,13 @@ from handlesim.core.reports import NodeReport, ReportBook, check_forwarded, chec
 from handlesim.core.service import HandleService
 from handlesim.core.values import ValueReference
 from handlesim.net.client import basic_authorization
+from handlesim.net.reporting import ReportSender
 from handlesim.net.server import NodeServer
-from handlesim.topology.config import ConfigError, parse_config
-from handlesim.topology.runner import Topology
+from handlesim.topology.config import ConfigError, MonitoringSpec, load_config, parse_config
+from handlesim.topology.plan import build_plan
+from handlesim.topology.runner import Topology, launch
+
+from .conftest import CONFIGS
 
 ENTERPRISE = "ent-88.101.1001"
 SECONDARY = "sec-machinery"
@@ -137,6 +144,13 @@ def credentials(topology: Topology, node_id: str) -> str:
     return basic_authorization(ValueReference.from_text(plan.admin_identity), plan.secret)
 
 
+async def rounds_by_hand(topology: Topology) -> ReportSender:
+    """The process's report sender with its periodic rounds stopped, so a test decides when reports go out."""
+    assert topology.monitoring is not None
+    await topology.monitoring.sender.stop()
+    return topology.monitoring.sender
+
+
 async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
     async with session.get(url) as reply:
         return await reply.json()
@@ -210,8 +224,7 @@ async def restart_server(small: Topology, node_id: str) -> tuple[NodeServer, Nod
 
 
 async def test_reports_arrive_upward_and_survive_a_secondary_restart(small: Topology) -> None:
-    assert small.monitoring is not None
-    sender = small.monitoring.sender
+    sender = await rounds_by_hand(small)
     root, secondary, enterprise = small.nodes[ROOT], small.nodes[SECONDARY], small.nodes[ENTERPRISE]
     async with aiohttp.ClientSession() as session:
         await resolve_times(session, enterprise.url, KNOWN, 4)
@@ -247,6 +260,7 @@ async def test_a_report_is_refused_unless_it_comes_from_a_child(small: Topology)
     from handlesim.net.reporting import own_report
     from handlesim.wire import codec
 
+    await rounds_by_hand(small)
     enterprise = small.nodes[ENTERPRISE]
     body = codec.encode_body({"report": own_report(enterprise.server).to_data()}, codec.MSGPACK)
     headers = {"Content-Type": codec.MSGPACK, "Authorization": credentials(small, ENTERPRISE)}
@@ -296,3 +310,44 @@ async def test_the_process_metrics_port_covers_every_node(small: Topology) -> No
     assert reported[(ROOT, "enterprise", "nodes")] == 6 and reported[(ROOT, "enterprise", "resolutions")] >= 2
     by_node = {n["node"]: n for n in timers["nodes"]}
     assert by_node[ENTERPRISE]["latency"]["resolution"]["count"] >= 2
+
+
+async def test_the_dashboard_and_scrape_targets_use_what_the_nodes_expose(small: Topology) -> None:
+    import re
+
+    configs = CONFIGS
+    dashboard = json.loads((configs / "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\b(handlesim_[a-z_]+)", target["expr"])}
+    assert small.monitoring is not None and small.monitoring.metrics_url
+    async with aiohttp.ClientSession() as session:
+        await resolve_times(session, small.nodes["resolver-qingdao"].url, KNOWN, 2)  # a resolver cache hit
+        await small.monitoring.sender.send_round()
+        async with session.get(small.monitoring.metrics_url) as reply:
+            exposed = {s.name for family in text_string_to_metric_families(await reply.text())
+                       for s in family.samples}
+        targets = json.loads((small.state_dir / "prometheus-nodes.json").read_text())[0]["targets"]
+        async with session.get(f"http://{targets[0]}/metrics") as reply:
+            assert reply.status == 200
+    missing = used - exposed - {"handlesim_replication_lag_seconds", "handlesim_replication_pending"}
+    assert not missing, f"the dashboard queries series nobody exposes: {missing}"  # (small has one root: no peers)
+    assert len(targets) == len(small.nodes)
+    assert "127.0.0.1:9464" in (configs / "prometheus.yml").read_text()
+
+
+async def test_nodes_report_on_their_own_every_interval(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
+    config = replace(config, monitoring=MonitoringSpec(report_interval=0.2, stale_after=3.0))
+    topology = await launch(build_plan(config), tmp_path / "state", store_kind="memory", metrics_port=None)
+    try:
+        assert topology.monitoring is not None and topology.monitoring.metrics_url is None
+        root = topology.nodes[ROOT].server
+        for _ in range(100):  # at most 10 s
+            if len(root.reports) == 9:  # 3 secondaries + their 6 enterprises, forwarded
+                break
+            await asyncio.sleep(0.1)
+        assert len(root.reports) == 9
+        # one round suffices: enterprises report first, then their secondaries forward this round's figures
+        assert topology.monitoring.sender.rounds >= 1 and topology.monitoring.sender.snapshot()["failures"] == 0
+    finally:
+        await topology.stop()

@@ -24,6 +24,7 @@ async def invoke(*args: str) -> Result:
 
 async def test_stats_json_text_and_watch_show_the_roots_picture(small: Topology) -> None:
     assert small.monitoring is not None
+    await small.monitoring.sender.stop()  # rounds by hand below
     state = str(small.state_dir)
     before = await invoke("stats", "--state-dir", state, "--json")
     assert before.exit_code == 0

@@ -7,6 +7,7 @@ The process also serves `/metrics` for all the nodes it hosts on one loopback po
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from .runner import Topology
 
 REPORTING_ROLES = ("secondary", "enterprise")
+SCRAPE_TARGETS_FILE = "prometheus-nodes.json"
+"""Every node's host:port for Prometheus file-based discovery (each node serves its own `/metrics`)."""
 
 
 @dataclass
@@ -63,6 +66,7 @@ async def start_monitoring(topology: Topology, metrics_port: int | None) -> Moni
             sender.add(running.server, targets, ValueReference.from_text(running.plan.admin_identity),
                        running.plan.secret)
     sender.start()
+    write_scrape_targets(topology)
     host = topology.plan.config.host
     metrics = None
     if metrics_port is not None:
@@ -76,3 +80,9 @@ async def start_monitoring(topology: Topology, metrics_port: int | None) -> Moni
             raise LaunchError(f"the metrics port {host}:{metrics_port} is not available: {exc.strerror}; "
                               "choose another with --metrics-port") from None
     return Monitoring(sender, metrics, host)
+
+
+def write_scrape_targets(topology: Topology) -> None:
+    """(No target labels: the series carry node, role, industry and prefix themselves.)"""
+    groups = [{"targets": [f"{n.plan.host}:{n.server.port}" for n in topology.nodes.values()]}]
+    (topology.state_dir / SCRAPE_TARGETS_FILE).write_text(json.dumps(groups, indent=1))
