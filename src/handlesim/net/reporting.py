@@ -15,8 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from ..core.codes import ResponseCode
 from ..core.errors import AuthenticationNeeded, ProtocolError
@@ -26,6 +25,7 @@ from ..core.reports import MAX_CHILDREN, NodeReport, ReportBook, check_forwarded
 from ..core.values import PREFIX_SITE_TYPES, SITE_TYPES, ValueReference
 from ..wire import codec
 from .client import basic_authorization
+from .lean import LeanError, LeanPool, build_request
 
 if TYPE_CHECKING:
     from .server import NodeServer
@@ -36,6 +36,9 @@ REPORT_ROUTE = "/api/reports/{prefix}"
 REPORTS_ROUTE = "/api/reports"
 REPORT_TIMEOUT_S = 2.0
 CONCURRENT_REPORTS = 32
+LEAF_SHARE = 0.8
+"""Share of a paced round's interval over which the enterprises' reports spread (the secondaries' get the rest)."""
+PACING_TICK_S = 0.1
 
 
 def new_report_book() -> ReportBook:
@@ -98,8 +101,8 @@ class _Refused(Exception):
 @dataclass
 class _Reporter:
     server: NodeServer
-    targets: list[str]
-    """Base URLs of the parent tier's nodes (a secondary; or every root)."""
+    targets: list[tuple[str, int]]
+    """(host, port) of the parent tier's nodes (a secondary; or every root)."""
     authorization: str
     forwards_children: bool
     sent: int = 0
@@ -110,7 +113,10 @@ class _Reporter:
 class ReportSender:
     """Sends the reports of every reporting node this process hosts, every `interval` seconds.
 
-    Each round sends the enterprises' reports first, so the secondaries forward this round's figures."""
+    Each round sends the enterprises' reports first, so the secondaries forward this round's figures. A periodic
+    round is paced: the enterprises' reports spread over most of the interval and the secondaries' over the rest,
+    so a thousand reports never arrive as one burst in the middle of a benchmark. Reports travel over the lean
+    keep-alive transport (one idle connection per parent, no reconnects)."""
 
     def __init__(self, interval: float, *, timeout: float = REPORT_TIMEOUT_S) -> None:
         self.interval = interval
@@ -118,11 +124,13 @@ class ReportSender:
         self.reporters: list[_Reporter] = []
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: LeanPool | None = None
 
     def add(self, server: NodeServer, targets: list[str], identity: ValueReference, secret: str) -> None:
+        """`targets`: base URLs (http://host:port) of the nodes `server` reports to."""
         server.report_interval = self.interval
-        self.reporters.append(_Reporter(server, list(targets), basic_authorization(identity, secret),
+        addresses = [(url.hostname or "127.0.0.1", url.port or 80) for url in map(urlsplit, targets)]
+        self.reporters.append(_Reporter(server, addresses, basic_authorization(identity, secret),
                                         forwards_children=server.meta.get("role") == "secondary"))
         self.reporters.sort(key=lambda r: r.forwards_children)
 
@@ -136,32 +144,39 @@ class ReportSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def _run(self) -> None:
-        started = time.monotonic()
-        while True:  # the first round one interval after start: nodes have figures to report by then
-            await asyncio.sleep(max(self.interval - (time.monotonic() - started), 0.05))
+        await asyncio.sleep(self.interval)  # the first round one interval after start: there are figures by then
+        while True:
             started = time.monotonic()
             try:
-                await self.send_round()
+                await self.send_round(paced=True)
             except Exception:  # a bug in one round must not end reporting for the process
                 log.exception("report round failed")
+            # an overloaded process stretches its rounds; it still rests half an interval, so reporting backs off
+            await asyncio.sleep(max(self.interval - (time.monotonic() - started), self.interval / 2))
 
-    async def send_round(self) -> int:
-        """Send every node's report once (enterprises, then secondaries); returns how many were delivered."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=CONCURRENT_REPORTS)
-            self._session = aiohttp.ClientSession(connector=connector,
-                                                  timeout=aiohttp.ClientTimeout(total=self.timeout))
+    async def send_round(self, *, paced: bool = False) -> int:
+        """Send every node's report once (enterprises, then secondaries); returns how many were delivered.
+        `paced`: spread the sends over the interval (LEAF_SHARE of it for the enterprises) instead of at once."""
+        if self._pool is None:
+            self._pool = LeanPool(timeout=self.timeout, max_idle=1024)
         semaphore = asyncio.Semaphore(CONCURRENT_REPORTS)
         delivered = 0
-        for forwarding in (False, True):
-            tiers = [r for r in self.reporters if r.forwards_children == forwarding]
-            results = await asyncio.gather(*(self._send(r, semaphore) for r in tiers))
-            delivered += sum(results)
+        for forwarding, share in ((False, LEAF_SHARE), (True, 1.0 - LEAF_SHARE)):
+            tier = [r for r in self.reporters if r.forwards_children == forwarding]
+            span = self.interval * share if paced else 0.0
+            ticks = max(int(span / PACING_TICK_S), 1)
+            size = -(-len(tier) // ticks)  # ceiling: every reporter within the span
+            for tick, first in enumerate(range(0, len(tier), size or 1)):
+                tick_started = time.monotonic()
+                results = await asyncio.gather(*(self._send(r, semaphore) for r in tier[first:first + size]))
+                delivered += sum(results)
+                if paced and tick < ticks - 1:
+                    await asyncio.sleep(max(PACING_TICK_S - (time.monotonic() - tick_started), 0.0))
         self.rounds += 1
         return delivered
 
@@ -171,22 +186,22 @@ class ReportSender:
         if reporter.forwards_children:
             body["children"] = [r.to_data() for r in server.reports.latest("enterprise")]
         payload = codec.encode_body(body, codec.MSGPACK)
-        headers = {"Content-Type": codec.MSGPACK, "Accept": codec.MSGPACK, "Authorization": reporter.authorization}
+        headers = {"Content-Type": codec.MSGPACK, "Authorization": reporter.authorization}
         path = REPORT_ROUTE.replace("{prefix}", str(server.meta.get("prefix", "")))
         delivered = 0
         async with semaphore:
-            for target in reporter.targets:
+            for host, port in reporter.targets:
                 try:
-                    assert self._session is not None
-                    async with self._session.put(target + path, data=payload, headers=headers) as reply:
-                        answer = await reply.read()
-                        if reply.status != 200:
-                            raise _Refused(f"HTTP {reply.status}: {answer[:200]!r}")
+                    assert self._pool is not None
+                    status, answer = await self._pool.request(
+                        host, port, build_request("PUT", host, port, path, body=payload, headers=headers))
+                    if status != 200:
+                        raise _Refused(f"HTTP {status}: {answer[:200]!r}")
                     delivered += 1
                     reporter.sent += 1
-                except (aiohttp.ClientError, OSError, TimeoutError, _Refused) as exc:
+                except (LeanError, OSError, TimeoutError, _Refused) as exc:
                     reporter.failures += 1
-                    reporter.last_error = f"{target}: {exc or type(exc).__name__}"
+                    reporter.last_error = f"{host}:{port}: {exc or type(exc).__name__}"
         return delivered
 
     def snapshot(self) -> dict[str, Any]:

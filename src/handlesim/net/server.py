@@ -41,6 +41,7 @@ TIMED_ROUTES = {"get_handle": "resolution", "put_handle": "put", "delete_handle"
                 "list_handles": "list_handles", "list_prefixes": "list_homed_nas", "reverse_lookup": "search",
                 "replicate": "replication", "receive_report": "report"}
 """Routes whose server-side time is recorded, and the operation name their histogram and edge errors go under."""
+_OP_NAMES = {int(op): op.name.lower() for op in OpCode}
 
 
 def media_of(header: str | None) -> str:
@@ -242,8 +243,7 @@ class NodeServer:
         for code, count in self.fast_answers.items():
             counts[(int(OpCode.RESOLUTION), code)] += count
         for (op, code), count in sorted(counts.items()):
-            op_name = OpCode(op).name.lower() if op in OpCode._value2member_map_ else str(op)
-            by_op.setdefault(op_name, {})[str(code)] = count
+            by_op.setdefault(_OP_NAMES.get(op) or str(op), {})[str(code)] = count
         for (op_name, code), count in sorted(self.edge_errors.items()):
             codes = by_op.setdefault(op_name, {})
             codes[str(code)] = codes.get(str(code), 0) + count
