@@ -98,6 +98,12 @@ def test_report_book_rates_restart_and_stale_nodes() -> None:
     later = book.picture(140, own=report(SECONDARY, role="secondary", prefix="88.101", resolved=50, sent_at=140))
     own_row = next(r for r in later["nodes"] if r["node"] == SECONDARY)
     assert own_row["resolutions_per_s"] == 5.0  # the receiver's own rate, from its figures 10 s earlier
+    lagging = replace(report("ent-88.101.1002", prefix="88.101.1002", sent_at=141),
+                      replication={"http://127.0.0.1:1/": {"pending": 3, "lag_s": 4.5, "failures": 2},
+                                   "http://127.0.0.1:2/": {"pending": 0, "lag_s": 0.0, "failures": 0}})
+    book.receive(lagging, 141, SECONDARY)
+    assert book.picture(141)["lagging"] == [{"node": "ent-88.101.1002", "peer": "http://127.0.0.1:1/",
+                                             "pending": 3, "lag_s": 4.5, "failures": 2}]
 
 
 def test_only_a_delegating_parent_accepts_a_report() -> None:

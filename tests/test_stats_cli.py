@@ -49,6 +49,9 @@ async def test_stats_json_text_and_watch_show_the_roots_picture(small: Topology)
     assert ENTERPRISE in text.output
     watched = await invoke("stats", "--state-dir", state, "--watch", "--rounds", "1", "--interval", "0.2")
     assert watched.exit_code == 0 and "busiest enterprises" in watched.output
+    lines = await invoke("stats", "--state-dir", state, "--watch", "--json", "--rounds", "1", "--interval", "0.2")
+    pictures = [json.loads(line) for line in lines.output.splitlines()]
+    assert len(pictures) == 2 and pictures[1]["at"] > pictures[0]["at"]  # JSON Lines: the first, one refresh
 
 
 def test_bench_server_time_is_the_windows_difference_per_tier() -> None:

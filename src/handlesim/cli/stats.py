@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ WIDE = 150
 @click.option("--root", "root_id", default=None, help="Ask this root (default: the first that answers).")
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="Enterprises to list, busiest "
               "first.")
-@click.option("--watch", is_flag=True, help="Refresh a live table until Ctrl-C.")
+@click.option("--watch", is_flag=True, help="Refresh a live table until Ctrl-C (with --json: one JSON line per "
+              "refresh).")
 @click.option("--interval", type=click.FloatRange(0.2), default=2.0, show_default=True,
               help="--watch: seconds between refreshes.")
 @click.option("--rounds", type=click.IntRange(0), default=0, help="--watch: stop after this many refreshes "
@@ -32,8 +35,9 @@ def stats(state_dir: Path, root_id: str | None, top: int, watch: bool, interval:
           as_json: bool) -> None:
     """Registrations, resolutions, errors and rates by tier, industry and enterprise, as the roots see them."""
     state = running_state(state_dir)
-    if as_json and not watch:
-        click.echo(json.dumps(national_view(state.data, root_id, top), indent=1, ensure_ascii=False))
+    if as_json:  # one JSON document; with --watch one per refresh (JSON Lines)
+        for view in _views(state.data, root_id, top, interval, (rounds + 1 if rounds else 0) if watch else 1):
+            click.echo(json.dumps(view, ensure_ascii=False, indent=None if watch else 1))
         return
     from rich.console import Console
 
@@ -43,18 +47,24 @@ def stats(state_dir: Path, root_id: str | None, top: int, watch: bool, interval:
         return
     from rich.live import Live
 
-    done = 0
-    with Live(render(national_view(state.data, root_id, top)), console=console, refresh_per_second=4) as live:
-        try:
-            while rounds == 0 or done < rounds:
-                time.sleep(interval)
-                view = national_view(state.data, root_id, top)
-                live.update(render(view))
-                if as_json:
-                    click.echo(json.dumps(view["totals"]), err=True)
-                done += 1
-        except KeyboardInterrupt:
-            pass
+    with contextlib.suppress(KeyboardInterrupt), Live(console=console, refresh_per_second=4) as live:
+        for view in _views(state.data, root_id, top, interval, rounds + 1 if rounds else 0):
+            live.update(render(view))
+
+
+def _views(topology: dict[str, Any], root_id: str | None, top: int, interval: float,
+           count: int) -> Iterator[dict[str, Any]]:
+    """The picture now, then every `interval` seconds; `count` pictures in all (0: until Ctrl-C)."""
+    produced = 0
+    try:
+        while True:
+            yield national_view(topology, root_id, top)
+            produced += 1
+            if count and produced >= count:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
 
 
 def _get_json(url: str, timeout: float = 5.0) -> Any:
