@@ -92,12 +92,15 @@ class Worker:
         reporter = asyncio.ensure_future(self._report_every_second(end)) if spec.progress is not None else None
         events = asyncio.ensure_future(fire_events(spec.events, spec.control_url, self.measure_from)) \
             if spec.events and spec.worker == 0 else None
+        announcer = asyncio.ensure_future(self._announce_window()) if spec.progress is not None else None
         try:
             await asyncio.gather(*(self._connection(c, start, end, per_connection) for c in range(spec.connections)))
         finally:
             self.pool.close()
             if reporter is not None:
                 reporter.cancel()
+            if announcer is not None:
+                announcer.cancel()
         fired = await events if events is not None else []
         result = self.recorder.export()
         result.update({"worker": spec.worker, "writes": self.writes, "events": fired})
@@ -136,6 +139,12 @@ class Worker:
             p99 = self.recorder.last_second_p99(int(elapsed) - 1)
             with contextlib.suppress(Exception):
                 self.spec.progress.put((self.spec.worker, elapsed, completed, errors, p99))
+
+    async def _announce_window(self) -> None:
+        """Tell the runner when this worker's measured window opens (it snapshots the nodes' own timers then)."""
+        await asyncio.sleep(max(self.measure_from - time.perf_counter(), 0.0))
+        with contextlib.suppress(Exception):
+            self.spec.progress.put((self.spec.worker, "window"))
 
     async def _one(self) -> tuple[str, bool]:
         try:

@@ -42,8 +42,9 @@ def markdown(result: dict[str, Any]) -> str:
     if result["run"].get("hops_per_lookup") is not None:
         extras.append(f"hops per lookup: {result['run']['hops_per_lookup']}")
     for role, row in result.get("nodes", {}).items():
-        described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items())
-        extras.append(f"{role} nodes: {described}")
+        described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items() if k != "server_time")
+        if described:
+            extras.append(f"{role} nodes: {described}")
     served = result["run"].get("latency_ok_ms", {})
     if "goodput" in result["run"] and served.get("count"):
         extras.append(f"goodput (successful answers within 1 s, per s): {result['run']['goodput']:g}; served only: "
@@ -54,7 +55,19 @@ def markdown(result: dict[str, Any]) -> str:
         extras.append(f"event at {event['second']:.2f} s: {event['label']} ({'done' if event['ok'] else 'FAILED: '}"
                       f"{'' if event['ok'] else event.get('message', '')})")
     lines += [f"- {e}" for e in extras]
+    lines += server_time_table(result.get("nodes", {}))
     return "\n".join(lines) + "\n"
+
+
+def server_time_table(nodes: dict[str, Any]) -> list[str]:
+    """Per tier and operation: requests the nodes timed in the measured window and their own p50/p99."""
+    rows = [(role, op, t) for role, row in nodes.items() for op, t in row.get("server_time", {}).items()]
+    if not rows:
+        return []
+    lines = ["", "Server-side time per tier (the nodes' own timers, measured window only):", "",
+             "| tier | operation | requests | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    lines += [f"| {role} | {op} | {t['requests']} | {t['p50_ms']:.3f} | {t['p99_ms']:.3f} |" for role, op, t in rows]
+    return lines
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path, name: str) -> list[Path]:

@@ -21,6 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from ..core import latency as server_latency
 from ..net.shaping import NetPath
 from ..topology.network import NetModeError, client_path
 from ..topology.state import TopologyState, load_state
@@ -84,9 +85,12 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
     net = _net_path(state, config)
     targets = seeded_targets(state, config.keys)
     before = _node_stats(state, config.mode)
+    timers_before = server_timers(state)  # replaced at the measured window's start, once every worker is there
     started = time.time()
-    measured = _measure(state, config, targets, progress)
+    measured = _measure(state, config, targets, progress,
+                        on_window=lambda: timers_before.update(server_timers(state)))
     after = _node_stats(state, config.mode)
+    timers_after = server_timers(state)
     result: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "kind": "handlesim-bench",
@@ -100,7 +104,7 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
         "machine": machine(),
         "versions": versions(),
         "run": measured,
-        "nodes": _stats_delta(before, after),
+        "nodes": _with_server_time(_stats_delta(before, after), timers_before, timers_after),
     }
     if scenario is not None:
         result["scenario"] = scenario.to_dict()
@@ -112,20 +116,21 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
 
 
 def _measure(state: TopologyState, config: BenchConfig, targets: list[Target], progress: Progress | None,
-             *, baseline: tuple[str, int] | None = None) -> dict[str, Any]:
+             *, baseline: tuple[str, int] | None = None, on_window: Callable[[], None] | None = None,
+             ) -> dict[str, Any]:
     mode = "baseline" if baseline is not None else config.mode
     if progress is not None:
         progress(f"{mode}: {config.rate:g}/s offered for {config.duration:g} s (+{config.warmup:g} s warm-up), "
                  f"{config.processes} generator process(es) x {config.connections} connections")
     context = get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(config.processes, mp_context=context) as pool:
-        queue = manager.Queue() if progress is not None else None
+        queue = manager.Queue() if progress is not None or on_window is not None else None
         specs = [replace(_spec(state, config, targets, mode, worker, baseline), progress=queue)
                  for worker in range(config.processes)]
         futures = [pool.submit(run_worker, spec) for spec in specs]
         try:
-            if queue is not None and progress is not None:
-                _relay_progress(queue, futures, config.processes, progress)
+            if queue is not None:
+                _relay_progress(queue, futures, config.processes, progress, on_window)
             parts = [f.result() for f in futures]
         finally:
             if specs[0].events:
@@ -163,16 +168,26 @@ def _heal_after(state: TopologyState, config: BenchConfig, progress: Progress | 
             progress(f"scenario over: heal {'done' if ok else 'failed: ' + message}")
 
 
-def _relay_progress(queue: Any, futures: list[Any], processes: int, progress: Progress) -> None:
-    """Turn the workers' once-a-second reports into one live line (rate so far, p99 of the last second, errors)."""
+def _relay_progress(queue: Any, futures: list[Any], processes: int, progress: Progress | None,
+                    on_window: Callable[[], None] | None = None) -> None:
+    """Turn the workers' once-a-second reports into one live line (rate so far, p99 of the last second, errors);
+    call `on_window` once every worker's measured window has opened."""
     latest: dict[int, tuple[float, int, int, float | None]] = {}
+    opened: set[int] = set()
     while not all(f.done() for f in futures):
         try:
-            worker, elapsed, completed, errors, p99 = queue.get(timeout=0.5)
+            message = queue.get(timeout=0.5)
         except Exception:  # queue.Empty through the manager proxy
             continue
+        if len(message) == 2:  # (worker, "window"): its measured window opened
+            opened.add(message[0])
+            if len(opened) == processes and on_window is not None:
+                on_window()
+                on_window = None
+            continue
+        worker, elapsed, completed, errors, p99 = message
         latest[worker] = (elapsed, completed, errors, p99)
-        if len(latest) == processes and elapsed > 0:
+        if progress is not None and len(latest) == processes and elapsed > 0:
             done = sum(v[1] for v in latest.values())
             failed = sum(v[2] for v in latest.values())
             worst = max((v[3] for v in latest.values() if v[3] is not None), default=None)
@@ -353,6 +368,50 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
             row["cache_hit_ratio"] = round(hits / (hits + misses), 4) if hits + misses else 0.0
             row["hops_per_lookup"] = round((cache_now["upstream_requests"] - cache_then["upstream_requests"]) /
                                            walks, 3) if walks else 0.0
+    return by_role
+
+
+def server_timers(state: TopologyState) -> dict[str, dict[str, Any]]:
+    """Every node's server-side timers by node id: one request to each process's metrics port when topology.json
+    names it, else each node's `/_sim/stats`."""
+    urls = state.data.get("metrics_urls") or ([state.data["metrics_url"]] if state.data.get("metrics_url") else [])
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for url in urls:
+            with urllib.request.urlopen(url.rsplit("/metrics", 1)[0] + "/timers", timeout=10) as reply:  # noqa: S310
+                out.update({n["node"]: n for n in json.loads(reply.read())["nodes"]})
+        if urls:
+            return out
+    except (OSError, ValueError, KeyError):
+        out.clear()
+    for node in state.nodes:
+        try:
+            with urllib.request.urlopen(node["url"] + "/_sim/stats", timeout=5) as reply:  # noqa: S310
+                out[node["id"]] = json.loads(reply.read())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _with_server_time(by_role: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Add, per role, the nodes' own server-side time over the measured window (from their latency buckets)."""
+    per_role_op: dict[tuple[str, str], list[list[int]]] = {}
+    for node_id, stats in after.items():
+        role = stats.get("role", "?")
+        then = before.get(node_id, {}).get("latency", {})
+        for op, snapshot in stats.get("latency", {}).items():
+            window = server_latency.subtract(server_latency.counts_from_snapshot(snapshot),
+                                             server_latency.counts_from_snapshot(then.get(op, {})))
+            per_role_op.setdefault((role, op), []).append(window)
+    for (role, op), parts in sorted(per_role_op.items()):
+        counts = server_latency.merge(parts)
+        total = sum(counts)
+        if not total:
+            continue
+        p50, p99 = server_latency.percentile(counts, 50), server_latency.percentile(counts, 99)
+        row = by_role.setdefault(role, {})
+        row.setdefault("server_time", {})[op] = {
+            "requests": total, "p50_ms": round((p50 or 0.0) * 1000, 4), "p99_ms": round((p99 or 0.0) * 1000, 4)}
     return by_role
 
 

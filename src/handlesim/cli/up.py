@@ -50,15 +50,19 @@ from .demo import serve_page_for
               "<state-dir>/tls (clients pin tls/ca.pem).")
 @click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups).")
 @click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
+@click.option("--metrics-port", type=click.IntRange(-1, 65535), default=0, show_default=True,
+              help="Loopback port serving Prometheus /metrics for every node (0: a free port, written to "
+                   "topology.json as metrics_url; -1: none).")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
        identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
-       timeout: float | None, tls: bool, web: bool, web_port: int) -> None:
+       timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
     if timeout is not None:
         config = plan.config
         plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
-    options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None)
+    options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None,
+                        None if metrics_port < 0 else metrics_port)
     run_async(_up(plan, state_dir, options))
 
 
@@ -74,6 +78,8 @@ class UpOptions:
     """Serve every REST port over HTTPS."""
     web_port: int | None = None
     """Serve the teaching page on this loopback port (None: no page)."""
+    metrics_port: int | None = 0
+    """Serve Prometheus /metrics for every node on this loopback port (0: a free port; None: none)."""
 
 
 def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> Any:
@@ -91,7 +97,7 @@ async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
     progress = _Progress()
     try:
         topology = await launch(plan, state_dir, store_kind=options.store_kind, progress=progress, tls=options.tls,
-                                net=options.net)
+                                net=options.net, metrics_port=options.metrics_port)
     except (LaunchError, NetModeError) as exc:
         progress.close()
         fail(str(exc))
@@ -107,6 +113,9 @@ async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
     described = topology.describe()
     print_tiers(described)
     print_network(described)
+    if topology.monitoring is not None and topology.monitoring.metrics_url:
+        click.echo(f"  metrics     {topology.monitoring.metrics_url}  (Prometheus; `handlesim stats` for the "
+                   "national picture)")
     click.echo(f"ready: {len(topology.nodes)} nodes up in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()

@@ -14,6 +14,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 from aiohttp import web
@@ -21,12 +22,13 @@ from aiohttp import web
 from ..core.codes import WRITE_OPS, OpCode, ResponseCode, http_status
 from ..core.errors import HandleError, ProtocolError
 from ..core.handle import Handle
+from ..core.latency import LatencyHistogram
 from ..core.messages import Request, Response, error_response
 from ..core.search import reverse_lookup
 from ..core.service import HandleService
 from ..wire import codec, mapping
 from ..wire.fields import FieldReader
-from . import rest
+from . import reporting, rest
 from .authroutes import AuthRoutes
 from .credentials import Authenticator
 from .faults import FAULT_ROUTE, FaultController, fault_action, fault_state, other_sim_route
@@ -41,6 +43,7 @@ from .limits import (
 from .openapi import OPENAPI_ROUTE, openapi_spec
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
+from .reporting import REPORT_ROUTE, REPORTS_ROUTE
 from .verify import RemoteVerifier, VerificationDesk
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,11 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 ANSWER_CACHE_LIMIT = 50_000
 _UNCACHEABLE_PARAMS = frozenset({"auth", "pretty", "trace", "publicOnly"})
+TIMED_ROUTES = {"get_handle": "resolution", "put_handle": "put", "delete_handle": "delete_handle",
+                "list_handles": "list_handles", "list_prefixes": "list_homed_nas", "reverse_lookup": "search",
+                "replicate": "replication", "receive_report": "report"}
+"""Routes whose server-side time is recorded, and the operation name their histogram and edge errors go under."""
+_OP_NAMES = {int(op): op.name.lower() for op in OpCode}
 
 
 def media_of(header: str | None) -> str:
@@ -117,9 +125,27 @@ class NodeServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.port = 0
-        """The listening site (None while a fault keeps the node down)."""
         self.faults: FaultController | None = None
         """The topology's fault injection (None: off; mutating /_sim/ requests answer 403)."""
+        self.latency: dict[str, LatencyHistogram] = {}
+        """Server-side time by operation: from the middleware's entry to the answer being built."""
+        self.edge_errors: Counter[tuple[str, int]] = Counter()
+        """Requests refused before reaching the service (bad handle, failed authentication, ...), by (operation,
+        response code)."""
+        self.reports = reporting.new_report_book()
+        """The latest operating reports of the nodes below this one (the national picture at a root)."""
+        self.report_interval = 0.0
+        """Seconds between this node's own reports upward (0: it does not report)."""
+        self.app.add_routes([
+            web.put(REPORT_ROUTE, self.receive_report),
+            web.get(REPORTS_ROUTE, self.national_picture),
+            web.get("/metrics", self.metrics),
+        ])
+        self._timed_routes: dict[Any, LatencyHistogram] = {}
+        for route in self.app.router.routes():
+            operation = TIMED_ROUTES.get(getattr(route.handler, "__name__", ""))
+            if operation is not None:
+                self._timed_routes[route] = self.latency.setdefault(operation, LatencyHistogram())
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -301,20 +327,32 @@ class NodeServer:
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats_snapshot())
 
-    def stats_snapshot(self) -> dict[str, Any]:
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Answers since start by operation name and response code: the service's, the encoded-answer cache's and
+        the ones refused at the HTTP edge."""
         by_op: dict[str, dict[str, int]] = {}
         counts = Counter(self.service.counts)
         for code, count in self.fast_answers.items():
             counts[(int(OpCode.RESOLUTION), code)] += count
         for (op, code), count in sorted(counts.items()):
-            op_name = OpCode(op).name.lower() if op in OpCode._value2member_map_ else str(op)
-            by_op.setdefault(op_name, {})[str(code)] = count
+            by_op.setdefault(_OP_NAMES.get(op) or str(op), {})[str(code)] = count
+        for (op_name, code), count in sorted(self.edge_errors.items()):
+            codes = by_op.setdefault(op_name, {})
+            codes[str(code)] = codes.get(str(code), 0) + count
+        return by_op
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        by_op = self.request_counts()
         return {
             "node": self.service.config.node_id,
             **self.meta,
             "uptime_s": round(self.clock() - self.started_at, 3),
             "requests": by_op,
-            "requests_total": sum(counts.values()),
+            "requests_total": sum(n for codes in by_op.values() for n in codes.values()),
+            "in_flight": self.in_flight,
+            "rejected_busy": self.rejected_busy,
+            "latency": {op: h.snapshot() for op, h in self.latency.items() if h.count},
+            "reports_received": self.reports.received,
             "store_handles": len(self.service.store),
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
@@ -322,6 +360,24 @@ class NodeServer:
             **({"resolver_cache": self.resolver.snapshot()} if self.resolver is not None else {}),
             **({"replication": self.replicator.snapshot()} if self.replicator is not None else {}),
         }
+
+    async def receive_report(self, request: web.Request) -> web.StreamResponse:
+        """`PUT /api/reports/{prefix}`: a child node's operating report (authenticated as the child's owner)."""
+        header = request.headers.get("Authorization")
+        identity = await self.authenticator.authenticate(header) if header else None
+        body = codec.decode_body(await self._read_body(request), media_of(request.headers.get("Content-Type")))
+        return self._reply(request, reporting.accept(self, identity, request.match_info["prefix"], body))
+
+    async def national_picture(self, request: web.Request) -> web.StreamResponse:
+        """`GET /api/reports`: what this node knows of the nodes below it (the national picture at a root)."""
+        return web.json_response(reporting.picture(self))
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        """`GET /metrics`: this node's statistics in the Prometheus text format."""
+        from .metrics import exposition
+
+        body, content_type = exposition([self])
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     # -- errors and caches --------------------------------------------------------------------------------------
 
@@ -348,21 +404,26 @@ class NodeServer:
                                     f"server too busy: more than {self.limits.rate_per_client:g} requests/s from "
                                     f"{request.remote} (limit rate_per_client, burst {self.limits.rate_burst})")
         self.in_flight += 1
+        started = perf_counter()
         try:
             return await handler(request)
         except HandleError as exc:
+            self._count_edge_error(request, int(exc.response_code))
             answer = error_response(exc.response_code, exc.message, exc.handle or _path_handle(request))
             return self._reply(request, answer)
         except web.HTTPRequestEntityTooLarge:
+            self._count_edge_error(request, int(ResponseCode.PROTOCOL_ERROR))
             return self._http_error(request, 413, ResponseCode.PROTOCOL_ERROR,
                                     f"request body larger than {self.limits.max_body_bytes} bytes "
                                     "(limit max_body_bytes); the request changed nothing")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return self._http_error(request, exc.status, ResponseCode.PROTOCOL_ERROR if exc.status < 500 else
-                                    ResponseCode.ERROR, f"{exc.reason}: {request.method} {request.path}")
+            code = ResponseCode.PROTOCOL_ERROR if exc.status < 500 else ResponseCode.ERROR
+            self._count_edge_error(request, int(code))
+            return self._http_error(request, exc.status, code, f"{exc.reason}: {request.method} {request.path}")
         except BodyTimeout as exc:
+            self._count_edge_error(request, int(ResponseCode.PROTOCOL_ERROR))
             refusal = self._http_error(request, 408, ResponseCode.PROTOCOL_ERROR, str(exc))
             # answer, then close at once: aiohttp would otherwise linger up to 10 s reading the rest of the body
             await refusal.prepare(request)
@@ -372,9 +433,22 @@ class NodeServer:
             return refusal
         except Exception:  # the boundary: a bug must not take the node down or leak a stack trace
             log.exception("unexpected error on %s %s", request.method, request.path)
+            self._count_edge_error(request, int(ResponseCode.ERROR))
             return self._http_error(request, 500, ResponseCode.ERROR, "internal error; the request changed nothing")
         finally:
             self.in_flight -= 1
+            timed = self._timed_routes.get(request.match_info.route)
+            if timed is not None:
+                timed.record(perf_counter() - started)
+
+    @property
+    def answer_cache_size(self) -> int:
+        return len(self._answers)
+
+    def _count_edge_error(self, request: web.Request, code: int) -> None:
+        route = request.match_info.route
+        name = TIMED_ROUTES.get(getattr(route.handler, "__name__", ""), "other")
+        self.edge_errors[(name, code)] += 1
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The request body, or BodyTimeout when it does not arrive within `body_timeout_s` (slow or cut off)."""

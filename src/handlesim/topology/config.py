@@ -226,6 +226,17 @@ class NodeLimits:
 
 
 @dataclass(frozen=True)
+class MonitoringSpec:
+    """Operations monitoring (`[monitoring]`): how often nodes report their statistics up the hierarchy."""
+
+    report_interval: float = 5.0
+    """Seconds between reports: every enterprise to its secondary, every secondary (with its enterprises' latest
+    reports) to every root; 0 turns upward reporting off."""
+    stale_after: float = 3.0
+    """A node whose last report is older than this many of its intervals is listed as having stopped reporting."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -263,6 +274,8 @@ class TopologyConfig:
     """Serve the fault-injection endpoints (`POST /_sim/fault`); off, they answer 403 and change nothing."""
     limits: NodeLimits = field(default_factory=NodeLimits)
     """Input and load limits of every node (`[limits]`)."""
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    """Upward reporting of operating statistics."""
 
     @property
     def enterprise_count(self) -> int:
@@ -347,6 +360,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         failover=_failover(top),
         faults=bool(top.get("faults", bool, False)),
         limits=_limits(top),
+        monitoring=_monitoring(top),
     )
     if "network" in top.data:
         config = replace(config, network=_network(top.table("network"), _used_regions(config)))
@@ -721,3 +735,10 @@ def _limits(top: _Reader) -> NodeLimits:
         else:
             chosen[group][key] = table.integer(key, 1, minimum=1)
     return NodeLimits(ServiceLimits(**chosen[ServiceLimits]), ServerLimits(**chosen[ServerLimits]))
+
+
+def _monitoring(top: _Reader) -> MonitoringSpec:
+    table = top.table("monitoring")
+    table.known(MonitoringSpec)
+    return MonitoringSpec(table.number("report_interval", 5.0, positive=False),
+                          table.number("stale_after", 3.0, positive=True))

@@ -38,6 +38,7 @@ from ..net.server import NodeServer
 from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
 from . import network
+from .monitoring import Monitoring, start_monitoring
 from .plan import NodePlan, TopologyPlan
 from .seed import example_identifiers, identifiers_for
 
@@ -89,6 +90,8 @@ class Topology:
     """Fault injection (None: off)."""
     control: ControlServer | None = None
     """The control port serving /_sim/fault while nodes are down (with fault injection only)."""
+    monitoring: Monitoring | None = None
+    """Upward reporting and the process's metrics port (started last in `launch`)."""
 
     @property
     def root_sites(self) -> list[SiteInfo]:
@@ -108,9 +111,13 @@ class Topology:
             "examples": example_identifiers(self.plan, 5),
             "nodes": [_node_entry(n) for n in self.nodes.values()],
             **network.describe(self),
+            **(self.monitoring.describe() if self.monitoring is not None else {}),
         }
 
     async def stop(self) -> None:
+        if self.monitoring is not None:
+            await self.monitoring.stop()
+            self.monitoring = None
         if self.control is not None:
             await self.control.stop()
             self.control = None
@@ -143,11 +150,13 @@ Progress = Callable[[str, int, int], None]
 
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
-                 progress: Progress | None = None, tls: bool = False, net: str = "loopback") -> Topology:
+                 progress: Progress | None = None, tls: bool = False, net: str = "loopback",
+                 metrics_port: int | None = 0) -> Topology:
     """Start every node of `plan`, wire up the hierarchy, and return the running topology.
 
     `tls`: every REST port serves HTTPS. `net`: `model` applies the config's network model to the nodes' own
-    requests (resolver walks)."""
+    requests (resolver walks). `metrics_port`: where the process serves Prometheus metrics for all its nodes
+    (0: a free port; None: nowhere)."""
     started = time.perf_counter()
     model = network.model_for(plan, net)
     state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
@@ -164,6 +173,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
             await _replication_settled(topology)
             _seed(topology, progress)
             await network.start_control(topology)
+            topology.monitoring = await start_monitoring(topology, metrics_port)
         topology.boot_seconds = time.perf_counter() - started
         _write_state(topology)
     except BaseException:

@@ -1,0 +1,88 @@
+"""Operations monitoring of a launched topology: upward reporting between its nodes and a Prometheus port.
+
+Every secondary and enterprise node (mirrors too) reports to its parent tier as its prefix's owner: an enterprise
+to its secondary, a secondary to every root (multi-primary: each root keeps the whole national picture).
+The process also serves `/metrics` for all the nodes it hosts on one loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.values import ValueReference
+from ..net.metrics import MetricsServer
+from ..net.reporting import ReportSender
+
+if TYPE_CHECKING:
+    from .runner import Topology
+
+REPORTING_ROLES = ("secondary", "enterprise")
+SCRAPE_TARGETS_FILE = "prometheus-nodes.json"
+"""Every node's host:port for Prometheus file-based discovery (each node serves its own `/metrics`)."""
+
+
+@dataclass
+class Monitoring:
+    sender: ReportSender
+    metrics: MetricsServer | None
+    host: str
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"http://{self.host}:{self.metrics.port}/metrics" if self.metrics is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"metrics_url": self.metrics_url, "report_interval": self.sender.interval}
+
+    async def stop(self) -> None:
+        await self.sender.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
+
+
+def report_targets(topology: Topology, node_id: str) -> list[str]:
+    """Where a node reports: its primary's parent (the roots for a secondary); nowhere for roots and resolvers."""
+    plan = topology.plan
+    node = plan.by_id[node_id]
+    primary = plan.by_id[node.mirror_of] if node.mirror_of else node
+    if primary.role not in REPORTING_ROLES or primary.parent_id is None:
+        return []
+    if primary.role == "secondary":
+        return [n.url for n in topology.nodes.values() if n.plan.role == "root"]
+    return [topology.nodes[primary.parent_id].url]
+
+
+async def start_monitoring(topology: Topology, metrics_port: int | None) -> Monitoring:
+    """Start the report rounds (if `[monitoring] report_interval` > 0) and, unless `metrics_port` is None, the
+    process's metrics port (0: a free port)."""
+    spec = topology.plan.config.monitoring
+    sender = ReportSender(spec.report_interval, ssl_context=topology.client_ssl)
+    for running in topology.nodes.values():
+        running.server.reports.stale_after_intervals = spec.stale_after
+        targets = report_targets(topology, running.plan.node_id)
+        if targets and spec.report_interval > 0:
+            sender.add(running.server, targets, ValueReference.from_text(running.plan.admin_identity),
+                       running.plan.secret)
+    sender.start()
+    write_scrape_targets(topology)
+    host = topology.plan.config.host
+    metrics = None
+    if metrics_port is not None:
+        metrics = MetricsServer(lambda: [n.server for n in topology.nodes.values()])
+        try:
+            await metrics.start(host, metrics_port)
+        except OSError as exc:
+            await sender.stop()
+            from .runner import LaunchError  # (runner imports this module)
+
+            raise LaunchError(f"the metrics port {host}:{metrics_port} is not available: {exc.strerror}; "
+                              "choose another with --metrics-port") from None
+    return Monitoring(sender, metrics, host)
+
+
+def write_scrape_targets(topology: Topology) -> None:
+    """(No target labels: the series carry node, role, industry and prefix themselves.)"""
+    groups = [{"targets": [f"{n.plan.host}:{n.server.port}" for n in topology.nodes.values()]}]
+    (topology.state_dir / SCRAPE_TARGETS_FILE).write_text(json.dumps(groups, indent=1))
