@@ -1,5 +1,9 @@
 """Launching a topology: start every node as an aiohttp service, delegate prefixes through the nodes' own APIs,
 seed identifiers, and write `<state-dir>/topology.json` so other commands and programs can find it.
+
+`launch` runs every phase for every node in this process. The phases also work on a shard of the nodes (the
+`Topology.nodes` this process hosts) once `Topology.addresses` says where every other node listens: the worker
+processes and Ray actors of `supervisor.py` run the same functions, phase by phase, in step.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +55,12 @@ class RunningNode:
     server: NodeServer
     store: Store
     site: SiteInfo | None = None
+    host: str = ""
+    """The address the node bound (empty: the plan's host)."""
 
     @property
     def url(self) -> str:
-        return f"http://{self.plan.host}:{self.server.port}"
+        return f"http://{self.host or self.plan.host}:{self.server.port}"
 
 
 @dataclass
@@ -66,8 +72,24 @@ class Topology:
     nodes: dict[str, RunningNode] = field(default_factory=dict)
     boot_seconds: float = 0.0
     root_site_list: list[SiteInfo] = field(default_factory=list)
-    """Root sites, filled as roots start; resolvers hold this very list."""
+    """Root sites, filled once every node listens (`connect`); resolvers hold this very list."""
     _lock: IO[str] | None = None
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Where every node of the plan listens, (host, port), including nodes hosted by other processes."""
+    workers: dict[str, int] = field(default_factory=dict)
+    """The worker number hosting each node (empty: every node in this process)."""
+    engine: str = "inline"
+    """How the nodes run: `inline` (this process), `process` (worker processes) or `ray` (Ray actors)."""
+
+    def url_of(self, node_id: str) -> str:
+        host, port = self.addresses[node_id]
+        return f"http://{host}:{port}"
+
+    def site_of(self, node_id: str) -> SiteInfo:
+        """The node's site as its prefix record and the resolvers' root list name it."""
+        node = self.plan.by_id[node_id]
+        return http_site(node_id, [self.addresses[node_id]], multi_primary=node.role == "root",
+                         primary=node.mirror_of is None)
 
     @property
     def root_sites(self) -> list[SiteInfo]:
@@ -82,32 +104,37 @@ class Topology:
             "started_at": time.time(),
             "boot_seconds": round(self.boot_seconds, 3),
             "credentials": str(self.state_dir / CREDENTIALS_FILE),
-            "roots": [_site_entry(n) for n in self.nodes.values() if n.plan.role == "root"],
+            "roots": [self._site_entry(n) for n in self._listed() if n.role == "root"],
             "examples": example_identifiers(self.plan, 5),
-            "nodes": [_node_entry(n) for n in self.nodes.values()],
+            "nodes": [self._node_entry(n) for n in self._listed()],
+            "engine": self.engine,
+            "workers": max(self.workers.values(), default=0) + 1,
         }
+
+    def _listed(self) -> list[NodePlan]:
+        return [n for n in self.plan.nodes if n.node_id in self.addresses]
+
+    def _site_entry(self, node: NodePlan) -> dict[str, Any]:
+        host, port = self.addresses[node.node_id]
+        return {"id": node.node_id, "host": host, "port": port, "url": self.url_of(node.node_id)}
+
+    def _node_entry(self, p: NodePlan) -> dict[str, Any]:
+        host, port = self.addresses[p.node_id]
+        return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
+                "region": p.region, "url": self.url_of(p.node_id), "host": host, "port": port,
+                "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of,
+                "worker": self.workers.get(p.node_id, 0)}
 
     async def stop(self) -> None:
         await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
         for node in self.nodes.values():
             node.store.close()
         self.nodes.clear()
-        if self._lock is not None:
+        if self._lock is not None:  # only the process that owns the state dir announces and withdraws it
             self._lock.close()
             self._lock = None
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / TOPOLOGY_FILE).unlink()
-
-
-def _site_entry(node: RunningNode) -> dict[str, Any]:
-    return {"id": node.plan.node_id, "host": node.plan.host, "port": node.server.port, "url": node.url}
-
-
-def _node_entry(node: RunningNode) -> dict[str, Any]:
-    p = node.plan
-    return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
-            "region": p.region, "url": node.url, "host": p.host, "port": node.server.port,
-            "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of}
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / TOPOLOGY_FILE).unlink()
 
 
 Progress = Callable[[str, int, int], None]
@@ -117,13 +144,13 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
                  progress: Progress | None = None) -> Topology:
     """Start every node of `plan`, wire up the hierarchy, and return the running topology."""
     started = time.perf_counter()
-    state_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any node serves
-    topology = Topology(plan, state_dir)
-    topology._lock = _lock_state_dir(state_dir)
+    topology = open_topology(plan, state_dir)
     gc.disable()  # booting allocates millions of long-lived objects; collecting them mid-way only costs time
     try:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store") as disk:
             await _start_nodes(topology, store_kind, progress, disk)
+            connect(topology)
+            load_prefix_records(topology)
             await _delegate(topology, progress)
             await _replication_settled(topology)
             _seed(topology, progress)
@@ -135,6 +162,14 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
     finally:
         gc.freeze()  # the topology lives as long as the process: keep it out of every later collection
         gc.enable()
+    return topology
+
+
+def open_topology(plan: TopologyPlan, state_dir: Path) -> Topology:
+    """An empty topology that owns `state_dir` (locked until `stop`, so two `up`s never share one)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    topology = Topology(plan, state_dir)
+    topology._lock = _lock_state_dir(state_dir)
     return topology
 
 
@@ -185,10 +220,15 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     return RecursiveResolver(topology.root_site_list, cache)
 
 
-async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor) -> None:
+async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor,
+                       only: Iterable[NodePlan] | None = None, ports: Mapping[str, int] | None = None,
+                       bind_host: str | None = None) -> None:
+    """Open the stores and start the servers of `only` (default: every node), on `ports` (default: the plan's)
+    and `bind_host` (default: the plan's host); each node's address goes into `topology.addresses`."""
     plan = topology.plan
-    nodes = list(plan.nodes)
+    nodes = list(plan.nodes if only is None else only)
     total = len(nodes)
+    ports = ports or {}
     loop = asyncio.get_running_loop()
     stores = await asyncio.gather(*(loop.run_in_executor(disk, _store_for, node, topology.state_dir, store_kind)
                                     for node in nodes))
@@ -198,19 +238,25 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
                                            "region": node.region}, resolver=_recursion_for(node, topology),
                             replicator=replicator)
-        running = RunningNode(node, service, server, store)
+        host = bind_host or node.host
+        running = RunningNode(node, service, server, store, host=host)
         topology.nodes[node.node_id] = running
+        port = ports.get(node.node_id, node.port)
         try:
-            await server.start(node.host, node.port)
+            await server.start(host, port)
         except OSError as exc:
-            raise LaunchError(f"node {node.node_id} cannot listen on {node.host}:{node.port}: {exc.strerror}; "
+            raise LaunchError(f"node {node.node_id} cannot listen on {host}:{port}: {exc.strerror}; "
                               "is another topology running? change base_port or use --base-port") from None
-        running.site = http_site(node.node_id, [(node.host, server.port)], multi_primary=node.role == "root",
-                                 primary=node.mirror_of is None)
-        if node.role == "root":
-            topology.root_site_list.append(running.site)
+        topology.addresses[node.node_id] = (host, server.port)
+        running.site = topology.site_of(node.node_id)
         if progress is not None:
             progress("starting nodes", count, total)
+
+
+def connect(topology: Topology) -> None:
+    """Once every node's address is known: give the resolvers the root sites and the primaries their peers."""
+    topology.root_site_list[:] = [topology.site_of(n.node_id) for n in topology.plan.nodes
+                                  if n.role == "root" and n.node_id in topology.addresses]
     _connect_peers(topology)
 
 
@@ -228,20 +274,19 @@ async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> Non
 def _connect_peers(topology: Topology) -> None:
     """Roots are multi-primary: each pushes what it accepts to every other root. A primary pushes to its mirrors,
     which learn where writes belong."""
-    roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
+    plan = topology.plan
+    roots = [n.node_id for n in plan.nodes if n.role == "root"]
     for node in topology.nodes.values():
+        node_id = node.plan.node_id
         replicator = node.server.replicator
-        if replicator is None:
-            continue
-        if node.plan.role == "root":
-            replicator.set_peers([peer.url for peer in roots if peer is not node])
-        else:
-            replicator.set_peers([topology.nodes[m].url for m in topology.plan.mirrors_of(node.plan.node_id)])
-        for mirror_id in topology.plan.mirrors_of(node.plan.node_id):
-            topology.nodes[mirror_id].service.config.primary = node.url
+        if replicator is not None:
+            peers = [r for r in roots if r != node_id] if node.plan.role == "root" else plan.mirrors_of(node_id)
+            replicator.set_peers([topology.url_of(peer) for peer in peers])
+        if node.plan.mirror_of is not None:
+            node.service.config.primary = topology.url_of(node.plan.mirror_of)
 
 
-def _prefix_record_of(topology: Topology, node: RunningNode, secret_data: str) -> HandleRecord:
+def _prefix_record_of(topology: Topology, node: NodePlan, secret_data: str) -> HandleRecord:
     """A node's prefix handle: its sites (HS_SITE, and HS_SITE.PREFIX for derived prefixes; the primary first,
     then its mirrors), admins and key.
 
@@ -249,12 +294,8 @@ def _prefix_record_of(topology: Topology, node: RunningNode, secret_data: str) -
     API (the receiving node hashes it).
     """
     plan = topology.plan
-    if node.plan.mirror_of is not None:  # a mirror serves its primary's prefix record
-        node = topology.nodes[node.plan.mirror_of]
-    p = node.plan
-    assert node.site is not None
-    sites = [node.site, *(topology.nodes[m].site for m in plan.mirrors_of(p.node_id))]
-    sites_known = [s for s in sites if s is not None]
+    p = plan.by_id[node.mirror_of] if node.mirror_of is not None else node  # a mirror serves its primary's record
+    sites_known = [topology.site_of(n) for n in (p.node_id, *plan.mirrors_of(p.node_id)) if n in topology.addresses]
     if p.role == "root":
         return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
@@ -267,43 +308,54 @@ def _own_secret(node: NodePlan, plan: TopologyPlan) -> str:
     return operator_secret(plan) if node.role == "root" else node.secret
 
 
-async def _delegate(topology: Topology, progress: Progress | None) -> None:
-    """Load each node's own prefix handle (server set-up), then give every parent tier its children's prefix
-    handles through the parent's own REST API, authenticated as the parent's owner."""
+def load_prefix_records(topology: Topology, *, only_missing: bool = False) -> None:
+    """Server set-up: load each hosted node's own prefix handle straight into its store (`only_missing`: keep the
+    ones a restarted node's store still holds)."""
     plan = topology.plan
     for node in topology.nodes.values():
         if node.plan.role == "resolver":
             continue
         hashed = hash_secret(_own_secret(node.plan, plan), os.urandom(16), plan.config.secret_iterations)
-        node.store.put(_prefix_record_of(topology, node, hashed))
-    roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
-    jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]] = []
+        record = _prefix_record_of(topology, node.plan, hashed)
+        if only_missing and node.store.get(record.handle.key) is not None:
+            continue
+        node.store.put(record)
+
+
+async def _delegate(topology: Topology, progress: Progress | None, *, only_missing: bool = False) -> None:
+    """Give every hosted parent its children's prefix handles through the parent's own REST API, authenticated as
+    the parent's owner (`only_missing`: skip the ones the parent's store still holds)."""
+    plan = topology.plan
+    first_root = next((n.node_id for n in plan.nodes if n.role == "root"), "")
+    jobs: list[tuple[str, Request, tuple[ValueReference, str]]] = []
     for node in topology.nodes.values():
         if not plan.children_of(node.plan.node_id):
             continue
         parent_is_root = node.plan.role == "root"
         credentials = (ROOT_OPERATOR if parent_is_root else ValueReference.from_text(node.plan.admin_identity),
                        _own_secret(node.plan, plan))
+        # the root registry is shared: the first root takes the write and replicates it to the others
+        target = first_root if parent_is_root else node.plan.node_id
         for child_id in plan.children_of(node.plan.node_id):
-            child = topology.nodes[child_id]
-            record = _prefix_record_of(topology, child, child.plan.secret)
+            record = _prefix_record_of(topology, plan.by_id[child_id], plan.by_id[child_id].secret)
+            if only_missing and node.store.get(record.handle.key) is not None:
+                continue
             request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
-            # the root registry is shared: the first root takes the write and replicates it to the others
-            jobs.append((roots[0] if parent_is_root else node, request, credentials))
-    await _run_writes(jobs, progress)
+            jobs.append((target, request, credentials))
+    await _run_writes(topology, jobs, progress)
 
 
-async def _run_writes(jobs: list[tuple[RunningNode, Request, tuple[ValueReference, str]]],
+async def _run_writes(topology: Topology, jobs: list[tuple[str, Request, tuple[ValueReference, str]]],
                       progress: Progress | None) -> None:
     semaphore = asyncio.Semaphore(64)
     done = 0
     async with HandleClient(timeout=30.0) as client:
-        async def write(target: RunningNode, request: Request, credentials: tuple[ValueReference, str]) -> None:
+        async def write(target: str, request: Request, credentials: tuple[ValueReference, str]) -> None:
             nonlocal done
             async with semaphore:
-                reply = await client.send(target.url, request, credentials=credentials)
+                reply = await client.send(topology.url_of(target), request, credentials=credentials)
             if not reply.ok:
-                raise LaunchError(f"delegating {request.handle_text} to {target.plan.node_id} failed: "
+                raise LaunchError(f"delegating {request.handle_text} to {target} failed: "
                                   f"{int(reply.code)} {reply.message}")
             done += 1
             if progress is not None:
@@ -327,8 +379,7 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
 
 def _write_state(topology: Topology) -> None:
     state_dir = topology.state_dir
-    credentials = {n.plan.admin_identity: n.plan.secret for n in topology.nodes.values()
-                   if n.plan.role in ("secondary", "enterprise")}
+    credentials = {n.admin_identity: n.secret for n in topology.plan.nodes if n.role in ("secondary", "enterprise")}
     credentials[ROOT_OPERATOR.to_text()] = operator_secret(topology.plan)
     _write_private(state_dir / CREDENTIALS_FILE, json.dumps(credentials, indent=1, sort_keys=True))
     (state_dir / TOPOLOGY_FILE).write_text(json.dumps(topology.describe(), indent=1, ensure_ascii=False))
