@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import click
 
 from ..topology.runner import LaunchError, launch
+from ..topology.supervisor import ProcessEngine, Supervisor, resolve_worker_count
 from .app import (
     default_config,
     fail,
@@ -33,13 +35,33 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--workers", default=None, metavar="N|auto",
+              help="Worker processes (or Ray actors) sharing the nodes; auto = one per core. Default: 1 (all nodes "
+                   "in this process); with --engine ray, one per core of the cluster.")
+@click.option("--engine", type=click.Choice(["process", "ray"]), default="process", show_default=True,
+              help="Where workers run: local processes, or Ray actors (needs the `ray` extra).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: a local Ray instance.")
+@click.option("--bind-node-ip", is_flag=True,
+              help="With --engine ray: nodes bind their Ray machine's IP instead of the config's loopback host, "
+                   "so nodes on different machines reach each other.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None) -> None:
+       identifiers: int | None, workers: str | None, engine: str, ray_address: str | None,
+       bind_node_ip: bool) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = plan_from(config_path or default_config(), base_port, identifiers)
-    run_async(_up(plan, state_dir, store_kind))
-
-
+    if engine == "process" and (ray_address or bind_node_ip):
+        fail("--ray-address and --bind-node-ip need --engine ray")
+    try:
+        count = resolve_worker_count(workers)
+    except LaunchError as exc:
+        fail(str(exc))
+    if engine == "ray":
+        run_async(_up_ray(plan, state_dir, store_kind, workers, ray_address, bind_node_ip))
+    elif count > 1:
+        run_async(_up_supervised(plan, state_dir, store_kind, ProcessEngine(), count, None))
+    else:
+        run_async(_up(plan, state_dir, store_kind))
 
 
 async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
@@ -51,18 +73,66 @@ async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
         fail(str(exc))
         return
     progress.close()
-    print_tiers(topology.describe())
-    click.echo(f"ready: {len(topology.nodes)} nodes up in {topology.boot_seconds:.2f} s; "
+    _announce(topology, state_dir)
+    await _until_signalled()
+    click.echo("stopping...", err=True)
+    await topology.stop()
+    click.echo("stopped", err=True)
+
+
+async def _up_supervised(plan: Any, state_dir: Path, store_kind: str, engine: Any, count: int,
+                         bind_host: str | None) -> None:
+    progress = _Progress()
+    supervisor = Supervisor(plan, state_dir, engine, count, store_kind=store_kind, bind_host=bind_host,
+                            progress=progress, report=lambda message: click.echo(message, err=True))
+    try:
+        topology = await supervisor.boot()
+    except LaunchError as exc:
+        progress.close()
+        fail(str(exc))
+        return
+    progress.close()
+    _announce(topology, state_dir)
+    watcher = asyncio.ensure_future(supervisor.watch())
+    await _until_signalled()
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    click.echo("stopping...", err=True)
+    await supervisor.stop()
+    click.echo("stopped", err=True)
+
+
+async def _up_ray(plan: Any, state_dir: Path, store_kind: str, workers: str | None, ray_address: str | None,
+                  bind_node_ip: bool) -> None:
+    try:
+        from ..topology.ray_engine import RayEngine
+    except ImportError:
+        fail("--engine ray needs Ray: pip install 'handlesim[ray]'")
+        return
+    engine = RayEngine(ray_address)
+    try:
+        count = resolve_worker_count(workers, default=engine.cpu_count())
+        await _up_supervised(plan, state_dir, store_kind, engine, count, RayEngine.NODE_IP if bind_node_ip else None)
+    finally:
+        engine.shutdown()
+
+
+def _announce(topology: Any, state_dir: Path) -> None:
+    description = topology.describe()
+    print_tiers(description)
+    workers = f" in {description['workers']} {topology.engine} workers" if topology.engine != "inline" else ""
+    click.echo(f"ready: {len(description['nodes'])} nodes up{workers} in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
+
+
+async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    click.echo("stopping...", err=True)
-    await topology.stop()
-    click.echo("stopped", err=True)
 
 
 class _Progress:

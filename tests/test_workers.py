@@ -1,0 +1,114 @@
+"""Worker processes: the small topology sharded over two spawned workers, resolved across processes; a worker
+killed with SIGKILL is restarted by the supervisor and its nodes answer again with their data (SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from handlesim.core.codes import OpCode
+from handlesim.core.handle import Handle
+from handlesim.core.messages import Request
+from handlesim.core.prefixes import owner_identity
+from handlesim.core.values import HandleValue
+from handlesim.net.client import HandleClient
+from handlesim.topology.config import load_config
+from handlesim.topology.plan import build_plan
+from handlesim.topology.runner import LaunchError
+from handlesim.topology.supervisor import ProcessEngine, ProcessShard, Supervisor, resolve_worker_count, shard_nodes
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SMALL = build_plan(load_config(CONFIGS / "small.toml").with_overrides(base_port=0))
+
+
+async def supervised(tmp_path: Path, store_kind: str) -> AsyncIterator[Supervisor]:
+    supervisor = Supervisor(SMALL, tmp_path / "state", ProcessEngine(), 2, store_kind=store_kind)
+    await supervisor.boot()
+    watcher = asyncio.ensure_future(supervisor.watch())
+    try:
+        yield supervisor
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await supervisor.stop()
+
+
+@pytest.fixture
+async def two_workers(tmp_path: Path) -> AsyncIterator[Supervisor]:
+    async for supervisor in supervised(tmp_path, "memory"):
+        yield supervisor
+
+
+@pytest.fixture
+async def two_sqlite_workers(tmp_path: Path) -> AsyncIterator[Supervisor]:
+    async for supervisor in supervised(tmp_path, "sqlite"):
+        yield supervisor
+
+
+def test_round_robin_puts_a_secondary_and_its_enterprises_in_different_workers() -> None:
+    shards = shard_nodes(SMALL, 2)
+    assert sorted(n for shard in shards for n in shard) == sorted(n.node_id for n in SMALL.nodes)
+    worker = {node_id: i for i, shard in enumerate(shards) for node_id in shard}
+    machinery = [e.node_id for e in SMALL.enterprises if e.parent_id == "sec-machinery"]
+    assert {worker[e] for e in machinery} == {0, 1}
+    assert len(shard_nodes(SMALL, 50)) == len(SMALL.nodes), "no empty workers"
+    assert resolve_worker_count("3") == 3 and resolve_worker_count(None) == 1
+    assert resolve_worker_count("auto") == (os.cpu_count() or 1)
+    with pytest.raises(LaunchError):
+        resolve_worker_count("0")
+
+
+async def test_two_workers_boot_and_resolve_across_processes(two_workers: Supervisor) -> None:
+    topology = two_workers.topology
+    assert topology is not None
+    state = json.loads((topology.state_dir / "topology.json").read_text())
+    assert state["engine"] == "process" and state["workers"] == 2
+    assert {n["worker"] for n in state["nodes"]} == {0, 1} and len(state["nodes"]) == len(SMALL.nodes)
+    pids = {s["pid"] for s in two_workers.statuses.values()}
+    assert len(pids) == 2 and os.getpid() not in pids
+    async with HandleClient(timeout=5.0) as client:
+        for example in state["examples"][:3]:
+            res = await client.resolve(Handle.from_text(example), topology.root_sites)
+            assert res.result is not None and res.result.ok, (example, res.result)
+            assert len(res.trace) == 3
+            assert len({topology.workers[hop.site] for hop in res.trace}) == 2, "the hops cross processes"
+        # the resolver walks the hierarchy for us from its own worker
+        resolver = topology.url_of("resolver-qingdao")
+        answer = await client.resolve_via(resolver, Handle.from_text(state["examples"][0]))
+        assert answer.ok
+
+
+async def test_a_killed_worker_comes_back_with_its_data(two_sqlite_workers: Supervisor) -> None:
+    supervisor = two_sqlite_workers
+    topology = supervisor.topology
+    assert topology is not None
+    enterprise = SMALL.by_id["ent-88.101.1001"]
+    handle = Handle.from_text(f"{enterprise.prefix}/WRITTEN-BEFORE-THE-CRASH")
+    url = topology.url_of(enterprise.node_id)
+    async with HandleClient(timeout=5.0) as client:
+        create = Request(OpCode.CREATE_HANDLE, handle, values=(HandleValue(1, "URL", "https://id.example.cn/x"),))
+        reply = await client.send(url, create, credentials=(owner_identity(handle.prefix), enterprise.secret))
+        assert reply.ok
+        number = topology.workers[enterprise.node_id]
+        shard = supervisor.shards[number]
+        assert isinstance(shard, ProcessShard)
+        os.kill(shard.process.pid or 0, signal.SIGKILL)
+        for _ in range(200):  # bounded: 10 s
+            if supervisor.restarts == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert supervisor.restarts == 1, "the supervisor restarted the worker"
+        assert supervisor.shards[number] is not shard
+        assert topology.url_of(enterprise.node_id) == url, "same port after the restart"
+        res = await client.resolve(handle, topology.root_sites)
+        assert res.result is not None and res.result.ok, res.result
+        assert [v.data for v in res.result.values if v.type == "URL"] == ["https://id.example.cn/x"]
+        seeded = json.loads((topology.state_dir / "topology.json").read_text())["examples"][0]
+        res = await client.resolve(Handle.from_text(seeded), topology.root_sites)
+        assert res.result is not None and res.result.ok
