@@ -1,0 +1,60 @@
+"""The Ray engine: the small topology's shards as async actors on a local Ray instance (two CPUs, no dashboard),
+every node on 127.0.0.1, resolved over plain HTTP through the hierarchy and through the resolver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from handlesim.core.handle import Handle
+from handlesim.net.client import HandleClient
+from handlesim.topology.config import load_config
+from handlesim.topology.plan import build_plan
+from handlesim.topology.supervisor import Supervisor
+
+ray = pytest.importorskip("ray")
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def ray_engine() -> Iterator[object]:
+    from handlesim.topology.ray_engine import RayEngine
+
+    engine = RayEngine(None, num_cpus=2)
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+@pytest.fixture
+async def on_ray(ray_engine: object, tmp_path: Path) -> AsyncIterator[Supervisor]:
+    plan = build_plan(load_config(CONFIGS / "small.toml").with_overrides(base_port=0))
+    supervisor = Supervisor(plan, tmp_path / "state", ray_engine, 2, store_kind="memory")  # type: ignore[arg-type]
+    await supervisor.boot()
+    try:
+        yield supervisor
+    finally:
+        await supervisor.stop()
+
+
+# Ray's own deprecations (from its modules only) must not turn into test errors under filterwarnings = error
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+async def test_ray_actors_host_the_topology_and_resolve(on_ray: Supervisor) -> None:
+    topology = on_ray.topology
+    assert topology is not None
+    state = json.loads((topology.state_dir / "topology.json").read_text())
+    assert state["engine"] == "ray" and state["workers"] == 2
+    assert all(n["host"] == "127.0.0.1" for n in state["nodes"])
+    assert len({s["pid"] for s in on_ray.statuses.values()}) == 2, "two actors, two processes"
+    async with HandleClient(timeout=5.0) as client:
+        example = Handle.from_text(state["examples"][0])
+        res = await client.resolve(example, topology.root_sites)
+        assert res.result is not None and res.result.ok, res.result
+        assert len({topology.workers[hop.site] for hop in res.trace}) == 2, "the hops cross actors"
+        answer = await client.resolve_via(topology.url_of("resolver-qingdao"), example)
+        assert answer.ok
