@@ -7,12 +7,13 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..topology.runner import LaunchError, launch
+from ..topology.runner import LaunchError, Topology, launch
 from ..topology.supervisor import ProcessEngine, Supervisor, resolve_worker_count
 from .app import (
     default_config,
@@ -66,18 +67,8 @@ def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: in
 
 async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
     progress = _Progress()
-    try:
-        topology = await launch(plan, state_dir, store_kind=store_kind, progress=progress)
-    except LaunchError as exc:
-        progress.close()
-        fail(str(exc))
-        return
-    progress.close()
-    _announce(topology, state_dir)
-    await _until_signalled()
-    click.echo("stopping...", err=True)
-    await topology.stop()
-    click.echo("stopped", err=True)
+    topology = await _booted(launch(plan, state_dir, store_kind=store_kind, progress=progress), progress)
+    await _serve_until_signalled(topology, state_dir, topology.stop)
 
 
 async def _up_supervised(plan: Any, state_dir: Path, store_kind: str, engine: Any, count: int,
@@ -85,21 +76,32 @@ async def _up_supervised(plan: Any, state_dir: Path, store_kind: str, engine: An
     progress = _Progress()
     supervisor = Supervisor(plan, state_dir, engine, count, store_kind=store_kind, bind_host=bind_host,
                             progress=progress, report=lambda message: click.echo(message, err=True))
+    topology = await _booted(supervisor.boot(), progress)
+    await _serve_until_signalled(topology, state_dir, supervisor.stop, supervisor.watch())
+
+
+async def _booted(boot: Awaitable[Topology], progress: _Progress) -> Topology:
     try:
-        topology = await supervisor.boot()
+        return await boot
     except LaunchError as exc:
-        progress.close()
         fail(str(exc))
-        return
-    progress.close()
+        raise
+    finally:
+        progress.close()
+
+
+async def _serve_until_signalled(topology: Topology, state_dir: Path, stop: Callable[[], Awaitable[None]],
+                                 watch: Coroutine[Any, Any, None] | None = None) -> None:
+    """Print the ready line, keep the topology (and its watcher) running until Ctrl-C or SIGTERM, then stop."""
     _announce(topology, state_dir)
-    watcher = asyncio.ensure_future(supervisor.watch())
+    watcher = asyncio.ensure_future(watch) if watch is not None else None
     await _until_signalled()
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     click.echo("stopping...", err=True)
-    await supervisor.stop()
+    await stop()
     click.echo("stopped", err=True)
 
 
@@ -118,7 +120,7 @@ async def _up_ray(plan: Any, state_dir: Path, store_kind: str, workers: str | No
         engine.shutdown()
 
 
-def _announce(topology: Any, state_dir: Path) -> None:
+def _announce(topology: Topology, state_dir: Path) -> None:
     description = topology.describe()
     print_tiers(description)
     workers = f" in {description['workers']} {topology.engine} workers" if topology.engine != "inline" else ""
