@@ -21,6 +21,7 @@ from handlesim.net.client import HandleClient
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import LaunchError
+from handlesim.topology.seed import suffix_for
 from handlesim.topology.supervisor import ProcessEngine, ProcessShard, Supervisor, resolve_worker_count, shard_nodes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -112,3 +113,21 @@ async def test_a_killed_worker_comes_back_with_its_data(two_sqlite_workers: Supe
         seeded = json.loads((topology.state_dir / "topology.json").read_text())["examples"][0]
         res = await client.resolve(Handle.from_text(seeded), topology.root_sites)
         assert res.result is not None and res.result.ok
+
+
+@pytest.mark.slow
+async def test_the_plan_topology_in_two_workers(tmp_path: Path) -> None:
+    """1,023 nodes: the address map is far larger than a pipe's buffer, so it must cross whole (a worker once read
+    it half-way when its event loop had made the pipe non-blocking)."""
+    plan = build_plan(load_config(CONFIGS / "plan.toml").with_overrides(base_port=0, identifiers_per_enterprise=3))
+    supervisor = Supervisor(plan, tmp_path / "state", ProcessEngine(), 2, store_kind="memory")
+    topology = await supervisor.boot()
+    try:
+        assert len(topology.addresses) == len(plan.nodes) == 1023
+        async with HandleClient(timeout=5.0) as client:
+            for enterprise in plan.enterprises[::97]:
+                handle = Handle.from_text(f"{enterprise.prefix}/{suffix_for(enterprise, 2)}")
+                res = await client.resolve(handle, topology.root_sites)
+                assert res.result is not None and res.result.ok, (handle, res.result)
+    finally:
+        await supervisor.stop()

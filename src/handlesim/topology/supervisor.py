@@ -216,23 +216,15 @@ class ProcessShard:
         return result
 
     async def _reply(self, method: str) -> tuple[str, Any]:
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[str, Any]] = loop.create_future()
-
-        def readable() -> None:
-            loop.remove_reader(self.conn.fileno())
-            try:
-                answer.set_result(self.conn.recv())
-            except (EOFError, OSError):
-                answer.set_exception(LaunchError(f"worker {self.spec.number} (pid {self.process.pid}) exited "
-                                                 f"during {method}"))
-
-        loop.add_reader(self.conn.fileno(), readable)
+        # a blocking recv in a thread: an event loop watching the pipe would make it non-blocking (uvloop does),
+        # and a large message (every node's address) would then fail half-read
         try:
-            return await answer
-        finally:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(self.conn.fileno())
+            reply: tuple[str, Any] = await asyncio.to_thread(self.conn.recv)
+        except (EOFError, OSError):
+            await asyncio.to_thread(self.process.join, 1.0)  # it closed the pipe: its exit code says how it ended
+            raise LaunchError(f"worker {self.spec.number} (pid {self.process.pid}) "
+                              f"{_exit_description(self.process.exitcode)} during {method}") from None
+        return reply
 
     async def exited(self) -> str:
         loop = asyncio.get_running_loop()

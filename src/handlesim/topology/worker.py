@@ -14,6 +14,7 @@ import gc
 import os
 import resource
 import signal
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -121,7 +122,17 @@ async def _serve(conn: Connection, host: ShardHost) -> None:
     """Run commands `(method, args)` from the pipe, answering `("ok", result)` or `("error", message)`."""
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[tuple[str, tuple[Any, ...]] | None] = asyncio.Queue()
-    loop.add_reader(conn.fileno(), lambda: inbox.put_nowait(_receive(conn)))
+
+    def read_commands() -> None:
+        # blocking reads in a thread: the event loop must not watch (and so make non-blocking) the pipe, or a
+        # large command (every node's address) fails half-read
+        while True:
+            message = _receive(conn)
+            loop.call_soon_threadsafe(inbox.put_nowait, message)
+            if message is None or message[0] == "stop":
+                return
+
+    threading.Thread(target=read_commands, name="handlesim-commands", daemon=True).start()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
@@ -144,7 +155,6 @@ async def _serve(conn: Connection, host: ShardHost) -> None:
             except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which stops the launch
                 conn.send(("error", f"worker {host.spec.number}: {type(exc).__name__}: {exc}"))
     finally:
-        loop.remove_reader(conn.fileno())
         await host.stop()
         conn.close()
 
