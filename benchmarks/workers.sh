@@ -3,7 +3,8 @@
 # throughput against the running topology; then the largest topologies that boot (enterprise sweep).
 #   bash benchmarks/workers.sh [OUT_DIR] [WORKERS...]     (default: benchmarks/results/<date>-workers, 1 2)
 # Each bench run also measures the bare aiohttp route, so quote ratios from the same run. PY overrides the
-# interpreter (default .venv/bin/python); DURATION the measured seconds per run (default 5).
+# interpreter (default .venv/bin/python); DURATION the measured seconds per run (default 5); SWEEP=0 skips the
+# largest-topology boots (several minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-benchmarks/results/$(date +%Y-%m-%d)-workers}"
@@ -37,6 +38,7 @@ for W in "${COUNTS[@]}"; do
   kill -TERM $UP; wait $UP || true; trap - EXIT
 done
 
+[ "${SWEEP:-1}" = 0 ] && exit 0
 echo "== largest topologies (memory stores, 5 identifiers each)"
 : > "$OUT/sweep.jsonl"
 for spec in "10000 1" "10000 2" "20000 2"; do

@@ -3,6 +3,7 @@ every node on 127.0.0.1, resolved over plain HTTP through the hierarchy and thro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -58,3 +59,30 @@ async def test_ray_actors_host_the_topology_and_resolve(on_ray: Supervisor) -> N
         assert len({topology.workers[hop.site] for hop in res.trace}) == 2, "the hops cross actors"
         answer = await client.resolve_via(topology.url_of("resolver-qingdao"), example)
         assert answer.ok
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+async def test_a_killed_actor_is_replaced_on_the_same_ports(on_ray: Supervisor) -> None:
+    from handlesim.topology.ray_engine import RayShard
+
+    topology = on_ray.topology
+    assert topology is not None
+    watcher = asyncio.ensure_future(on_ray.watch())
+    try:
+        number = topology.workers["ent-88.101.1001"]
+        shard = on_ray.shards[number]
+        assert isinstance(shard, RayShard)
+        url = topology.url_of("ent-88.101.1001")
+        ray.kill(shard.actor)
+        for _ in range(200):  # bounded: 10 s
+            if on_ray.restarts == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert on_ray.restarts == 1 and on_ray.shards[number] is not shard
+        assert topology.url_of("ent-88.101.1001") == url
+        async with HandleClient(timeout=5.0) as client:
+            res = await client.resolve(Handle.from_text("88.101.1001/PUMP-000001"), topology.root_sites)
+            assert res.result is not None and res.result.ok, res.result
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)

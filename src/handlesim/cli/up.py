@@ -77,6 +77,9 @@ async def _up_supervised(plan: Any, state_dir: Path, store_kind: str, engine: An
     supervisor = Supervisor(plan, state_dir, engine, count, store_kind=store_kind, bind_host=bind_host,
                             progress=progress, report=lambda message: click.echo(message, err=True))
     topology = await _booted(supervisor.boot(), progress)
+    for status in supervisor.statuses.values():
+        click.echo(f"  worker {status['worker']}: pid {status['pid']}, {status['nodes']} nodes, "
+                   f"peak RSS {status['peak_rss_mb']:.0f} MB, {status['cpu_seconds']:.1f} s CPU to boot", err=True)
     await _serve_until_signalled(topology, state_dir, supervisor.stop, supervisor.watch())
 
 
@@ -114,7 +117,8 @@ async def _up_ray(plan: Any, state_dir: Path, store_kind: str, workers: str | No
         return
     engine = RayEngine(ray_address)
     try:
-        count = resolve_worker_count(workers, default=engine.cpu_count())
+        cores = engine.cpu_count()
+        count = resolve_worker_count(workers, default=cores, cores=cores)
         await _up_supervised(plan, state_dir, store_kind, engine, count, RayEngine.NODE_IP if bind_node_ip else None)
     finally:
         engine.shutdown()

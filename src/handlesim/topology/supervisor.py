@@ -55,14 +55,14 @@ def shard_nodes(plan: TopologyPlan, count: int) -> list[tuple[str, ...]]:
     return [tuple(n.node_id for n in plan.nodes[i::count]) for i in range(count) if plan.nodes[i::count]]
 
 
-def resolve_worker_count(text: str | int | None, default: int = 1) -> int:
-    """`--workers`: a number, or `auto` for one per core."""
+def resolve_worker_count(text: str | int | None, default: int = 1, cores: int | None = None) -> int:
+    """`--workers`: a number, or `auto` for one per core (`cores`: of the Ray cluster; default: this machine's)."""
     if text is None:
         return default
     if isinstance(text, int):
         return max(text, 1)
     if text == "auto":
-        return os.cpu_count() or 1
+        return cores or os.cpu_count() or 1
     try:
         count = int(text)
     except ValueError:

@@ -99,8 +99,10 @@ class ShardHost:
         return os.getpid()
 
     def status(self) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"worker": self.spec.number, "pid": os.getpid(), "nodes": len(self.topology.nodes),
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+                "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2)}
 
     async def stop(self) -> None:
         await self.topology.stop()
