@@ -30,8 +30,7 @@ def bench_rows(directory: Path) -> list[str]:
 def boot_rows(directory: Path) -> list[str]:
     rows = []
     lines = [json.loads(p.read_text()) for p in sorted(directory.glob("boot-*.json"))]
-    sweep = directory / "sweep.jsonl"
-    if sweep.exists():
+    for sweep in sorted(directory.glob("sweep*.jsonl")):
         lines += [json.loads(line) for line in sweep.read_text().splitlines() if line.strip()]
     for b in lines:
         rows.append(f"| {directory.name} | {b.get('enterprises') or 1000} | {b.get('identifiers') or 'config'} | "
