@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -131,3 +134,39 @@ async def test_the_plan_topology_in_two_workers(tmp_path: Path) -> None:
                 assert res.result is not None and res.result.ok, (handle, res.result)
     finally:
         await supervisor.stop()
+
+
+def test_up_with_workers_serves_the_cli_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    cli = [sys.executable, "-m", "handlesim.cli"]
+    state = tmp_path / "state"
+    proc = subprocess.Popen([*cli, "up", "--config", "configs/small.toml", "--base-port", "0", "--workers", "2",
+                             "--state-dir", str(state)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    try:
+        ready = next((line for line in proc.stdout if line.startswith("ready:")), "")
+        assert "in 2 process workers" in ready, proc.stderr.read() if proc.stderr else ""
+        found = subprocess.run([*cli, "resolve", "--state-dir", str(state), "--trace", "88.101.1001/PUMP-000001"],
+                               cwd=root, capture_output=True, text=True, timeout=30)
+        assert found.returncode == 0 and "hop 3" in found.stdout, found.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, errors = proc.communicate(timeout=30)
+    assert proc.returncode == 0, errors
+    assert not (state / "topology.json").exists(), "a clean stop removes topology.json"
+    pids = [int(p) for p in re.findall(r"worker \d: pid (\d+)", errors)]
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_worker_options_are_checked(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    for args, message in ((["--workers", "none"], "--workers 'none'"),
+                          (["--ray-address", "auto"], "need --engine ray")):
+        result = subprocess.run([sys.executable, "-m", "handlesim.cli", "up", "--config", "configs/small.toml",
+                                 "--base-port", "0", "--state-dir", str(tmp_path / "s"), *args],
+                                cwd=root, capture_output=True, text=True, timeout=30)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
