@@ -86,3 +86,18 @@ async def test_a_killed_actor_is_replaced_on_the_same_ports(on_ray: Supervisor) 
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+async def test_bench_generators_run_as_ray_tasks(on_ray: Supervisor) -> None:
+    from handlesim.bench.runner import BenchConfig, run_bench
+    from handlesim.topology.state import load_state
+
+    assert on_ray.topology is not None
+    state = load_state(on_ray.topology.state_dir)
+    config = BenchConfig(mode="direct", rate=200, duration=1.0, warmup=0.5, connections=4, processes=2,
+                         baseline=False, ray_address="local")
+    result = await asyncio.to_thread(run_bench, state, config)  # the nodes' actors keep serving meanwhile
+    run = result["run"]
+    assert run["errors"] == 0 and run["completed"] == 200, run
+    assert run["achieved_rate"] > 150

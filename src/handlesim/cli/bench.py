@@ -34,10 +34,13 @@ from .app import fail, main, running_state, state_dir_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench-results"),
               show_default=True, help="Where the JSON, Markdown and PNG files go.")
 @click.option("--name", default=None, help="File name stem (default: <mode>-<time>).")
+@click.option("--ray-address", default=None, metavar="ADDR|local",
+              help="Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance here); "
+                   "needs the `ray` extra.")
 def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
           warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
           zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
-          identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None) -> None:
+          identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, ray_address: str | None) -> None:
     """Measure resolution latency and throughput (open loop, HdrHistogram, bare-route baseline in the same run)."""
     from contextlib import nullcontext
 
@@ -46,7 +49,7 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
 
     config = BenchConfig(mode=mode, rate=rate, duration=duration, warmup=warmup, connections=connections,
                          processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
-                         write_fraction=write_fraction, baseline=not no_baseline)
+                         write_fraction=write_fraction, baseline=not no_baseline, ray_address=ray_address)
 
     live = {"open": False}
 
