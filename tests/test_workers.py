@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -170,3 +171,38 @@ def test_worker_options_are_checked(tmp_path: Path) -> None:
                                  "--base-port", "0", "--state-dir", str(tmp_path / "s"), *args],
                                 cwd=root, capture_output=True, text=True, timeout=30)
         assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+async def test_a_worker_that_cannot_come_back_is_reported_and_left_down(two_workers: Supervisor) -> None:
+    supervisor = two_workers
+    topology = supervisor.topology
+    assert topology is not None
+    messages: list[str] = []
+    supervisor.report = messages.append
+    shard = supervisor.shards[0]
+    assert isinstance(shard, ProcessShard)
+    host, port = topology.addresses[shard.spec.node_ids[0]]
+    os.kill(shard.process.pid or 0, signal.SIGKILL)
+    squatter = socket.socket()
+    try:
+        for _ in range(100):  # the port frees as soon as the kernel closes the dead worker's socket
+            try:
+                squatter.bind((host, port))
+                break
+            except OSError:
+                await asyncio.sleep(0.01)
+        squatter.listen()
+        for _ in range(300):  # bounded: 15 s (three attempts, a second apart)
+            if 0 in supervisor.given_up:
+                break
+            await asyncio.sleep(0.05)
+        assert supervisor.given_up == {0} and supervisor.restarts == 0
+        assert any("giving up" in m for m in messages) and any("cannot listen" in m for m in messages), messages
+        # the other worker's nodes still answer
+        other = next(n for n in supervisor.specs[1].node_ids if SMALL.by_id[n].role == "enterprise")
+        async with HandleClient(timeout=5.0) as client:
+            handle = Handle.from_text(f"{SMALL.by_id[other].prefix}/{suffix_for(SMALL.by_id[other], 1)}")
+            reply = await client.send(topology.url_of(other), Request(OpCode.RESOLUTION, handle))
+            assert reply.ok
+    finally:
+        squatter.close()

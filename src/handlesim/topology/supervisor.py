@@ -91,6 +91,8 @@ class Supervisor:
         self.statuses: dict[int, dict[str, Any]] = {}
         """Each worker's last status (pid, nodes, peak RSS) as it reported after seeding."""
         self.restarts = 0
+        self.given_up: set[int] = set()
+        """Workers that could not be restarted: their nodes stay down and they are no longer watched."""
 
     async def boot(self) -> Topology:
         """Start every worker and run the launch phases across them; returns the topology written to the state
@@ -133,7 +135,10 @@ class Supervisor:
     async def watch(self) -> None:
         """Until cancelled: when a worker dies, report it and restart it with the same nodes on the same ports."""
         while True:
-            waits = {asyncio.ensure_future(shard.exited()): shard for shard in self.shards}
+            waits = {asyncio.ensure_future(shard.exited()): shard for shard in self.shards
+                     if shard.spec.number not in self.given_up}
+            if not waits:
+                await asyncio.Event().wait()  # nothing left to watch: wait to be cancelled
             try:
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -161,6 +166,7 @@ class Supervisor:
             self.statuses[spec.number] = status
             self.report(f"worker {spec.number} back (pid {status['pid']}) in {time.perf_counter() - started:.2f} s")
             return
+        self.given_up.add(spec.number)
         self.report(f"worker {spec.number}: giving up after {RESTART_ATTEMPTS} attempts; its nodes stay down")
 
     async def _bring_back(self, shard: Shard) -> Any:
