@@ -211,3 +211,29 @@ def test_faster_site_is_asked_first() -> None:
     res = Resolution(Handle.from_text("88.999/X"), [slow_site, fast_site], health=health)
     resolve_with(res, net.send, net.clock)
     assert res.trace[0].site == "fast-root"
+
+
+def test_a_server_silent_on_a_request_is_tried_after_the_others_until_it_answers() -> None:
+    from handlesim.core.health import SUSPICION_EXPIRES, ServerHealth
+
+    net = Net()
+    _, hung_site = net.add("hung-root", ("0.NA",))
+    _, other_site = net.add("other-root", ("0.NA",))
+    hung, other = hung_site.servers[0].url(), other_site.servers[0].url()
+    health = ServerHealth(suspect_after=0.1)
+    health.answered(hung, 0.0005)
+    health.answered(other, 0.002)  # the hung server was the faster one
+
+    def first_asked(now: float) -> str:
+        res = Resolution(Handle.from_text("88.999/X"), [hung_site, other_site], health=health, now=now)
+        step = res.next_request(now)
+        assert step is not None
+        return step.server.url()
+
+    assert first_asked(10.0) == hung  # its request is now outstanding (a concurrent lookup keeps waiting on it)
+    assert first_asked(10.05) == hung  # not yet suspect: loopback-slow is not silent
+    assert first_asked(10.2) == other  # unanswered for longer than suspect_after: the others go first
+    health.answered(hung, 0.001)
+    assert first_asked(10.3) == hung  # it answered: suspicion cleared, fastest first again
+    assert first_asked(10.3) == hung
+    assert first_asked(10.3 + 0.1 + SUSPICION_EXPIRES + 1) == hung  # an abandoned request stops counting

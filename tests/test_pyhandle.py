@@ -85,5 +85,23 @@ async def test_pyhandle_wrong_secret_and_foreign_admin_change_nothing(small: Top
     wrong = await asyncio.to_thread(attempt, "300:0.NA/88.101.1001", "not-the-secret")
     assert "HTTP Status Code: 403" in wrong and '"responseCode":403' in wrong
     foreign = await asyncio.to_thread(attempt, "300:0.NA/88.101.1002", other.plan.secret)
-    assert "HTTP Status Code: 403" in foreign and '"responseCode":40' in foreign
+    assert "HTTP Status Code: 403" in foreign and '"responseCode":401' in foreign  # verified at its holder
     assert len(node.store) == before and stored_urls(node, "88.101.1001/EVIL") == []
+
+
+async def test_pyhandle_secondary_admin_acts_at_its_enterprise(small: Topology) -> None:
+    """The secondary's admin (key held by the secondary and the roots) registers and deletes at an enterprise node:
+    the enterprise has the key's holder verify the secret (POST /api/verify) and its admin group names the secondary."""
+    node = enterprise(small)
+    secondary = next(n for n in small.nodes.values() if n.plan.prefix == "88.101")
+
+    def workflow() -> tuple[object, object, object]:
+        client = client_for(node, "300:0.NA/88.101", secondary.plan.secret)
+        registered = client.register_handle("88.101.1001/BY-SECONDARY", "https://example.cn/sec", overwrite=False)
+        url = client.get_value_from_handle("88.101.1001/BY-SECONDARY", "URL")
+        client.delete_handle("88.101.1001/BY-SECONDARY")
+        return registered, url, client.retrieve_handle_record("88.101.1001/BY-SECONDARY")
+
+    registered, url, after = await asyncio.to_thread(workflow)
+    assert registered == "88.101.1001/BY-SECONDARY" and url == "https://example.cn/sec" and after is None
+    assert stored_urls(node, "88.101.1001/BY-SECONDARY") == []

@@ -101,3 +101,35 @@ async def test_bench_generators_run_as_ray_tasks(on_ray: Supervisor) -> None:
     run = result["run"]
     assert run["errors"] == 0 and run["completed"] == 200, run
     assert run["achieved_rate"] > 150
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+async def test_ray_actors_serve_partitioned_sites_over_tls_under_the_network_model(ray_engine: object,
+                                                                                   tmp_path: Path) -> None:
+    """Each actor builds its TLS contexts (from the supervisor's certificate files) and its network model."""
+    from handlesim.topology.config import parse_config
+    from handlesim.topology.seed import identifiers_for
+    from handlesim.topology.state import load_state
+
+    from .test_partition import partitioned_config
+
+    data = partitioned_config("handle")
+    data["network"] = {"regions": [{"name": "Qingdao", "latitude": 36.07, "longitude": 120.38}], "jitter": "none"}
+    plan = build_plan(parse_config(data, "test"))
+    supervisor = Supervisor(plan, tmp_path / "state", ray_engine, 2, store_kind="memory",  # type: ignore[arg-type]
+                            tls=True, net="model")
+    topology = await supervisor.boot()
+    try:
+        state = load_state(topology.state_dir)
+        assert state.data["net"] == "model" and all(n["url"].startswith("https://") for n in state.nodes)
+        enterprise = plan.enterprises[0]
+        async with HandleClient(timeout=5.0, ssl_context=state.ssl_context()) as client:
+            for record in identifiers_for(enterprise, plan.config.seed)[:3]:
+                res = await client.resolve(record.handle, state.root_sites)
+                assert res.result is not None and res.result.ok, res.trace
+                answer = await client.resolve_via(topology.url_of("resolver-qingdao"), record.handle)
+                assert answer.ok
+                walk = answer.extra["trace"]
+                assert isinstance(walk, list) and walk[-1]["modelled_ms"] > 0  # earlier hops may be cached
+    finally:
+        await supervisor.stop()

@@ -13,6 +13,7 @@ import contextlib
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +24,10 @@ from ..core.handle import Handle
 from ..core.resolution import Resolution
 from ..core.values import SiteInfo
 from ..net.lean import LeanError, LeanPool, build_request, drive_resolution
+from ..net.shaping import SOURCE_HEADER, NetPath
 from ..wire import codec
 from .recording import Recorder
+from .scenario import fire_events
 from .workload import KeyChooser, Target
 
 LATE_AFTER = 0.001
@@ -55,6 +58,12 @@ class WorkerSpec:
     worker: int = 0
     progress: Any = None
     """A queue (multiprocessing manager proxy) receiving one report a second, or None."""
+    net: NetPath | None = None
+    """The network model between the generator and the nodes (None: loopback); each worker draws its own stream."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Scenario events the first worker fires ({"at", "label", "body"}), timed from the measured window's start."""
+    control_url: str = ""
+    """Where scenario events go (the topology's control port)."""
 
 
 class Worker:
@@ -68,6 +77,11 @@ class Worker:
         self._gets: dict[int, bytes] = {}
         self.writes = 0
         self.measure_from = 0.0
+        self.net = spec.net
+        if self.net is not None:
+            self.net = NetPath.create(self.net.source, self.net.region, self.net.model, timeout=spec.timeout,
+                                      endpoints=self.net.endpoints, stream=f"worker-{spec.worker}")
+        self._headers = {SOURCE_HEADER: self.net.header} if self.net is not None else None
 
     async def run(self) -> dict[str, Any]:
         spec = self.spec
@@ -76,14 +90,17 @@ class Worker:
         end = self.measure_from + spec.duration
         per_connection = spec.rate / spec.connections
         reporter = asyncio.ensure_future(self._report_every_second(end)) if spec.progress is not None else None
+        events = asyncio.ensure_future(fire_events(spec.events, spec.control_url, self.measure_from)) \
+            if spec.events and spec.worker == 0 else None
         try:
             await asyncio.gather(*(self._connection(c, start, end, per_connection) for c in range(spec.connections)))
         finally:
             self.pool.close()
             if reporter is not None:
                 reporter.cancel()
+        fired = await events if events is not None else []
         result = self.recorder.export()
-        result.update({"worker": spec.worker, "writes": self.writes})
+        result.update({"worker": spec.worker, "writes": self.writes, "events": fired})
         return result
 
     async def _connection(self, number: int, start: float, end: float, rate: float) -> None:
@@ -140,14 +157,20 @@ class Worker:
             self.spec.mode, None) or (target.host, target.port)
         raw = self._gets.get(index)
         if raw is None:
-            raw = self._gets[index] = build_request("GET", host, port, target.path)
-        status, body = await self.pool.request(host, port, raw)
+            raw = self._gets[index] = build_request("GET", host, port, target.path, headers=self._headers)
+        status, body = await self._send(host, port, raw)
         return _outcome(status, body)
+
+    async def _send(self, host: str, port: int, raw: bytes) -> tuple[int, bytes]:
+        if self.net is None:
+            return await self.pool.request(host, port, raw)
+        answer, _ = await self.net.exchange(host, port, partial(self.pool.request, host, port, raw))
+        return answer
 
     async def _iterative(self) -> tuple[str, bool]:
         target = self.spec.targets[self.keys.next()]
         resolution = Resolution(Handle.from_text(target.handle), self.spec.root_sites, cache=self.cache)
-        await drive_resolution(self.pool, resolution)
+        await drive_resolution(self.pool, resolution, self.net)
         self.recorder.hops += resolution.hops
         self.recorder.lookups += 1
         result = resolution.result
@@ -162,10 +185,11 @@ class Worker:
         values = [{"index": 1, "type": "URL", "data": f"https://id.example.cn/{handle}"},
                   {"index": 2, "type": "BATCH", "data": str(self.writes)}]
         body = msgpack.packb({"values": values}, use_bin_type=True)
-        headers = {"Content-Type": codec.MSGPACK, "Authorization": self.spec.credentials.get(prefix, "")}
+        headers = {"Content-Type": codec.MSGPACK, "Authorization": self.spec.credentials.get(prefix, ""),
+                   **(self._headers or {})}
         raw = build_request("PUT", target.host, target.port, "/api/handles/" + quote(handle, safe="/:.-_~"),
                             body=body, headers=headers)
-        status, answer = await self.pool.request(target.host, target.port, raw)
+        status, answer = await self._send(target.host, target.port, raw)
         return _outcome(status, answer)
 
 

@@ -46,6 +46,9 @@ def markdown(result: dict[str, Any]) -> str:
         extras.append(f"{role} nodes: {described}")
     outcomes = ", ".join(f"{code}: {n}" for code, n in sorted(result["run"]["outcomes"].items()))
     extras.append(f"answers by response code: {outcomes}")
+    for event in result.get("events", []):
+        extras.append(f"event at {event['second']:.2f} s: {event['label']} ({'done' if event['ok'] else 'FAILED: '}"
+                      f"{'' if event['ok'] else event.get('message', '')})")
     lines += [f"- {e}" for e in extras]
     return "\n".join(lines) + "\n"
 
@@ -96,17 +99,23 @@ def plot(result: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     timeline = result["run"]["timeline"]
     if timeline:
         fig, left = plt.subplots(figsize=(7, 4))
-        seconds = [row["second"] for row in timeline]
-        left.plot(seconds, [row["completed"] for row in timeline], color="tab:blue", label="completed/s")
-        left.plot(seconds, [row["errors"] for row in timeline], color="tab:red", label="errors/s")
-        left.set_xlabel("second")
+        # each row covers [second, second + 1): draw it as a step so events line up with the second they hit
+        seconds = [row["second"] for row in timeline] + [timeline[-1]["second"] + 1]
+
+        def series(key: str) -> list[float]:
+            values = [row[key] or 0 for row in timeline]
+            return values + values[-1:]
+
+        left.plot(seconds, series("completed"), color="tab:blue", label="completed/s", drawstyle="steps-post")
+        left.plot(seconds, series("errors"), color="tab:red", label="errors/s", drawstyle="steps-post")
+        left.set_xlabel("second of the measured window")
         left.set_ylabel("requests per second")
         right = left.twinx()
-        right.plot(seconds, [row["p99_ms"] or 0 for row in timeline], color="tab:orange", label="p99 ms")
+        right.plot(seconds, series("p99_ms"), color="tab:orange", label="p99 ms", drawstyle="steps-post")
         right.set_ylabel("p99 latency (ms)")
         for event in result.get("events", []):
             left.axvline(event["second"], color="gray", linestyle="--")
-            left.annotate(event["label"], (event["second"], 0), rotation=90, fontsize=8)
+            left.annotate(event["label"][:24], (event["second"], 0), rotation=90, fontsize=8)
         left.legend(loc="upper left")
         right.legend(loc="upper right")
         left.set_title("Throughput and p99 over time")

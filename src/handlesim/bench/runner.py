@@ -21,10 +21,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from ..net.shaping import NetPath
+from ..topology.network import NetModeError, client_path
 from ..topology.state import TopologyState, load_state
 from .baseline import BaselineServer
 from .generator import MODES, WorkerSpec, basic_header, run_worker
 from .recording import merge_encoded, new_histogram, spectrum, summarize
+from .scenario import Scenario, load_scenario, post_fault
 from .workload import Target, seeded_targets
 
 SCHEMA_VERSION = 1
@@ -61,6 +64,12 @@ class BenchConfig:
     seed: int = 1
     baseline: bool = True
     """Also measure the bare aiohttp route at the same rate, in the same run."""
+    net: str | None = None
+    """loopback | model for the generator's own hops; None: as the running topology does (see README)."""
+    client_region: str = ""
+    """Where the generator sits in the network model (default: the model's client_region)."""
+    scenario: str = ""
+    """A scenario TOML file whose fault events fire during the measured window (needs fault injection on)."""
     ray_address: str | None = None
     """Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance on this machine);
     None: a local process pool."""
@@ -74,6 +83,8 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
     if config.mode not in MODES or config.mode == "baseline":
         choices = ", ".join(m for m in MODES if m != "baseline")
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {choices}")
+    scenario = _scenario(state, config)
+    net = _net_path(state, config)
     targets = seeded_targets(state, config.keys)
     before = _node_stats(state, config.mode)
     started = time.time()
@@ -86,12 +97,17 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
         "config": asdict(config),
         "topology": {"name": state.data.get("name"), "nodes": len(state.nodes),
                      "roles": dict(Counter(n["role"] for n in state.nodes)), "keys": len(targets)},
-        "net": "loopback",
+        "net": "model" if net is not None and net.model is not None else "loopback",
+        "network": {"topology_net": state.data.get("net", "loopback"),
+                    "client_region": net.region if net is not None and net.model is not None else None},
         "machine": machine(),
         "versions": versions(),
         "run": measured,
         "nodes": _stats_delta(before, after),
     }
+    if scenario is not None:
+        result["scenario"] = scenario.to_dict()
+        result["events"] = measured.get("events", [])
     if config.baseline:
         result["baseline"] = _baseline(state, config, targets, progress)
         result["ratios"] = ratios(measured, result["baseline"])
@@ -108,17 +124,56 @@ def _measure(state: TopologyState, config: BenchConfig, targets: list[Target], p
         from .ray_tasks import run_on_ray
 
         specs = [_spec(state, config, targets, mode, worker, baseline) for worker in range(config.processes)]
-        return merge_parts(run_on_ray(specs, config.ray_address), config)
+        try:
+            parts = run_on_ray(specs, config.ray_address)
+        finally:
+            if specs[0].events:
+                _heal_after(state, config, progress)
+        return merge_parts(parts, config)
     context = get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(config.processes, mp_context=context) as pool:
         queue = manager.Queue() if progress is not None else None
         specs = [replace(_spec(state, config, targets, mode, worker, baseline), progress=queue)
                  for worker in range(config.processes)]
         futures = [pool.submit(run_worker, spec) for spec in specs]
-        if queue is not None and progress is not None:
-            _relay_progress(queue, futures, config.processes, progress)
-        parts = [f.result() for f in futures]
+        try:
+            if queue is not None and progress is not None:
+                _relay_progress(queue, futures, config.processes, progress)
+            parts = [f.result() for f in futures]
+        finally:
+            if specs[0].events:
+                _heal_after(state, config, progress)
     return merge_parts(parts, config)
+
+
+def _scenario(state: TopologyState, config: BenchConfig) -> Scenario | None:
+    """The scenario of the run, checked against the topology (fault injection on) and the duration."""
+    if not config.scenario:
+        return None
+    scenario = load_scenario(config.scenario)
+    if not (state.data.get("faults") or {}).get("control_url"):
+        raise ValueError(f"{config.scenario}: the topology runs without fault injection; start it with "
+                         "`handlesim up --faults` (bench --config starts it so when given --scenario)")
+    late = [e for e in scenario.events if e.at >= config.duration]
+    if late:
+        raise ValueError(f"{config.scenario}: events at {', '.join(f'{e.at:g}' for e in late)} s fall after the "
+                         f"measured window ({config.duration:g} s); raise --duration")
+    return scenario
+
+
+def _net_path(state: TopologyState, config: BenchConfig) -> NetPath | None:
+    try:
+        return client_path(state.data, config.net, region=config.client_region or None, timeout=config.timeout)
+    except NetModeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _heal_after(state: TopologyState, config: BenchConfig, progress: Progress | None) -> None:
+    scenario = load_scenario(config.scenario)
+    if scenario.heal_at_end:
+        ok, message = post_fault(str(state.data["faults"]["control_url"]), {"action": "heal"})
+        if progress is not None:
+            progress(f"scenario over: heal {'done' if ok else 'failed: ' + message}")
 
 
 def _relay_progress(queue: Any, futures: list[Any], processes: int, progress: Progress) -> None:
@@ -148,11 +203,15 @@ def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode
         secrets = state.credentials()
         credentials = {n["prefix"]: basic_header(n["identity"], secrets[n["identity"]])
                        for n in state.nodes if n["role"] == "enterprise" and n["identity"] in secrets}
+    scenario = _scenario(state, config) if baseline is None else None
+    events = [{"at": e.at, "label": e.label, "body": e.body} for e in scenario.events] if scenario else []
     return WorkerSpec(
         mode=mode, rate=config.rate / config.processes, duration=config.duration, warmup=config.warmup,
         connections=config.connections, targets=targets, arrival=config.arrival, distribution=config.distribution,
         zipf_s=config.zipf_s, seed=config.seed, timeout=config.timeout, resolver=resolver, baseline=baseline,
-        root_sites=state.root_sites, write_fraction=config.write_fraction, credentials=credentials, worker=worker)
+        root_sites=state.root_sites, write_fraction=config.write_fraction, credentials=credentials, worker=worker,
+        net=_net_path(state, config) if baseline is None else None, events=events,
+        control_url=str((state.data.get("faults") or {}).get("control_url") or ""))
 
 
 def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
@@ -178,6 +237,7 @@ def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, A
         "hops_per_lookup": round(sum(p["hops"] for p in parts) / lookups, 3) if lookups else None,
         "writes": sum(p.get("writes", 0) for p in parts),
         "timeline": _timeline(parts),
+        "events": sorted((e for p in parts for e in p.get("events", [])), key=lambda e: float(e["second"])),
     }
 
 
@@ -194,7 +254,8 @@ def _timeline(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 errors += bucket[1]
                 hist.decode_and_add(bucket[2])
         rows.append({"second": second, "completed": done, "errors": errors,
-                     "p99_ms": hist.get_value_at_percentile(99) / 1000 if done else None})
+                     "p99_ms": hist.get_value_at_percentile(99) / 1000 if done else None,
+                     "p50_ms": hist.get_value_at_percentile(50) / 1000 if done else None})
     return rows
 
 
@@ -332,14 +393,20 @@ def versions() -> dict[str, str]:
 
 
 @contextmanager
-def started_topology(config_path: Path, *, identifiers: int | None = None) -> Iterator[TopologyState]:
-    """Start `handlesim up` (memory stores, ephemeral ports) in its own process for the benchmark, stop it after."""
+def started_topology(config_path: Path, *, identifiers: int | None = None, net: str = "loopback",
+                     network_file: Path | None = None, faults: bool = False) -> Iterator[TopologyState]:
+    """Start `handlesim up` (memory stores, ephemeral ports) in its own process for the benchmark, stop it after.
+
+    `net` is the nodes' network mode (loopback for raw benchmarks unless asked); `faults` turns fault injection on
+    (scenarios)."""
     with tempfile.TemporaryDirectory(prefix="handlesim-bench-") as tmp:
         state_dir = Path(tmp) / "state"
         command = [sys.executable, "-m", "handlesim.cli", "up", "--config", str(config_path), "--store", "memory",
                    "--base-port", "0", "--state-dir", str(state_dir)]
         if identifiers is not None:
             command += ["--identifiers", str(identifiers)]
+        command += ["--net", net] + (["--network", str(network_file)] if network_file else [])
+        command += ["--faults"] if faults else []
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             assert proc.stdout is not None

@@ -30,7 +30,7 @@ def seeded_targets(state: TopologyState, limit: int = 0) -> list[Target]:
     """Every identifier `up` seeded (rebuilt from topology.json, no node is asked), enterprise by enterprise."""
     targets = []
     for node in state.nodes:
-        if node["role"] != "enterprise" or node.get("mirror_of"):
+        if node["role"] != "enterprise" or node.get("mirror_of") or node.get("server_of"):
             continue
         for serial in range(1, int(node.get("identifiers", 0)) + 1):
             handle = f"{node['prefix']}/{suffix_for(str(node.get('industry', '')), serial)}"

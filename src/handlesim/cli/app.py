@@ -12,6 +12,7 @@ import click
 from ..core.codes import ResponseCode
 from ..core.errors import HandleError
 from ..core.handle import Handle
+from ..core.health import DEFAULT_TIMEOUT
 from ..core.values import HandleValue
 from ..topology.config import ConfigError, load_config
 from ..topology.plan import build_plan
@@ -41,6 +42,9 @@ def fail(message: str) -> None:
 state_dir_option = click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR,
                                 show_default=True, help="Where the running topology keeps topology.json and stores.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
+                              show_default=True,
+                              help="Seconds before a silent server counts as failed and the next one is tried.")
 
 
 @click.group()

@@ -34,13 +34,26 @@ from .app import fail, main, running_state, state_dir_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench-results"),
               show_default=True, help="Where the JSON, Markdown and PNG files go.")
 @click.option("--name", default=None, help="File name stem (default: <mode>-<time>).")
+@click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
+              help="Network model on the generator's hops (default: as the running topology; with --config the "
+                   "topology starts in loopback unless --net model).")
+@click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="With --config: the [network] model file (e.g. configs/network-china.toml).")
+@click.option("--client-region", default="", help="Where the generator sits in the network model.")
+@click.option("--scenario", "scenario_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Fire this scenario's timed faults while measuring (TOML; see benchmarks/scenarios/).")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds before a request times out.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed of key choice and arrivals (another seed draws other keys, e.g. past a warm cache).")
 @click.option("--ray-address", default=None, metavar="ADDR|local",
               help="Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance here); "
                    "needs the `ray` extra.")
 def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
           warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
           zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
-          identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, ray_address: str | None) -> None:
+          identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, net: str | None,
+          network_file: Path | None, client_region: str, scenario_path: Path | None, timeout: float,
+          seed: int, ray_address: str | None) -> None:
     """Measure resolution latency and throughput (open loop, HdrHistogram, bare-route baseline in the same run)."""
     from contextlib import nullcontext
 
@@ -49,8 +62,12 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
 
     config = BenchConfig(mode=mode, rate=rate, duration=duration, warmup=warmup, connections=connections,
                          processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
-                         write_fraction=write_fraction, baseline=not no_baseline, ray_address=ray_address)
+                         write_fraction=write_fraction, baseline=not no_baseline, net=net,
+                         client_region=client_region, scenario=str(scenario_path or ""), timeout=timeout,
+                         seed=seed, ray_address=ray_address)
 
+    if find_max and scenario_path is not None:
+        fail("--scenario and --max do not mix: a scenario's faults would fire in every trial of the search")
     live = {"open": False}
 
     def progress(line: str) -> None:
@@ -63,7 +80,9 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
             live["open"] = False
         click.echo(line, err=True)
 
-    topology = started_topology(config_path, identifiers=identifiers) if config_path else nullcontext(None)
+    topology = started_topology(config_path, identifiers=identifiers, net=net or "loopback",
+                                network_file=network_file, faults=scenario_path is not None) \
+        if config_path else nullcontext(None)
     with topology as started:
         state = started if started is not None else running_state(state_dir)
         try:

@@ -15,6 +15,7 @@ from ..core.codes import OpCode
 from ..core.errors import HandleError
 from ..core.messages import Request, Response
 from ..net.client import HandleClient, locate
+from ..topology.network import NetModeError, client_path
 from .app import (
     code_name,
     data_text,
@@ -25,6 +26,7 @@ from .app import (
     run_async,
     running_state,
     state_dir_option,
+    timeout_option,
     value_json,
 )
 
@@ -35,36 +37,53 @@ from .app import (
 @click.option("--trace", is_flag=True, help="Show every hop: node, what was asked, answer, time.")
 @click.option("--type", "types", multiple=True, help="Only values of this type (repeatable; 'URL.' = subtypes).")
 @click.option("--index", "indexes", multiple=True, type=int, help="Only values at this index (repeatable).")
-@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds before a silent node fails.")
+@timeout_option
 @click.option("--via", default=None, metavar="resolver|NODE_ID",
               help="Ask a recursive resolver node to walk for you ('resolver' = the topology's first one).")
+@click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
+              help="Model this command's own hops (default: as the running topology does).")
+@click.option("--client-region", default=None, help="Where this command sits in the network model.")
 @json_option
 def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], indexes: tuple[int, ...],
-            timeout: float, via: str | None, as_json: bool) -> None:
+            timeout: float, via: str | None, net: str | None, client_region: str | None, as_json: bool) -> None:
     """Resolve HANDLE: iteratively from the roots, or through a recursive resolver node (--via)."""
     state = running_state(state_dir)
     target = parse_handle(handle)
+    try:
+        path = client_path(state.data, net, region=client_region, timeout=timeout)
+    except NetModeError as exc:
+        fail(str(exc))
     started = time.perf_counter()
+    modelled = [0.0]
 
     async def go() -> tuple[Response, list[dict[str, Any]]]:
-        async with HandleClient(timeout=timeout) as client:
-            if via is None:
-                resolution = await client.resolve(target, state.root_sites, types=types, indexes=indexes)
-                assert resolution.result is not None
-                return resolution.result, [h.to_dict() for h in resolution.trace]
-            answer = await client.resolve_via(_resolver_url(state, via), target, types=types, indexes=indexes)
-            hops = answer.extra.get("trace", [])
-            return answer, list(hops) if isinstance(hops, list) else []
+        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
+            client.net = path
+            try:
+                return await walk(client)
+            finally:
+                modelled[0] = client.modelled
+
+    async def walk(client: HandleClient) -> tuple[Response, list[dict[str, Any]]]:
+        if via is None:
+            resolution = await client.resolve(target, state.root_sites, types=types, indexes=indexes)
+            assert resolution.result is not None
+            return resolution.result, [h.to_dict() for h in resolution.trace]
+        answer = await client.resolve_via(_resolver_url(state, via), target, types=types, indexes=indexes)
+        hops = answer.extra.get("trace", [])
+        return answer, list(hops) if isinstance(hops, list) else []
 
     result, hops = run_async(go())
     elapsed = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps({"handle": result.handle or handle, "responseCode": int(result.code),
                                "message": result.message, "values": [value_json(v) for v in result.values],
-                               "via": via, "trace": hops}, indent=1, ensure_ascii=False))
+                               "via": via, "trace": hops, "net": "model" if path and path.model else "loopback",
+                               "elapsed_ms": round(elapsed * 1000, 3), "modelled_ms": round(modelled[0] * 1000, 3)},
+                              indent=1, ensure_ascii=False))
     else:
         if trace:
-            _print_trace(hops, via, elapsed)
+            _print_trace(hops, via, elapsed, modelled[0] if path is not None and path.model is not None else None)
         _print_result(result)
     if not result.ok:
         sys.exit(1)
@@ -79,17 +98,21 @@ def _resolver_url(state: Any, via: str) -> str:
     return str(nodes[0]["url"])
 
 
-def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float) -> None:
+def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float, modelled: float | None) -> None:
     if via is not None:
         click.echo(f"  asked {via}; its walk:" if hops and not all(h["cache_hit"] for h in hops) else
                    f"  asked {via}: answered from its cache" if hops else f"  asked {via}")
     for number, hop in enumerate(hops, 1):
         code = "-" if hop["code"] is None else str(hop["code"])
         where = "cache" if hop["cache_hit"] else hop["site"]
+        model_ms = hop.get("modelled_ms") or 0.0
+        timing = f"{hop['duration_ms']:.2f} ms, {model_ms:.2f} modelled" if model_ms else f"{hop['duration_ms']:.2f} ms"
         click.echo(f"  hop {number}  {where:<22} asked {hop['asked']:<28} -> {code:>3} {hop['outcome']}"
-                   f"  ({hop['duration_ms']:.2f} ms)")
+                   f"  ({timing})")
     upstream = sum(1 for h in hops if not h["cache_hit"])
-    click.echo(f"  {upstream} upstream hops, {elapsed * 1000:.2f} ms in total (as seen by this command)")
+    modelled_text = f"; this command's own hops {modelled * 1000:.2f} ms modelled" if modelled is not None else ""
+    click.echo(f"  {upstream} upstream hops, {elapsed * 1000:.2f} ms in total (as seen by this command"
+               f"{modelled_text})")
 
 
 def _print_result(result: Response) -> None:
@@ -111,19 +134,21 @@ def _print_result(result: Response) -> None:
 @main.command()
 @click.argument("handle")
 @state_dir_option
+@timeout_option
 @json_option
-def check(handle: str, state_dir: Path, as_json: bool) -> None:
+def check(handle: str, state_dir: Path, timeout: float, as_json: bool) -> None:
     """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift."""
     state = running_state(state_dir)
     target = parse_handle(handle)
 
     async def go() -> list[tuple[str, Response | str]]:
-        async with HandleClient() as client:
+        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
             if target.is_prefix_handle:
                 replicas = [(site.name, site.servers[0]) for site in state.root_sites]
             else:
                 sites = await locate(client, target.prefix_handle(), state.root_sites)
-                replicas = [(site.name, server) for site in sites for server in site.servers]
+                # one server per site: in a hash-partitioned site only the server the hash names holds the handle
+                replicas = [(site.name, site.server_for(target)) for site in sites if site.servers]
             request = Request(OpCode.RESOLUTION, target, recursive=False)
             answers: list[tuple[str, Response | str]] = []
             for name, server in replicas:

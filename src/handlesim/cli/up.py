@@ -8,13 +8,17 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..topology.network import NetModeError, default_net_mode
+from ..topology.plan import build_plan
 from ..topology.runner import LaunchError, Topology, launch
-from ..topology.supervisor import ProcessEngine, Supervisor, resolve_worker_count
+from ..topology.state import load_state
+from ..topology.supervisor import ProcessEngine, Supervisor, refuse_unsupported, resolve_worker_count
 from .app import (
     default_config,
     fail,
@@ -26,6 +30,7 @@ from .app import (
     running_state,
     state_dir_option,
 )
+from .demo import serve_page, serve_page_for
 
 
 @main.command()
@@ -36,6 +41,21 @@ from .app import (
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
+              help="Apply the network model to node-to-node hops (default: model when the topology has a "
+                   "[network] section, else loopback).")
+@click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Take the [network] model from this file (e.g. configs/network-china.toml).")
+@click.option("--faults/--no-faults", "faults", default=None,
+              help="Serve fault injection (POST /_sim/fault, `handlesim fault`); default: the file's `faults` key. "
+                   "Not with --workers or --engine ray yet.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the config's [failover] timeout: seconds before a silent server counts as failed.")
+@click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
+              "<state-dir>/tls (clients pin tls/ca.pem).")
+@click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups; with "
+              "workers it cannot stop and start nodes).")
+@click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
 @click.option("--workers", default=None, metavar="N|auto",
               help="Worker processes (or Ray actors) sharing the nodes; auto = one per core. Default: 1 (all nodes "
                    "in this process); with --engine ray, one per core of the cluster.")
@@ -47,46 +67,119 @@ from .app import (
               help="With --engine ray: nodes bind their Ray machine's IP instead of the config's loopback host, "
                    "so nodes on different machines reach each other.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None, workers: str | None, engine: str, ray_address: str | None,
-       bind_node_ip: bool) -> None:
+       identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
+       timeout: float | None, tls: bool, web: bool, web_port: int, workers: str | None, engine: str,
+       ray_address: str | None, bind_node_ip: bool) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
-    plan = plan_from(config_path or default_config(), base_port, identifiers)
+    plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
+    if timeout is not None:
+        config = plan.config
+        plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
     if engine == "process" and (ray_address or bind_node_ip):
         fail("--ray-address and --bind-node-ip need --engine ray")
     try:
         count = resolve_worker_count(workers)
     except LaunchError as exc:
         fail(str(exc))
+    options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None, workers, engine,
+                        ray_address, bind_node_ip)
+    if engine == "ray" or count > 1:
+        try:  # before any worker (or Ray) starts
+            refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_node_ip)
+        except LaunchError as exc:
+            fail(str(exc))
     if engine == "ray":
-        run_async(_up_ray(plan, state_dir, store_kind, workers, ray_address, bind_node_ip))
+        run_async(_up_ray(plan, state_dir, options))
     elif count > 1:
-        run_async(_up_supervised(plan, state_dir, store_kind, ProcessEngine(), count, None))
+        run_async(_up_supervised(plan, state_dir, options, ProcessEngine(), count, None))
     else:
-        run_async(_up(plan, state_dir, store_kind))
+        run_async(_up(plan, state_dir, options))
 
 
-async def _up(plan: Any, state_dir: Path, store_kind: str) -> None:
+@dataclass(frozen=True)
+class UpOptions:
+    """How `up` runs a plan, beyond what the topology file says."""
+
+    store_kind: str = "sqlite"
+    """`sqlite` (one file per node under the state dir) or `memory`."""
+    net: str = "loopback"
+    """`model` applies the topology's network model to node-to-node hops."""
+    tls: bool = False
+    """Serve every REST port over HTTPS."""
+    web_port: int | None = None
+    """Serve the teaching page on this loopback port (None: no page)."""
+    workers: str | None = None
+    """`--workers` as given: a count or `auto` (None: 1, or one per CPU of the Ray cluster with the Ray engine)."""
+    engine: str = "process"
+    """Where workers run: `process` (local processes) or `ray` (Ray actors)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (None: a local Ray instance for this run)."""
+    bind_node_ip: bool = False
+    """Ray actors' nodes bind their machine's IP address instead of the config's host."""
+
+
+def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> Any:
+    """The plan with a network model from `--network FILE` and the `--faults` switch applied."""
+    from ..topology.config import ConfigError, load_network
+
+    try:
+        spec = load_network(network_file) if network_file is not None else None
+        return replace(plan, config=plan.config.with_network(spec, faults=faults))
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
+    """Every node in this process; the page (`--web`) may stop and start them."""
     progress = _Progress()
-    topology = await _booted(launch(plan, state_dir, store_kind=store_kind, progress=progress), progress)
-    await _serve_until_signalled(topology, state_dir, topology.stop)
+    topology = await _booted(launch(plan, state_dir, store_kind=options.store_kind, progress=progress,
+                                    tls=options.tls, net=options.net), progress)
+    page = None
+    if options.web_port is not None:  # before the ready line, so `ready:` means the page is up too
+        try:
+            page = await serve_page_for(topology, "127.0.0.1", options.web_port)
+        except BaseException:
+            await topology.stop()
+            raise
+
+    async def stop() -> None:
+        if page is not None:
+            await page.stop()
+        await topology.stop()
+
+    await _serve_until_signalled(topology, state_dir, stop)
 
 
-async def _up_supervised(plan: Any, state_dir: Path, store_kind: str, engine: Any, count: int,
+async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine: Any, count: int,
                          bind_host: str | None) -> None:
     progress = _Progress()
-    supervisor = Supervisor(plan, state_dir, engine, count, store_kind=store_kind, bind_host=bind_host,
-                            progress=progress, report=lambda message: click.echo(message, err=True))
+    supervisor = Supervisor(plan, state_dir, engine, count, store_kind=options.store_kind, bind_host=bind_host,
+                            progress=progress, report=lambda message: click.echo(message, err=True),
+                            tls=options.tls, net=options.net)
     topology = await _booted(supervisor.boot(), progress)
     for status in supervisor.statuses.values():
         click.echo(f"  worker {status['worker']}: pid {status['pid']}, {status['nodes']} nodes, "
                    f"peak RSS {status['peak_rss_mb']:.0f} MB, {status['cpu_seconds']:.1f} s CPU to boot", err=True)
-    await _serve_until_signalled(topology, state_dir, supervisor.stop, supervisor.watch())
+    page = None
+    if options.web_port is not None:  # the nodes live in the workers: the page shows and resolves, but cannot
+        try:                          # stop and start them
+            page = await serve_page(load_state(state_dir), "127.0.0.1", options.web_port)
+        except BaseException:
+            await supervisor.stop()
+            raise
+
+    async def stop() -> None:
+        if page is not None:
+            await page.stop()
+        await supervisor.stop()
+
+    await _serve_until_signalled(topology, state_dir, stop, supervisor.watch())
 
 
 async def _booted(boot: Awaitable[Topology], progress: _Progress) -> Topology:
     try:
         return await boot
-    except LaunchError as exc:
+    except (LaunchError, NetModeError) as exc:
         fail(str(exc))
         raise
     finally:
@@ -108,18 +201,18 @@ async def _serve_until_signalled(topology: Topology, state_dir: Path, stop: Call
     click.echo("stopped", err=True)
 
 
-async def _up_ray(plan: Any, state_dir: Path, store_kind: str, workers: str | None, ray_address: str | None,
-                  bind_node_ip: bool) -> None:
+async def _up_ray(plan: Any, state_dir: Path, options: UpOptions) -> None:
     try:
         from ..topology.ray_engine import RayEngine
     except ImportError:
         fail("--engine ray needs Ray: pip install 'handlesim[ray]'")
         return
-    engine = RayEngine(ray_address)
+    engine = RayEngine(options.ray_address)
     try:
         cores = engine.cpu_count()
-        count = resolve_worker_count(workers, default=cores, cores=cores)
-        await _up_supervised(plan, state_dir, store_kind, engine, count, RayEngine.NODE_IP if bind_node_ip else None)
+        count = resolve_worker_count(options.workers, default=cores, cores=cores)
+        await _up_supervised(plan, state_dir, options, engine, count,
+                             RayEngine.NODE_IP if options.bind_node_ip else None)
     finally:
         engine.shutdown()
 
@@ -127,6 +220,7 @@ async def _up_ray(plan: Any, state_dir: Path, store_kind: str, workers: str | No
 def _announce(topology: Topology, state_dir: Path) -> None:
     description = topology.describe()
     print_tiers(description)
+    print_network(description)
     workers = f" in {description['workers']} {topology.engine} workers" if topology.engine != "inline" else ""
     click.echo(f"ready: {len(description['nodes'])} nodes up{workers} in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
@@ -139,6 +233,20 @@ async def _until_signalled() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def print_network(described: dict[str, Any]) -> None:
+    """One line on the network model and one on fault injection, when they are on."""
+    model = described.get("network")
+    if model:
+        regions = [r["name"] for r in model["regions"]]
+        click.echo(f"  network    model: {len(regions)} regions ({', '.join(regions[:8])}"
+                   f"{', ...' if len(regions) > 8 else ''}), clients in {model['client_region']}")
+    else:
+        click.echo("  network    loopback (no modelled delay)")
+    faults = described.get("faults") or {}
+    if faults.get("enabled"):
+        click.echo(f"  faults     on: `handlesim fault ...` or POST {faults['control_url']}/_sim/fault")
 
 
 class _Progress:
@@ -166,7 +274,6 @@ class _Progress:
             click.echo(f"  {self.phase}: done", err=True)
 
 
-
 @main.command("topology")
 @state_dir_option
 @json_option
@@ -177,6 +284,7 @@ def topology_cmd(state_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps(state.data, indent=1, ensure_ascii=False))
         return
     print_tiers(state.data)
+    print_network(state.data)
     for example in state.data.get("examples", [])[1:]:
         click.echo(f"       handlesim resolve {example}")
 
@@ -191,4 +299,10 @@ def validate(config_path: Path) -> None:
         counts[node.role] = counts.get(node.role, 0) + 1
     summary = ", ".join(f"{n} {role}" for role, n in counts.items())
     click.echo(f"{config_path}: ok ({summary})")
+    if plan.config.network is not None:
+        model = plan.config.network.model(plan.config.seed)
+        client = model.client_region
+        nearest = sorted((link.delay, target) for (source, target), link in model.links.items() if source == client)
+        delays = ", ".join(f"{target} {delay * 1000:.1f}" for delay, target in nearest)
+        click.echo(f"  network model: {len(model.regions)} regions; one-way ms from {client} (clients): {delays}")
 

@@ -13,9 +13,19 @@ from ..core.handle import Handle
 from ..core.messages import Request, Response
 from ..core.prefixes import owner_identity
 from ..core.values import HandleValue, ValueReference
-from ..net.client import HandleClient, locate
+from ..net.client import HandleClient, locate, write_target
 from ..topology.state import StateError
-from .app import code_name, fail, json_option, main, parse_handle, run_async, running_state, state_dir_option
+from .app import (
+    code_name,
+    fail,
+    json_option,
+    main,
+    parse_handle,
+    run_async,
+    running_state,
+    state_dir_option,
+    timeout_option,
+)
 
 
 @main.command()
@@ -26,14 +36,15 @@ from .app import code_name, fail, json_option, main, parse_handle, run_async, ru
               help="Replace an existing handle (otherwise an existing handle is an error).")
 @click.option("--as", "identity_text", default=None, help="Identity INDEX:HANDLE (default: the prefix owner).")
 @state_dir_option
+@timeout_option
 @json_option
 def register(handle: str, values: tuple[str, ...], overwrite: bool, identity_text: str | None, state_dir: Path,
-             as_json: bool) -> None:
+             timeout: float, as_json: bool) -> None:
     """Create HANDLE at the node responsible for its prefix, authenticated with the credentials `up` wrote."""
     target = parse_handle(handle)
     parsed = tuple(_parse_value(text, number) for number, text in enumerate(values, 1))
     request = Request(OpCode.CREATE_HANDLE, target, values=parsed, overwrite=overwrite)
-    _write(state_dir, target, request, identity_text, as_json)
+    _write(state_dir, target, request, identity_text, as_json, timeout)
 
 
 @main.command()
@@ -41,15 +52,18 @@ def register(handle: str, values: tuple[str, ...], overwrite: bool, identity_tex
 @click.option("--index", "indexes", multiple=True, type=int, help="Remove only these values (repeatable).")
 @click.option("--as", "identity_text", default=None, help="Identity INDEX:HANDLE (default: the prefix owner).")
 @state_dir_option
+@timeout_option
 @json_option
-def delete(handle: str, indexes: tuple[int, ...], identity_text: str | None, state_dir: Path, as_json: bool) -> None:
+def delete(handle: str, indexes: tuple[int, ...], identity_text: str | None, state_dir: Path, timeout: float,
+           as_json: bool) -> None:
     """Delete HANDLE (or some of its values) at the node responsible for its prefix."""
     target = parse_handle(handle)
     op = OpCode.REMOVE_VALUE if indexes else OpCode.DELETE_HANDLE
-    _write(state_dir, target, Request(op, target, indexes=indexes), identity_text, as_json)
+    _write(state_dir, target, Request(op, target, indexes=indexes), identity_text, as_json, timeout)
 
 
-def _write(state_dir: Path, target: Handle, request: Request, identity_text: str | None, as_json: bool) -> None:
+def _write(state_dir: Path, target: Handle, request: Request, identity_text: str | None, as_json: bool,
+           timeout: float) -> None:
     state = running_state(state_dir)
     identity = ValueReference.from_text(identity_text) if identity_text else owner_identity(target.prefix)
     try:
@@ -58,10 +72,9 @@ def _write(state_dir: Path, target: Handle, request: Request, identity_text: str
         fail(str(exc))
 
     async def go() -> Response:
-        async with HandleClient() as client:
+        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
             sites = await locate(client, target.prefix_handle(), state.root_sites)
-            server = sites[0].server_for(target)
-            return await client.send(server, request, credentials=credentials)
+            return await client.send(write_target(sites, target), request, credentials=credentials)
 
     try:
         reply = run_async(go())

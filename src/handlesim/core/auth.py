@@ -125,14 +125,25 @@ def is_hashed_secret(data: str) -> bool:
     return len(parts) == 4 and parts[0] == SECRET_SCHEME and parts[1].isdigit()
 
 
-def verify_secret(stored: str, secret: str) -> bool:
-    """Constant-time check of a secret against a stored hash (a malformed stored value never matches)."""
+def parse_hashed_secret(stored: str) -> tuple[int, bytes, bytes] | None:
+    """(iterations, salt, digest) of a stored HS_SECKEY hash; None when it is not one."""
     if not is_hashed_secret(stored):
-        return False
+        return None
     _, iterations, salt, digest = stored.split("$")
     try:
-        expected = base64.b64decode(digest)
-        candidate = hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), base64.b64decode(salt), int(iterations))
+        return int(iterations), base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True)
+    except ValueError:
+        return None
+
+
+def verify_secret(stored: str, secret: str) -> bool:
+    """Constant-time check of a secret against a stored hash (a malformed stored value never matches)."""
+    parsed = parse_hashed_secret(stored)
+    if parsed is None:
+        return False
+    iterations, salt, expected = parsed
+    try:
+        candidate = hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), salt, iterations)
     except (ValueError, UnicodeEncodeError):
         return False
     return hmac.compare_digest(expected, candidate)

@@ -35,9 +35,9 @@ PREFIX_ADMIN_PERMISSIONS = AdminPermission.from_text("111111111111")
 
 
 def http_site(name: str, servers: list[tuple[str, int]], *, primary: bool = True, multi_primary: bool = False,
-              serial: int = 1, hash_option: int = 2) -> SiteInfo:
-    """A site whose servers speak HTTP on the given (address, port) pairs."""
-    infos = tuple(ServerInfo(i + 1, addr, (Interface("HTTP", port),)) for i, (addr, port) in enumerate(servers))
+              serial: int = 1, hash_option: int = 2, protocol: str = "HTTP") -> SiteInfo:
+    """A site whose servers speak HTTP (or HTTPS) on the given (address, port) pairs."""
+    infos = tuple(ServerInfo(i + 1, addr, (Interface(protocol, port),)) for i, (addr, port) in enumerate(servers))
     return SiteInfo(servers=infos, serial_number=serial, primary=primary, multi_primary=multi_primary,
                     hash_option=hash_option, attributes=(("desc", name),))  # type: ignore[arg-type]
 

@@ -53,10 +53,13 @@ class Hop:
     outcome: str
     duration: float
     cache_hit: bool = False
+    modelled: float = 0.0
+    """Seconds of `duration` the network model added (both directions; 0 on loopback)."""
 
     def to_dict(self) -> dict[str, object]:
         return {"site": self.site, "server": self.server, "asked": self.asked, "code": self.code,
-                "outcome": self.outcome, "duration_ms": round(self.duration * 1000, 3), "cache_hit": self.cache_hit}
+                "outcome": self.outcome, "duration_ms": round(self.duration * 1000, 3), "cache_hit": self.cache_hit,
+                "modelled_ms": round(self.modelled * 1000, 3)}
 
 
 @dataclass
@@ -121,24 +124,24 @@ class Resolution:
             self._pending = self._next_step()
         return self._pending
 
-    def received(self, response: Response, duration: float, now: float) -> None:
+    def received(self, response: Response, duration: float, now: float, *, modelled: float = 0.0) -> None:
         step = self._take_pending()
         self._now = now
         if self.health is not None:
             self.health.answered(step.server.url(), duration)
-        self.trace.append(self._hop(step, response.code, _outcome(response), duration))
+        self.trace.append(self._hop(step, response.code, _outcome(response), duration, modelled))
         if response.code in (ResponseCode.SERVER_TOO_BUSY, ResponseCode.OUT_OF_DATE_SITE_INFO):
             return  # try the next server of the site
         self._store_in_cache(response, now)
         self._digest(response, now, from_cache=False)
 
-    def failed(self, reason: str, duration: float, now: float) -> None:
+    def failed(self, reason: str, duration: float, now: float, *, modelled: float = 0.0) -> None:
         """The server did not answer (refused, timed out, broken reply): the next candidate server is tried."""
         step = self._take_pending()
         self._now = now
         if self.health is not None:
             self.health.failed(step.server.url(), now)
-        self.trace.append(self._hop(step, None, f"no answer: {reason}", duration))
+        self.trace.append(self._hop(step, None, f"no answer: {reason}", duration, modelled))
 
     # -- internals ----------------------------------------------------------------------------------------------
 
@@ -171,6 +174,8 @@ class Resolution:
                 return None
             self._asked.add(mark)
             self._sent += 1
+            if self.health is not None:
+                self.health.sent(server.url(), self._now)
             return Step(site, server, self._request(query))
         self._finish(self._dead_end(query, looped))
         return None
@@ -194,8 +199,12 @@ class Resolution:
         step, self._pending = self._pending, None
         return step
 
-    def _hop(self, step: Step, code: int | None, outcome: str, duration: float) -> Hop:
-        return Hop(step.site.name, step.server.url(), step.request.handle_text, code, outcome, duration)
+    def _hop(self, step: Step, code: int | None, outcome: str, duration: float, modelled: float = 0.0) -> Hop:
+        site = step.site
+        label = site.name
+        if len(site.servers) > 1:  # a hash-partitioned site: which of its servers the hash picked
+            label = f"{label} [{site.servers.index(step.server) + 1}/{len(site.servers)}]"
+        return Hop(label, step.server.url(), step.request.handle_text, code, outcome, duration, modelled=modelled)
 
     def _from_cache(self, now: float) -> Response | None:
         if self.cache is None:

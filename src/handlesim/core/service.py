@@ -29,7 +29,7 @@ from .errors import (
 )
 from .handle import NA_PREFIX, Handle, Prefix
 from .messages import Request, Response, error_response
-from .storage import HandleRecord, Store
+from .storage import HandleRecord, MemoryOutbox, OutboxEntry, ReplicationLog, Store
 from .values import (
     ADMIN_INDEX,
     HS_ADMIN,
@@ -38,8 +38,10 @@ from .values import (
     AdminPermission,
     AdminRecord,
     HandleValue,
+    HashBucket,
     ValueReference,
     check_unique_indexes,
+    handle_hash,
     select_values,
     type_in,
 )
@@ -82,6 +84,9 @@ class ServiceConfig:
     """Source of suffixes for `mintNewSuffix` creates."""
     random_bytes: Callable[[int], bytes] = field(default=os.urandom)
     """Source of salts for secret-key hashing."""
+    partition: HashBucket | None = None
+    """For one server of a hash-partitioned site: the handles it holds. Asked for any other handle of its prefixes
+    (its own prefix handles excepted: every server of the site holds those), it answers 301 (not responsible)."""
 
 
 ChangeListener = Callable[[str], None]
@@ -101,6 +106,10 @@ class HandleService:
         """Requests answered, by (opcode, response code)."""
         self.listeners: list[ChangeListener] = []
         """Called with a handle key after every committed change ("" when homed prefixes change)."""
+        self.replication_peers: tuple[str, ...] = ()
+        """Names of the peers every accepted change must reach: each write logs one entry per peer, with the change
+        itself when the store keeps a ReplicationLog (durable), else in `volatile_log` (lost with the process)."""
+        self.volatile_log = MemoryOutbox()
         self._homed: dict[str, Prefix] = {}
         self._set_homed(persisted)
         self._ops: dict[OpCode, Callable[[Request, float], Response]] = {
@@ -154,6 +163,8 @@ class HandleService:
         if not self.is_responsible(handle):
             raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
                                        handle=handle.text)
+        if self.config.partition is not None:
+            self._check_bucket(handle)
         record = self.store.get(handle.key)
         if record is None:
             referral = self._prefix_referral(handle) if handle.is_prefix_handle else None
@@ -198,7 +209,7 @@ class HandleService:
     def _create(self, request: Request, now: float) -> Response:
         handle = self._writable_handle(request)
         if request.mint_new_suffix:
-            handle = Handle.from_text(f"{handle.text}{self.config.mint_suffix()}")
+            handle = self._minted(handle)
         values = self._incoming_values(request, now)
         existing = self.store.get(handle.key)
         if existing is not None and not request.overwrite:
@@ -210,7 +221,7 @@ class HandleService:
             needed = auth.change_permissions(existing.values, values)
             self._authorize(request, needed, existing, f"overwrite {existing.handle.text}")
             record = HandleRecord(existing.handle, values)
-        self._commit(record)
+        self._commit(record, now)
         return Response(ResponseCode.SUCCESS, record.handle.text, created=not request.overwrite)
 
     def _delete(self, request: Request, now: float) -> Response:
@@ -218,7 +229,12 @@ class HandleService:
         record = self._existing(handle)
         needed = P.DELETE_HANDLE
         self._authorize(request, needed, record, f"delete {record.handle.text}")
-        self.store.delete(record.key)
+        changes = self._log_entries(record, now, deleted=True)
+        if changes and isinstance(self.store, ReplicationLog):
+            self.store.delete_logged(record.key, changes)
+        else:
+            self.store.delete(record.key)
+            self.volatile_log.add(self.volatile_log.numbered(changes))
         self._notify(record.key)
         return Response(ResponseCode.SUCCESS, record.handle.text)
 
@@ -230,7 +246,7 @@ class HandleService:
         if taken and not request.overwrite:
             raise ValueAlreadyExists(f"{record.handle.text} already has values at index {sorted(taken)}",
                                      handle=record.handle.text)
-        return self._change(request, record, _merge(record.values, incoming, ()), created=not request.overwrite)
+        return self._change(request, record, _merge(record.values, incoming, ()), now, created=not request.overwrite)
 
     def _modify_values(self, request: Request, now: float) -> Response:
         record = self._existing(self._writable_handle(request))
@@ -239,7 +255,7 @@ class HandleService:
         if missing:
             raise ValuesNotFound(f"{record.handle.text} has no values at index {sorted(missing)} to modify",
                                  handle=record.handle.text)
-        return self._change(request, record, _merge(record.values, incoming, ()))
+        return self._change(request, record, _merge(record.values, incoming, ()), now)
 
     def _remove_values(self, request: Request, now: float) -> Response:
         record = self._existing(self._writable_handle(request))
@@ -247,14 +263,14 @@ class HandleService:
         if not present:
             raise ValuesNotFound(f"{record.handle.text} has no values at index {sorted(request.indexes)}",
                                  handle=record.handle.text)
-        return self._change(request, record, _merge(record.values, (), tuple(present)))
+        return self._change(request, record, _merge(record.values, (), tuple(present)), now)
 
-    def _change(self, request: Request, record: HandleRecord, values: tuple[HandleValue, ...],
+    def _change(self, request: Request, record: HandleRecord, values: tuple[HandleValue, ...], now: float,
                 created: bool = False) -> Response:
         needed = auth.change_permissions(record.values, values)
         self._authorize(request, needed, record, f"change {record.handle.text}")
         self._check_record_size(values)
-        self._commit(HandleRecord(record.handle, values))
+        self._commit(HandleRecord(record.handle, values), now)
         return Response(ResponseCode.SUCCESS, record.handle.text, created=created)
 
     def _authorize_create(self, request: Request, handle: Handle) -> None:
@@ -270,10 +286,31 @@ class HandleService:
         if needed:
             auth.require(request.identity, needed, governing, self.store.get, self.config.server_admins, what)
 
-    def _commit(self, record: HandleRecord) -> None:
+    def _commit(self, record: HandleRecord, now: float) -> None:
         self._check_record_size(record.values)
-        self.store.put(record)
+        changes = self._log_entries(record, now, deleted=False)
+        if changes and isinstance(self.store, ReplicationLog):
+            self.store.put_logged(record, changes)
+        else:
+            self.store.put(record)
+            self.volatile_log.add(self.volatile_log.numbered(changes))
         self._notify(record.key)
+
+    def _log_entries(self, record: HandleRecord, now: float, *, deleted: bool) -> list[OutboxEntry]:
+        deleted_at = int(now) if deleted else 0
+        return [OutboxEntry(peer, record.key, record.handle.text, deleted_at, now) for peer in self.replication_peers]
+
+    # -- the outgoing replication log ----------------------------------------------------------------------------
+
+    def outbox(self, peer: str) -> list[OutboxEntry]:
+        """Accepted changes not yet delivered to `peer`, oldest first (durable ones first)."""
+        durable = self.store.outbox(peer) if isinstance(self.store, ReplicationLog) else []
+        return durable + self.volatile_log.outbox(peer)
+
+    def outbox_delivered(self, entries: list[OutboxEntry]) -> None:
+        if isinstance(self.store, ReplicationLog):
+            self.store.outbox_delivered(entries)
+        self.volatile_log.outbox_delivered(entries)
 
     def _notify(self, key: str) -> None:
         for listener in self.listeners:
@@ -377,7 +414,32 @@ class HandleService:
         if not self.is_responsible(handle):
             raise ServerNotResponsible(f"prefix {handle.prefix.text} is not homed at {self.config.node_id}",
                                        handle=handle.text)
+        if self.config.partition is not None and not request.mint_new_suffix:
+            self._check_bucket(handle)
         return handle
+
+    def _check_bucket(self, handle: Handle) -> None:
+        """Hash partitioning: a handle belongs to exactly one server of the site (its own prefix handles to all)."""
+        bucket = self.config.partition
+        if bucket is None or bucket.holds(handle):
+            return
+        if handle.is_prefix_handle and handle.described_prefix().key in self._homed:
+            return
+        owner = handle_hash(handle, bucket.hash_option) % bucket.servers
+        raise ServerNotResponsible(f"{handle.text} hashes to server {owner + 1} of this site, not to "
+                                   f"{self.config.node_id} (server {bucket.index + 1} of {bucket.servers})",
+                                   handle=handle.text)
+
+    def _minted(self, base: Handle) -> Handle:
+        """A new handle `base` + a minted suffix; on a partitioned site one this server holds (a few tries)."""
+        bucket = self.config.partition
+        tries = 64 * (bucket.servers if bucket is not None else 1)
+        for _ in range(tries):
+            handle = Handle.from_text(f"{base.text}{self.config.mint_suffix()}")
+            if bucket is None or bucket.holds(handle):
+                return handle
+        raise ServerNotResponsible(f"no minted suffix under {base.text} hashed to {self.config.node_id} in "
+                                   f"{tries} tries", handle=base.text)
 
     def _existing(self, handle: Handle) -> HandleRecord:
         record = self.store.get(handle.key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .handle import Handle, Prefix
 from .values import HandleValue
@@ -71,3 +71,79 @@ class Store(Protocol):
 
     def close(self) -> None:
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A change this node accepted and still has to deliver to one replication peer (one entry per peer and
+    handle: a newer change to the same handle replaces the older, since the handle's latest state is what is sent)."""
+
+    peer: str
+    """The peer's name (its node id), stable across restarts and port changes."""
+    key: str
+    """The changed handle's key."""
+    handle: str
+    """The handle as spelled when it changed (a delete leaves no record to take it from)."""
+    deleted_at: int = 0
+    """Epoch seconds the handle was deleted; 0: it was created or changed, send its current values."""
+    logged_at: float = 0.0
+    """When the change was committed (replication lag is measured from it)."""
+    seq: int = 0
+    """Position in this node's log, assigned when logged; delivery removes the entry only if it is still this one."""
+
+
+@runtime_checkable
+class ReplicationLog(Protocol):
+    """A store that keeps the outgoing replication log with the data: a change and its log entries are written in one
+    transaction, so a node killed before delivering still delivers after a restart."""
+
+    def put_logged(self, record: HandleRecord, changes: Sequence[OutboxEntry]) -> None:
+        """`put(record)` and append `changes` to the log, atomically."""
+        ...
+
+    def delete_logged(self, key: str, changes: Sequence[OutboxEntry]) -> bool:
+        """`delete(key)` and append `changes` to the log, atomically."""
+        ...
+
+    def outbox(self, peer: str) -> list[OutboxEntry]:
+        """Undelivered changes for `peer`, oldest first."""
+        ...
+
+    def outbox_delivered(self, entries: Sequence[OutboxEntry]) -> None:
+        """Drop delivered entries (an entry replaced by a newer change of the same handle stays)."""
+        ...
+
+
+class MemoryOutbox:
+    """The replication log in memory, coalesced per (peer, handle); the read side of every ReplicationLog store."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], OutboxEntry] = {}
+        self._next_seq = 1
+
+    def numbered(self, changes: Sequence[OutboxEntry]) -> list[OutboxEntry]:
+        """`changes` with their log positions assigned (call before writing them anywhere)."""
+        numbered = []
+        for change in changes:
+            numbered.append(OutboxEntry(change.peer, change.key, change.handle, change.deleted_at, change.logged_at,
+                                        self._next_seq))
+            self._next_seq += 1
+        return numbered
+
+    def add(self, entries: Iterable[OutboxEntry]) -> None:
+        for entry in entries:
+            self._entries.pop((entry.peer, entry.key), None)  # re-inserted at the end: oldest-first order holds
+            self._entries[(entry.peer, entry.key)] = entry
+            self._next_seq = max(self._next_seq, entry.seq + 1)
+
+    def outbox(self, peer: str) -> list[OutboxEntry]:
+        return [e for e in self._entries.values() if e.peer == peer]
+
+    def outbox_delivered(self, entries: Sequence[OutboxEntry]) -> None:
+        for entry in entries:
+            current = self._entries.get((entry.peer, entry.key))
+            if current is not None and current.seq == entry.seq:
+                del self._entries[(entry.peer, entry.key)]
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -221,6 +221,25 @@ def handle_hash(handle: Handle, hash_option: int) -> int:
     return abs(int.from_bytes(digest[-4:], "big", signed=True))
 
 
+HASH_OPTION_NAMES = {"prefix": HashOption.BY_PREFIX, "suffix": HashOption.BY_SUFFIX, "handle": HashOption.BY_ALL}
+"""Hash options by the names topology files use."""
+
+
+@dataclass(frozen=True, slots=True)
+class HashBucket:
+    """The share of handles one server of a hash-partitioned site holds: those `SiteInfo.server_for` sends to it."""
+
+    hash_option: HashOption
+    """What is hashed: the prefix, the suffix or the whole handle (upper-cased)."""
+    index: int
+    """This server's position in the site's server list (0-based)."""
+    servers: int
+    """How many servers the site has."""
+
+    def holds(self, handle: Handle) -> bool:
+        return self.servers <= 1 or handle_hash(handle, self.hash_option) % self.servers == self.index
+
+
 @dataclass(frozen=True, slots=True)
 class KeyData:
     """HS_PUBKEY data, kept as the encoded key bytes (format "key" in REST JSON)."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 from dataclasses import replace
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -14,15 +15,13 @@ from ..core.cache import ResolutionCache
 from ..core.codes import WRITE_OPS, OpCode
 from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
-from ..core.health import ServerHealth
+from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import ServerInfo, SiteInfo, ValueReference
 from ..wire import codec
 from . import rest
-
-DEFAULT_TIMEOUT = 2.0
-"""Seconds before a silent server counts as failed (loopback answers in well under a millisecond)."""
+from .shaping import SOURCE_HEADER, MessageLost, NetPath
 
 
 def basic_authorization(identity: ValueReference, secret: str) -> str:
@@ -36,15 +35,22 @@ class HandleClient:
     """Sends core requests to node servers. Every call has a timeout; failures raise TransportError."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, media: str = codec.MSGPACK, limit: int = 256,
-                 cache: ResolutionCache | None = None) -> None:
+                 cache: ResolutionCache | None = None, failed_for: float = DEFAULT_FAILED_FOR,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.cache = cache
+        self.ssl_context = ssl_context
+        """For https nodes: the context pinning the topology's CA (None: the system's trust store)."""
         """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
-        self.health = ServerHealth()
+        self.health = ServerHealth(penalty=failed_for)
         """Response times and recent failures of the servers this client asked (orders failover)."""
         self.timeout = timeout
         self.media = media
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self.net: NetPath | None = None
+        """The network model between this client and the nodes (None: plain loopback)."""
+        self.modelled = 0.0
+        """Seconds the network model added to this client's requests so far."""
 
     async def __aenter__(self) -> HandleClient:
         return self
@@ -55,7 +61,8 @@ class HandleClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=32, keepalive_timeout=30)
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=32, keepalive_timeout=30,
+                                             ssl=self.ssl_context if self.ssl_context is not None else True)
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
@@ -69,6 +76,13 @@ class HandleClient:
                    credentials: tuple[ValueReference, str] | None = None,
                    extra_params: list[tuple[str, str]] | None = None) -> Response:
         """One request to one server (a ServerInfo or a base URL)."""
+        answer, _ = await self.send_timed(server, request, credentials=credentials, extra_params=extra_params)
+        return answer
+
+    async def send_timed(self, server: ServerInfo | str, request: Request, *,
+                         credentials: tuple[ValueReference, str] | None = None,
+                         extra_params: list[tuple[str, str]] | None = None) -> tuple[Response, float]:
+        """`send`, also returning the seconds the network model added (0 on loopback)."""
         base = server if isinstance(server, str) else server.url()
         if self.cache is not None and request.op in WRITE_OPS and request.handle is not None:
             self.cache.invalidate(request.handle.key)
@@ -80,25 +94,38 @@ class HandleClient:
             headers["Content-Type"] = self.media
         if credentials is not None:
             headers["Authorization"] = basic_authorization(*credentials)
-        try:
+        if self.net is not None:
+            headers[SOURCE_HEADER] = self.net.header
+
+        async def exchange() -> tuple[bytes, str, int]:
             async with self.session.request(call.method, base + call.path, params=call.params, data=call.body,
                                             headers=headers) as reply:
-                body = await reply.read()
-                content_type = reply.headers.get("Content-Type", codec.JSON)
-                status = reply.status
+                return await reply.read(), reply.headers.get("Content-Type", codec.JSON), reply.status
+        modelled = 0.0
+        try:
+            if self.net is None:
+                body, content_type, status = await exchange()
+            else:
+                where = urlsplit(base)
+                (body, content_type, status), modelled = await self.net.exchange(
+                    where.hostname or "", where.port or 80, exchange)
+                self.modelled += modelled
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{base}: {_describe(exc)}") from None
+            reason = f"timed out after {self.timeout:g} s" if type(exc) is TimeoutError else _describe(exc)
+            raise TransportError(f"{base}: {reason}") from None
         try:
             answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
         except HandleError as exc:
             raise TransportError(f"{base}: unreadable answer (HTTP {status}: {exc.message})") from None
-        return replace(answer, created=True) if status == 201 else answer
+        return (replace(answer, created=True) if status == 201 else answer), modelled
 
     async def resolve(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
                       authoritative: bool = False) -> Resolution:
         """Walk the hierarchy iteratively from the roots; the returned Resolution holds result and trace."""
-        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=cache or self.cache,
+        # `cache or self.cache` would drop an empty cache (a ResolutionCache with no entries is falsy)
+        chosen = self.cache if cache is None else cache
+        resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=chosen,
                                 authoritative=authoritative, health=self.health, now=time.time())
         await self.drive(resolution)
         return resolution
@@ -113,14 +140,16 @@ class HandleClient:
         while (step := resolution.next_request(time.time())) is not None:
             started = time.perf_counter()
             try:
-                response = await self.send(step.server, step.request)
+                response, modelled = await self.send_timed(step.server, step.request)
             except TransportError as exc:
                 resolution.failed(exc.message, time.perf_counter() - started, time.time())
             else:
-                resolution.received(response, time.perf_counter() - started, time.time())
+                resolution.received(response, time.perf_counter() - started, time.time(), modelled=modelled)
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MessageLost):
+        return f"timed out ({exc})"
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -138,3 +167,11 @@ async def locate(client: HandleClient, prefix_handle: Handle, root_sites: list[S
         message = result.message if result is not None else "no answer"
         raise TransportError(f"cannot locate the service of {prefix_handle.text}: {message}")
     return sites_from_values(result.values)
+
+
+def write_target(sites: list[SiteInfo], handle: Handle) -> ServerInfo:
+    """Where a write of `handle` goes: a primary site (mirrors refuse writes), the server its hash names."""
+    primaries = [site for site in sites if site.primary and site.servers]
+    if not primaries:
+        raise TransportError(f"no primary site serves {handle.prefix.text} (only mirrors, which refuse writes)")
+    return primaries[0].server_for(handle)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +19,7 @@ from ..core.errors import HandleError
 from ..core.resolution import Resolution
 from ..wire import codec
 from . import rest
+from .shaping import SOURCE_HEADER, NetPath
 
 MAX_RESPONSE = 8 * 1024 * 1024
 
@@ -114,8 +117,10 @@ class LeanPool:
     over a thousand nodes does not pile up tens of thousands of sockets.
     """
 
-    def __init__(self, timeout: float = 5.0, max_idle: int = 4096) -> None:
+    def __init__(self, timeout: float = 5.0, max_idle: int = 4096, ssl_context: ssl.SSLContext | None = None) -> None:
         self.timeout = timeout
+        self.ssl_context = ssl_context
+        """Set for a TLS topology: every connection is then HTTPS, verified against this context."""
         self.max_idle = max_idle
         self.opened = 0
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
@@ -167,8 +172,10 @@ class LeanPool:
     async def _open(self, host: str, port: int) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(_Connection, host, port), self.timeout)
-        except OSError as exc:
+            _, conn = await asyncio.wait_for(loop.create_connection(
+                _Connection, host, port, ssl=self.ssl_context,
+                server_hostname=host if self.ssl_context is not None else None), self.timeout)
+        except OSError as exc:  # ssl.SSLError included
             raise LeanError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         self._all.append(conn)
         self.opened += 1
@@ -187,22 +194,32 @@ class LeanPool:
         self._idle.clear()
 
 
-async def drive_resolution(pool: LeanPool, resolution: Resolution) -> None:
+async def drive_resolution(pool: LeanPool, resolution: Resolution, net: NetPath | None = None) -> None:
     """Drive a core Resolution over lean keep-alive connections (msgpack, one GET per step).
 
     The recursive resolver and the benchmark's iterative mode both walk this way; it costs about a third of the CPU of
-    the aiohttp client per hop, which is what a resolver's cache misses are made of."""
+    the aiohttp client per hop, which is what a resolver's cache misses are made of. With `net`, every hop is framed
+    by the network model's delays (and may be lost), and names its source for partition faults."""
     clock = time.perf_counter
+    headers = {SOURCE_HEADER: net.header} if net is not None else None
     while (step := resolution.next_request(time.time())) is not None:
         call = rest.http_call(step.request, codec.MSGPACK)
         path = call.path + ("?" + urlencode(call.params) if call.params else "")
         server = step.server
-        port = server.http_interface().port
+        host, port = server.address, server.http_interface().port
+        raw = build_request("GET", host, port, path, headers=headers)
         started = clock()
+        modelled = 0.0
         try:
-            _, body = await pool.request(server.address, port, build_request("GET", server.address, port, path))
+            if net is None:
+                _, body = await pool.request(host, port, raw)
+            else:
+                (_, body), modelled = await net.exchange(host, port, partial(pool.request, host, port, raw))
             answer = codec.decode_response(body, codec.MSGPACK)
         except (LeanError, OSError, TimeoutError, HandleError) as exc:
-            resolution.failed(str(exc) or type(exc).__name__, clock() - started, time.time())
+            # a message the network model lost is a timeout too, but says so
+            reason = f"timed out after {pool.timeout:g} s" if type(exc) is TimeoutError else \
+                str(exc) or type(exc).__name__
+            resolution.failed(reason, clock() - started, time.time(), modelled=modelled)
         else:
-            resolution.received(answer, clock() - started, time.time())
+            resolution.received(answer, clock() - started, time.time(), modelled=modelled)

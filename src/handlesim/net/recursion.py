@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..core.cache import ResolutionCache
-from ..core.health import ServerHealth
+from ..core.health import DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.values import SiteInfo
-from .client import DEFAULT_TIMEOUT
 from .lean import LeanPool, drive_resolution
+from .shaping import NetPath
 
 
 @dataclass
@@ -36,7 +36,8 @@ class RecursiveResolver:
     pool: LeanPool = field(default_factory=lambda: LeanPool(timeout=DEFAULT_TIMEOUT))
     health: ServerHealth = field(default_factory=ServerHealth)
     """Which upstream servers answer fastest and which failed lately (orders failover for every walk)."""
-    """Keep-alive connections to the nodes this resolver asks (the lean transport: walks are its hot path)."""
+    net: NetPath | None = None
+    """The network model between this node and the ones it asks (None: plain loopback)."""
 
     async def resolve(self, request: Request, *, with_trace: bool = False) -> Response:
         """The final answer for `request` (values or an error); with `with_trace`, the hops in `extra["trace"]`."""
@@ -44,7 +45,7 @@ class RecursiveResolver:
         resolution = Resolution(request.handle, self.root_sites, types=request.types, indexes=request.indexes,
                                 cache=self.cache, authoritative=request.authoritative, health=self.health,
                                 now=time.time())
-        await drive_resolution(self.pool, resolution)
+        await drive_resolution(self.pool, resolution, self.net)
         self.stats.walks += 1
         if resolution.hops == 0:
             self.stats.answered_from_cache += 1

@@ -8,6 +8,8 @@ about what a bare route costs.
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -24,9 +26,12 @@ from ..core.service import HandleService
 from ..wire import codec, mapping
 from ..wire.fields import FieldReader
 from . import rest
+from .authroutes import AuthRoutes
 from .credentials import Authenticator
+from .faults import FAULT_ROUTE, FaultController, fault_action, fault_state, other_sim_route
 from .recursion import RecursiveResolver
 from .replication import REPLICATION_ROUTE, Replicator
+from .verify import RemoteVerifier, VerificationDesk
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,10 @@ class NodeServer:
 
     def __init__(self, service: HandleService, *, clock: Clock = time.time, meta: dict[str, Any] | None = None,
                  max_body_bytes: int = MAX_BODY_BYTES, resolver: RecursiveResolver | None = None,
-                 replicator: Replicator | None = None) -> None:
+                 replicator: Replicator | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.service = service
+        self.ssl_context = ssl_context
+        """Serve HTTPS with this context (None: plain HTTP)."""
         self.replicator = replicator
         """Pushes the changes this node accepts to its peer primaries (None: a single primary)."""
         self.resolver = resolver
@@ -54,7 +61,8 @@ class NodeServer:
         self.clock = clock
         self.meta = meta or {}
         self.started_at = clock()
-        self.authenticator = Authenticator(service)
+        self.authenticator = Authenticator(service, clock=clock,
+                                           remote=RemoteVerifier(resolver) if resolver is not None else None)
         self._answers: dict[tuple[str, str], tuple[int, bytes, int, float | None]] = {}
         """Encoded public answers by (raw path, media type): status, body, response code, expiry (None: until the
         record changes; walked answers expire with the resolver cache's TTL)."""
@@ -74,23 +82,50 @@ class NodeServer:
             web.put(REPLICATION_ROUTE, self.replicate),
             web.get("/_sim/health", self.health),
             web.get("/_sim/stats", self.stats),
+            web.get(FAULT_ROUTE, self.fault_state),
+            web.post(FAULT_ROUTE, self.fault_action),
         ])
+        self.app.add_routes(AuthRoutes(self.authenticator, VerificationDesk(service, clock, os.urandom)).routes())
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.site: web.TCPSite | None = None
+        """The listening site (None while a fault keeps the node down)."""
+        self.faults: FaultController | None = None
+        """The topology's fault injection (None: off; mutating /_sim/ requests answer 403)."""
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int) -> int:
+        # last, so every /_sim/ route added before start wins over this catch-all (changes answer 403 unless faults);
+        # once: a node stopped and started again (the teaching page's Stop/Start) keeps its frozen router
+        if not self.app.router.frozen:
+            self.app.router.add_route("*", "/_sim/{tail:.*}", self.other_sim_route)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024)
+        return await self.listen(host, port)
+
+    async def listen(self, host: str, port: int) -> int:
+        """Open the listening site (at start, and when a fault restarts the node on its old port)."""
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, backlog=1024,
+                            ssl_context=self.ssl_context)
         await site.start()
+        self.site = site
         server = site._server  # noqa: SLF001 - the bound port when port=0
         if server is not None and server.sockets:  # type: ignore[attr-defined]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         else:
             self.port = port
         return self.port
+
+    @property
+    def serving(self) -> bool:
+        """Whether the node listens now (False after `stop()`, until `start()` again)."""
+        return self._runner is not None
+
+    @property
+    def runner(self) -> web.AppRunner | None:
+        return self._runner
 
     async def stop(self) -> None:
         if self.resolver is not None:
@@ -117,7 +152,7 @@ class NodeServer:
         handle = rest.handle_from_path(request.match_info["handle"])
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
         if core_request.authoritative or "Authorization" in request.headers:
-            core_request = self._with_identity(request, core_request)
+            core_request = await self._with_identity(request, core_request)
         answer = self.service.handle(core_request, self.clock())
         expires: float | None = None
         if answer.code == ResponseCode.SERVER_NOT_RESPONSIBLE and core_request.recursive and self.resolver:
@@ -137,16 +172,16 @@ class NodeServer:
         query = request.rel_url.query
         core_request = rest.put_request(handle, query, query.getall("index", []), body,
                                         media_of(request.headers.get("Content-Type")))
-        return self._answer(request, self._with_identity(request, core_request))
+        return self._answer(request, await self._with_identity(request, core_request))
 
     async def delete_handle(self, request: web.Request) -> web.StreamResponse:
         handle = rest.handle_from_path(request.match_info["handle"])
         core_request = rest.delete_request(handle, request.rel_url.query.getall("index", []))
-        return self._answer(request, self._with_identity(request, core_request))
+        return self._answer(request, await self._with_identity(request, core_request))
 
     async def list_handles(self, request: web.Request) -> web.StreamResponse:
         core_request = rest.list_request(request.rel_url.query)
-        return self._answer(request, self._with_identity(request, core_request))
+        return self._answer(request, await self._with_identity(request, core_request))
 
     async def list_prefixes(self, request: web.Request) -> web.StreamResponse:
         return self._answer(request, Request(OpCode.LIST_HOMED_NAS))
@@ -165,7 +200,7 @@ class NodeServer:
     async def replicate(self, request: web.Request) -> web.StreamResponse:
         """A change a peer primary committed (authenticated as one of this node's server admins)."""
         header = request.headers.get("Authorization")
-        identity = self.authenticator.authenticate(header) if header else None
+        identity = await self.authenticator.authenticate(header) if header else None
         fields = FieldReader(codec.decode_body(await request.read(), media_of(request.headers.get("Content-Type"))),
                              "replicated change", ProtocolError)
         handle = Handle.from_text(fields.text("handle"))
@@ -188,18 +223,27 @@ class NodeServer:
         pretty = request.rel_url.query.get("pretty", "") in ("true", "1")
         return web.Response(status=status, body=codec.encode_response(answer, media, pretty=pretty), content_type=media)
 
-    def _with_identity(self, request: web.Request, core_request: Request) -> Request:
+    async def _with_identity(self, request: web.Request, core_request: Request) -> Request:
         header = request.headers.get("Authorization")
         if header is None:
             return core_request
         from dataclasses import replace
 
-        return replace(core_request, identity=self.authenticator.authenticate(header))
+        return replace(core_request, identity=await self.authenticator.authenticate(header))
 
     # -- simulator routes ---------------------------------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok", "node": self.service.config.node_id})
+
+    async def fault_state(self, request: web.Request) -> web.StreamResponse:
+        return await fault_state(self.faults)
+
+    async def fault_action(self, request: web.Request) -> web.StreamResponse:
+        return await fault_action(self.faults, request)
+
+    async def other_sim_route(self, request: web.Request) -> web.StreamResponse:
+        return await other_sim_route(self.faults, request)
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.stats_snapshot())
@@ -221,6 +265,7 @@ class NodeServer:
             "store_handles": len(self.service.store),
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
+            "auth": self.authenticator.snapshot(),
             **({"resolver_cache": self.resolver.snapshot()} if self.resolver is not None else {}),
             **({"replication": self.replicator.snapshot()} if self.replicator is not None else {}),
         }
@@ -232,6 +277,9 @@ class NodeServer:
                                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                                           ) -> web.StreamResponse:
         """Every failure is a Handle protocol answer with the right code and status, never an HTML error page."""
+        faults = self.faults
+        if faults is not None and faults.active:  # a pause, slow or partition is in effect somewhere
+            await faults.admit(self.service.config.node_id, request)
         try:
             return await handler(request)
         except HandleError as exc:

@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 
 from ..core.handle import Prefix
-from ..core.storage import HandleRecord
+from ..core.storage import HandleRecord, MemoryOutbox, OutboxEntry
 
 
 class MemoryStore:
@@ -16,6 +16,8 @@ class MemoryStore:
         self._records: dict[str, HandleRecord] = {}
         self._by_prefix: dict[str, list[str]] = {}  # prefix key -> sorted handle keys
         self._homed: list[str] = []
+        self.log = MemoryOutbox()
+        """Changes still to replicate (the ReplicationLog side; lost with the process like everything here)."""
 
     def get(self, key: str) -> HandleRecord | None:
         return self._records.get(key)
@@ -56,6 +58,21 @@ class MemoryStore:
 
     def set_homed_prefixes(self, prefixes: Sequence[str]) -> None:
         self._homed = list(prefixes)
+
+    def put_logged(self, record: HandleRecord, changes: Sequence[OutboxEntry]) -> None:
+        self.put(record)
+        self.log.add(self.log.numbered(changes))
+
+    def delete_logged(self, key: str, changes: Sequence[OutboxEntry]) -> bool:
+        deleted = self.delete(key)
+        self.log.add(self.log.numbered(changes))
+        return deleted
+
+    def outbox(self, peer: str) -> list[OutboxEntry]:
+        return self.log.outbox(peer)
+
+    def outbox_delivered(self, entries: Sequence[OutboxEntry]) -> None:
+        self.log.outbox_delivered(entries)
 
     def records(self) -> Iterable[HandleRecord]:
         return self._records.values()

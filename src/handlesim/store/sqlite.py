@@ -17,12 +17,24 @@ from pathlib import Path
 
 from ..core.errors import StoreError
 from ..core.handle import Prefix
-from ..core.storage import HandleRecord
+from ..core.storage import HandleRecord, OutboxEntry
 from .memory import MemoryStore
 from .serialize import dump_values, load_record
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA_VERSION = 2
+_OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    peer TEXT NOT NULL,
+    key TEXT NOT NULL,
+    handle TEXT NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    logged_at REAL NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (peer, key)
+) WITHOUT ROWID;
+"""
+"""The outgoing replication log (version 2): changes not yet delivered to each peer, one row per peer and handle."""
+_SCHEMA = _OUTBOX_SCHEMA + """
 CREATE TABLE IF NOT EXISTS handles (
     key TEXT PRIMARY KEY,
     handle TEXT NOT NULL,
@@ -60,13 +72,15 @@ class SqliteStore:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, 1, SCHEMA_VERSION):
                 raise StoreError(f"store {self.path} has schema version {version}; this handlesim reads version "
                                  f"{SCHEMA_VERSION} (use a newer handlesim or a fresh --state-dir)")
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             db.execute("PRAGMA journal_mode=WAL")
             if version == 0:
                 db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            elif version == 1:  # version 2 only adds the replication log
+                db.executescript(f"BEGIN; {_OUTBOX_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
         except sqlite3.Error as exc:
             db.close()
             raise StoreError(f"store {self.path} is not a usable SQLite database: {exc}") from None
@@ -79,7 +93,10 @@ class SqliteStore:
         with self._errors("load"):
             rows = self._db.execute("SELECT handle, record FROM handles").fetchall()
             homed = [row[0] for row in self._db.execute("SELECT prefix FROM homed_prefixes ORDER BY rowid")]
+            log = [OutboxEntry(*row) for row in self._db.execute(
+                "SELECT peer, key, handle, deleted_at, logged_at, seq FROM outbox ORDER BY seq")]
         self._memory.put_many(load_record(handle, blob) for handle, blob in rows)
+        self._memory.log.add(log)
         self._memory.set_homed_prefixes(homed)
 
     @contextmanager
@@ -123,6 +140,33 @@ class SqliteStore:
             db.execute("DELETE FROM handles WHERE key = ?", (key,))
         return self._memory.delete(key)
 
+    # -- the ReplicationLog interface: the change and its log entries in one transaction ----------------------------
+
+    def put_logged(self, record: HandleRecord, changes: Sequence[OutboxEntry]) -> None:
+        entries = self._memory.log.numbered(changes)
+        with self._transaction(f"writing {record.handle.text}") as db:
+            db.execute("INSERT OR REPLACE INTO handles VALUES (?, ?, ?, ?)", _row(record))
+            db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?)", map(_log_row, entries))
+        self._memory.put(record)
+        self._memory.log.add(entries)
+
+    def delete_logged(self, key: str, changes: Sequence[OutboxEntry]) -> bool:
+        entries = self._memory.log.numbered(changes)
+        with self._transaction(f"deleting {key}") as db:
+            db.execute("DELETE FROM handles WHERE key = ?", (key,))
+            db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?)", map(_log_row, entries))
+        self._memory.log.add(entries)
+        return self._memory.delete(key)
+
+    def outbox(self, peer: str) -> list[OutboxEntry]:
+        return self._memory.outbox(peer)
+
+    def outbox_delivered(self, entries: Sequence[OutboxEntry]) -> None:
+        with self._transaction(f"forgetting {len(entries)} delivered changes") as db:
+            db.executemany("DELETE FROM outbox WHERE peer = ? AND key = ? AND seq = ?",
+                           ((e.peer, e.key, e.seq) for e in entries))
+        self._memory.outbox_delivered(entries)
+
     def list_handles(self, prefix: Prefix, offset: int = 0, limit: int = 0) -> tuple[int, list[str]]:
         return self._memory.list_handles(prefix, offset, limit)
 
@@ -147,6 +191,10 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _log_row(entry: OutboxEntry) -> tuple[str, str, str, int, float, int]:
+    return entry.peer, entry.key, entry.handle, entry.deleted_at, entry.logged_at, entry.seq
 
 
 def _row(record: HandleRecord) -> tuple[str, str, str, bytes]:

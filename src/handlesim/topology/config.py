@@ -19,6 +19,8 @@ from typing import Any, NoReturn
 
 from ..core.errors import InvalidHandle
 from ..core.handle import Prefix
+from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT
+from ..core.netmodel import JITTER_DISTRIBUTIONS, LinkOverride, NetworkModel, Region, build_model
 
 MAX_PORT = 65535
 MIN_BASE_PORT = 1024
@@ -26,6 +28,10 @@ NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 """Node ids name store files and appear in traces: letters, digits, '.', '_' and '-', at most 80 characters."""
 MIRROR_ID = re.compile(r".*-mirror[0-9]+")
 """Ids the plan gives mirror servers (`<primary>-mirror1`); reserved."""
+SERVER_ID = re.compile(r".*-server[0-9]+(-mirror[0-9]+)?")
+"""Ids the plan gives the further servers of hash-partitioned sites (`<node>-server2`); reserved."""
+HASH_OPTIONS = ("prefix", "suffix", "handle")
+"""What a partitioned site hashes to pick a handle's server (Handle.Net hash options 0, 1, 2)."""
 GLOBAL_REGISTRY = Prefix("0")
 """`0` and everything under it (0.NA, ...) belong to the global prefix registry, never to a national prefix."""
 ENTERPRISE_ID_PREFIX = "ent-"
@@ -118,6 +124,96 @@ class MirrorSpec:
 
 
 @dataclass(frozen=True)
+class ServersSpec:
+    """Hash-partitioned sites by role: each node's site gets this many servers, each its own aiohttp service and
+    store holding only the handles the site's hash assigns to it (a node's mirrors get as many servers)."""
+
+    secondary: int = 1
+    """Servers per secondary site (1 = not partitioned)."""
+    enterprise: int = 1
+    """Servers per enterprise site (1 = not partitioned)."""
+    hash_option: str = "handle"
+    """What picks a handle's server: `prefix`, `suffix` or `handle` (the whole handle), upper-cased and MD5-hashed
+    as Handle.Net's SiteInfo.getHandleHash does."""
+
+
+@dataclass(frozen=True)
+class FailoverSpec:
+    """How clients inside the topology (resolvers, nodes walking for REST clients) treat silent servers."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds before a server that does not answer counts as failed and the next one is tried (> 0)."""
+    failed_for: float = DEFAULT_FAILED_FOR
+    """Seconds a failed server is tried only after every other server of the same query."""
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A region of the network model (`[[network.regions]]`)."""
+
+    name: str
+    """Region name nodes refer to in their `region` key (e.g. `Qingdao`)."""
+    latitude: float | None = None
+    """Degrees north; with longitude, delays to other located regions derive from the distance."""
+    longitude: float | None = None
+    """Degrees east."""
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """An explicit link between two regions (`[[network.links]]`, both directions); unset keys keep the defaults."""
+
+    between: tuple[str, str]
+    """The two region names (the same name twice: traffic inside that region)."""
+    delay_ms: float | None = None
+    """One-way base delay in milliseconds (default: derived from coordinates)."""
+    jitter: str | None = None
+    """Jitter distribution on this link: none, uniform, normal or exponential."""
+    jitter_ms: float | None = None
+    """Scale of the jitter in milliseconds."""
+    loss: float | None = None
+    """Probability that one message on this link is lost (0 <= loss < 1)."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The network model (`[network]`): where regions are, how long messages take, jitter and loss."""
+
+    regions: tuple[RegionSpec, ...] = ()
+    """The regions (at least one); a node's `region` must name one (an empty region means the first)."""
+    links: tuple[LinkSpec, ...] = ()
+    """Explicit links overriding the derived delay, jitter or loss between two regions."""
+    base_ms: float = 1.0
+    """Fixed one-way milliseconds added to every link between two regions (access links, equipment)."""
+    route_factor: float = 1.8
+    """How much longer fibre routes are than the great circle (1.5-2 is typical)."""
+    local_ms: float = 0.25
+    """One-way milliseconds inside one region."""
+    jitter: str = "none"
+    """Default jitter distribution: none, uniform (0..jitter_ms), normal (sigma jitter_ms), exponential (mean)."""
+    jitter_ms: float = 0.0
+    """Default jitter scale in milliseconds."""
+    loss: float = 0.0
+    """Default probability that a message (request or answer) is lost; a lost message surfaces as a timeout."""
+    client_region: str = ""
+    """Where the CLI and the load generator sit (default: the first region)."""
+    seed: int | None = None
+    """Seed of the model's random streams (default: the topology's seed)."""
+
+    def model(self, topology_seed: int) -> NetworkModel:
+        """The pure model the transports sample from."""
+        return build_model(
+            [Region(r.name, r.latitude, r.longitude) for r in self.regions], base=self.base_ms / 1000,
+            route_factor=self.route_factor, local=self.local_ms / 1000, jitter=self.jitter,
+            jitter_scale=self.jitter_ms / 1000, loss=self.loss,
+            overrides=[LinkOverride(link.between[0], link.between[1],
+                                    None if link.delay_ms is None else link.delay_ms / 1000, link.jitter,
+                                    None if link.jitter_ms is None else link.jitter_ms / 1000, link.loss)
+                       for link in self.links],
+            client_region=self.client_region, seed=topology_seed if self.seed is None else self.seed)
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -145,6 +241,14 @@ class TopologyConfig:
     """Mirror servers per node, by role."""
     source: str = "<memory>"
     """Where the configuration came from (for messages); not a key of the file."""
+    servers: ServersSpec = field(default_factory=ServersSpec)
+    """Servers per site, by role (hash partitioning)."""
+    failover: FailoverSpec = field(default_factory=FailoverSpec)
+    """Timeouts and failed-server memory of the topology's own clients."""
+    network: NetworkSpec | None = None
+    """The network model (`[network]`); None: loopback only."""
+    faults: bool = False
+    """Serve the fault-injection endpoints (`POST /_sim/fault`); off, they answer 403 and change nothing."""
 
     @property
     def enterprise_count(self) -> int:
@@ -156,8 +260,19 @@ class TopologyConfig:
         """Every node the plan will hold, mirrors included (each needs a port)."""
         enterprises = self.enterprise_count
         secondaries = len(self.secondaries)
-        return (len(self.roots) + secondaries + enterprises + len(self.resolvers)
-                + self.mirrors.secondary * secondaries + self.mirrors.enterprise * enterprises)
+        return (len(self.roots) + len(self.resolvers)
+                + secondaries * self.servers.secondary * (1 + self.mirrors.secondary)
+                + enterprises * self.servers.enterprise * (1 + self.mirrors.enterprise))
+
+    def with_network(self, network: NetworkSpec | None, *, faults: bool | None = None) -> TopologyConfig:
+        """A copy with another network model (e.g. from `--network FILE`) and fault switch."""
+        if network is not None:
+            unknown = sorted(_used_regions(self) - {r.name for r in network.regions})
+            if unknown:
+                raise ConfigError(f"{self.source}: region: {', '.join(unknown)} not in the network model's regions "
+                                  f"({', '.join(r.name for r in network.regions)})")
+        return replace(self, network=network if network is not None else self.network,
+                       faults=self.faults if faults is None else faults)
 
     def with_overrides(self, *, base_port: int | None = None,
                        identifiers_per_enterprise: int | None = None, enterprise_count: int | None = None,
@@ -214,7 +329,12 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         resolvers=tuple(_resolver(r, claims) for r in top.items("resolvers")),
         mirrors=_mirrors(top),
         source=source,
+        servers=_servers(top),
+        failover=_failover(top),
+        faults=bool(top.get("faults", bool, False)),
     )
+    if "network" in top.data:
+        config = replace(config, network=_network(top.table("network"), _used_regions(config)))
     _check_ports(config, lambda message: top.fail("base_port", message))
     return config
 
@@ -323,6 +443,9 @@ class _Claims:
                               "with a letter or digit, at most 80 characters)")
         if MIRROR_ID.fullmatch(node_id):
             reader.fail("id", f"{node_id!r}: ids ending in -mirror<N> are reserved for mirror servers")
+        if SERVER_ID.fullmatch(node_id):
+            reader.fail("id", f"{node_id!r}: ids ending in -server<N> are reserved for the servers of partitioned "
+                              "sites")
         if node_id in self.ids:
             reader.fail("id", f"node id {node_id!r} is used twice (also at {self.ids[node_id]}); ids must be unique")
         self.ids[node_id] = reader.path("id")
@@ -447,3 +570,118 @@ def _mirrors(top: _Reader) -> MirrorSpec:
     table = top.table("mirrors")
     table.known(MirrorSpec)
     return MirrorSpec(table.integer("secondary", 0), table.integer("enterprise", 0))
+
+
+def _servers(top: _Reader) -> ServersSpec:
+    table = top.table("servers")
+    table.known(ServersSpec)
+    option = table.text("hash_option", "handle")
+    if option not in HASH_OPTIONS:
+        table.fail("hash_option", f"{option!r} is not a hash option; use one of {', '.join(HASH_OPTIONS)}")
+    return ServersSpec(table.integer("secondary", 1, minimum=1), table.integer("enterprise", 1, minimum=1), option)
+
+
+def _failover(top: _Reader) -> FailoverSpec:
+    table = top.table("failover")
+    table.known(FailoverSpec)
+    return FailoverSpec(table.number("timeout", DEFAULT_TIMEOUT, positive=True),
+                        table.number("failed_for", DEFAULT_FAILED_FOR, positive=False))
+
+
+def _used_regions(config: TopologyConfig) -> set[str]:
+    regions = {r.region for r in config.roots} | {s.region for s in config.secondaries}
+    regions |= {e.region for e in config.enterprises.explicit} | {r.region for r in config.resolvers}
+    return regions - {""}
+
+
+def load_network(path: str | Path, seed_source: str = "") -> NetworkSpec:
+    """A `[network]` table from its own TOML file (`up --network configs/network-china.toml`)."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    top = _Reader(data, str(path), "")
+    for key in data:
+        if key != "network":
+            top.fail(key, "a network file holds only a [network] table")
+    if "network" not in data:
+        top.fail("network", "is required (a [network] table)")
+    return _network(top.table("network"), set())
+
+
+def _network(table: _Reader, used_regions: set[str]) -> NetworkSpec:
+    table.known(NetworkSpec)
+    regions = tuple(_region(r) for r in table.items("regions"))
+    if not regions:
+        table.fail("regions", "at least one [[network.regions]] entry is needed")
+    names = [r.name for r in regions]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        table.fail("regions", f"region {', '.join(twice)} is given twice")
+    unknown = sorted(used_regions - set(names))
+    if unknown:
+        table.fail("regions", f"nodes sit in {', '.join(unknown)}, which is not a [[network.regions]] entry "
+                              f"(known: {', '.join(names)})")
+    jitter = _jitter_name(table, "jitter", "none")
+    client_region = table.text("client_region", "")
+    if client_region and client_region not in names:
+        table.fail("client_region", f"{client_region!r} is not a region (known: {', '.join(names)})")
+    spec = NetworkSpec(
+        regions=regions, links=tuple(_link(r, names) for r in table.items("links")),
+        base_ms=table.number("base_ms", 1.0, positive=False),
+        route_factor=table.number("route_factor", 1.8, positive=True),
+        local_ms=table.number("local_ms", 0.25, positive=False), jitter=jitter,
+        jitter_ms=table.number("jitter_ms", 0.0, positive=False), loss=_loss(table, "loss", 0.0),
+        client_region=client_region,
+        seed=table.integer("seed", 0) if "seed" in table.data else None)
+    try:
+        spec.model(0)
+    except ValueError as exc:
+        table.fail("links", str(exc))
+    return spec
+
+
+def _region(r: _Reader) -> RegionSpec:
+    r.known(RegionSpec)
+    name = r.nonempty("name")
+    latitude = r.get("latitude", (int, float), None)
+    longitude = r.get("longitude", (int, float), None)
+    if (latitude is None) != (longitude is None):
+        r.fail("latitude", "give both latitude and longitude, or neither (then links give the delays)")
+    if latitude is not None and not -90 <= latitude <= 90:
+        r.fail("latitude", f"must be within -90..90 degrees, not {latitude}")
+    if longitude is not None and not -180 <= longitude <= 180:
+        r.fail("longitude", f"must be within -180..180 degrees, not {longitude}")
+    return RegionSpec(name, None if latitude is None else float(latitude),
+                      None if longitude is None else float(longitude))
+
+
+def _link(r: _Reader, regions: list[str]) -> LinkSpec:
+    r.known(LinkSpec)
+    between = r.get("between", list, None)
+    if between is None or len(between) != 2 or not all(isinstance(x, str) for x in between):
+        r.fail("between", "must be two region names, e.g. between = [\"Qingdao\", \"Chengdu\"]")
+    for name in between:
+        if name not in regions:
+            r.fail("between", f"{name!r} is not a region (known: {', '.join(regions)})")
+    return LinkSpec((between[0], between[1]),
+                    r.number("delay_ms", 0.0, positive=False) if "delay_ms" in r.data else None,
+                    _jitter_name(r, "jitter", None) if "jitter" in r.data else None,
+                    r.number("jitter_ms", 0.0, positive=False) if "jitter_ms" in r.data else None,
+                    _loss(r, "loss", 0.0) if "loss" in r.data else None)
+
+
+def _jitter_name(r: _Reader, key: str, default: str | None) -> str:
+    name = r.text(key, default or "none")
+    if name not in JITTER_DISTRIBUTIONS:
+        r.fail(key, f"{name!r} is not a jitter distribution (use one of: {', '.join(JITTER_DISTRIBUTIONS)})")
+    return name
+
+
+def _loss(r: _Reader, key: str, default: float) -> float:
+    value = r.number(key, default, positive=False)
+    if value >= 1:
+        r.fail(key, f"must be below 1 (a probability), not {value}")
+    return value

@@ -10,6 +10,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -52,11 +53,18 @@ class NodePlan:
     """The owner's generated secret key, hex (written to the state dir's credentials file, never logged)."""
     mirror_of: str | None = None
     """For a mirror server: the primary node it copies (it homes the same prefix, answers reads, refuses writes)."""
+    server_of: str | None = None
+    """For a further server of a hash-partitioned site: the site's first server (whose id names the site)."""
+    server_index: int = 0
+    """Position of this server in its site's server list (0-based): it holds the handles whose hash picks it."""
+    site_servers: int = 1
+    """Servers in this node's site (1 = not partitioned)."""
 
 
 @dataclass(frozen=True)
 class TopologyPlan:
-    """Every node of a topology in start order: roots, secondaries, enterprises, resolvers, then mirrors."""
+    """Every node of a topology in start order: roots, secondaries, enterprises, resolvers, the further servers of
+    partitioned sites, then mirrors."""
 
     config: TopologyConfig
     nodes: tuple[NodePlan, ...]
@@ -90,8 +98,22 @@ class TopologyPlan:
         return list(self._mirrors.get(node_id, []))
 
     def with_role(self, role: str) -> list[NodePlan]:
-        """Primary nodes of a role (mirrors are in `nodes` and `mirrors_of`)."""
-        return [n for n in self.nodes if n.role == role and n.mirror_of is None]
+        """Primary nodes of a role, one per site (mirrors and a partitioned site's further servers are in `nodes`,
+        `mirrors_of` and `servers_of`)."""
+        return [n for n in self.nodes if n.role == role and n.mirror_of is None and n.server_of is None]
+
+    @cached_property
+    def _servers(self) -> dict[str, list[str]]:
+        servers: dict[str, list[str]] = {}
+        for node in self.nodes:
+            if node.server_of is not None:
+                servers.setdefault(node.server_of, []).append(node.node_id)
+        return servers
+
+    def servers_of(self, node_id: str) -> list[str]:
+        """Ids of every server of the site `node_id` names, in hash order (itself first; just itself when the site
+        is not partitioned)."""
+        return [node_id, *self._servers.get(node_id, [])]
 
     @property
     def roots(self) -> list[NodePlan]:
@@ -115,7 +137,8 @@ class TopologyPlan:
             "name": self.config.name, "seed": self.config.seed, "national_prefix": self.config.national_prefix,
             "nodes": [{"id": n.node_id, "role": n.role, "prefix": n.prefix, "parent": n.parent_id, "host": n.host,
                        "port": n.port, "industry": n.industry, "region": n.region,
-                       "identifiers": n.identifier_count, "identity": n.admin_identity, "mirror_of": n.mirror_of}
+                       "identifiers": n.identifier_count, "identity": n.admin_identity, "mirror_of": n.mirror_of,
+                       "server_of": n.server_of, "server_index": n.server_index, "site_servers": n.site_servers}
                       for n in self.nodes],
         }
 
@@ -150,14 +173,30 @@ class _PlanBuilder:
     def __init__(self, config: TopologyConfig) -> None:
         self.config = config
         self.nodes: list[NodePlan] = []
+        self._owner: dict[str, str] = {}  # node id -> the node whose owner runs it
 
     def add(self, node_id: str, role: Role, prefix: str, parent: str | None, **extra: Any) -> None:
         config = self.config
         port = config.base_port + len(self.nodes) if config.base_port else 0
         identity = {"root": ROOT_IDENTITY, "resolver": ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
-        owner = extra.get("mirror_of") or node_id  # a mirror is run by its primary's owner
+        # mirrors and further servers of a site are run by the owner of the primary site's prefix
+        runs_for = extra.get("mirror_of") or extra.get("server_of") or node_id
+        owner = self._owner.setdefault(node_id, self._owner.get(runs_for, runs_for))
         self.nodes.append(NodePlan(node_id, role, prefix, parent, config.host, port, admin_identity=identity,
                                    secret=derive_secret(config.seed, owner), **extra))
+
+    def servers(self) -> None:
+        """A partitioned site's first server is the node itself; its further servers follow as `<node>-server<k>`."""
+        spec = self.config.servers
+        per_role = {"secondary": spec.secondary, "enterprise": spec.enterprise}
+        for position, first in enumerate(list(self.nodes)):
+            count = per_role.get(first.role, 1)
+            if count <= 1:
+                continue
+            self.nodes[position] = dataclass_replace(first, site_servers=count)
+            for k in range(2, count + 1):
+                self.add(f"{first.node_id}-server{k}", first.role, first.prefix, None, industry=first.industry,
+                         region=first.region, server_of=first.node_id, server_index=k - 1, site_servers=count)
 
     def enterprises(self, rng: random.Random) -> None:
         config = self.config
@@ -180,9 +219,12 @@ class _PlanBuilder:
         per_role = {"secondary": self.config.mirrors.secondary, "enterprise": self.config.mirrors.enterprise}
         for primary in [n for n in self.nodes if per_role.get(n.role)]:
             for k in range(1, per_role[primary.role] + 1):
+                # a partitioned site's mirror site has as many servers; server i copies the primary's server i
+                site = f"{primary.server_of}-mirror{k}" if primary.server_of else None
                 self.add(f"{primary.node_id}-mirror{k}", primary.role, primary.prefix, None,
                          industry=primary.industry, region=primary.region,
-                         identifier_count=primary.identifier_count, mirror_of=primary.node_id)
+                         identifier_count=primary.identifier_count, mirror_of=primary.node_id, server_of=site,
+                         server_index=primary.server_index, site_servers=primary.site_servers)
 
     def checked(self) -> TopologyPlan:
         """The plan, after the checks a hand-built TopologyConfig (not from parse_config) could still fail."""
@@ -221,5 +263,6 @@ def build_plan(config: TopologyConfig) -> TopologyPlan:
     builder.enterprises(rng)
     for resolver in config.resolvers:
         builder.add(resolver.id, "resolver", "", None, region=resolver.region)
+    builder.servers()
     builder.mirrors()
     return builder.checked()

@@ -14,6 +14,7 @@ import fcntl
 import gc
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -24,17 +25,23 @@ from typing import IO, Any
 from ..core.auth import hash_secret
 from ..core.cache import ResolutionCache
 from ..core.codes import OpCode
-from ..core.handle import NA_PREFIX, Prefix
+from ..core.handle import NA_PREFIX, Handle, Prefix
+from ..core.health import ServerHealth
 from ..core.messages import Request
+from ..core.netmodel import NetworkModel
 from ..core.prefixes import http_site, owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
-from ..core.values import SiteInfo, ValueReference
+from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReference
 from ..net.client import HandleClient
+from ..net.faults import ControlServer, FaultController
+from ..net.lean import LeanPool
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
 from ..net.server import NodeServer
+from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
+from . import network
 from .plan import NodePlan, TopologyPlan
 from .seed import example_identifiers, identifiers_for
 
@@ -55,12 +62,15 @@ class RunningNode:
     server: NodeServer
     store: Store
     site: SiteInfo | None = None
+    """The node's site as prefix records name it (set by `connect`, once every server of the site is known)."""
+    scheme: str = "http"
+    """https when the topology runs with --tls."""
     host: str = ""
     """The address the node bound (empty: the plan's host)."""
 
     @property
     def url(self) -> str:
-        return f"http://{self.host or self.plan.host}:{self.server.port}"
+        return f"{self.scheme}://{self.host or self.plan.host}:{self.server.port}"
 
 
 @dataclass
@@ -74,6 +84,18 @@ class Topology:
     root_site_list: list[SiteInfo] = field(default_factory=list)
     """Root sites, filled once every node listens (`connect`); resolvers hold this very list."""
     _lock: IO[str] | None = None
+    tls: TlsFiles | None = None
+    """The certificate files when every REST port serves HTTPS (`up --tls`)."""
+    client_ssl: ssl.SSLContext | None = None
+    """The context the topology's own clients (walks, verification, replication, delegation) pin its CA with."""
+    model: NetworkModel | None = None
+    """The network model the nodes' own requests go through (None: loopback)."""
+    endpoints: dict[tuple[str, int], str] = field(default_factory=dict)
+    """(host, port) -> region of every node (the model's view of where a request goes)."""
+    faults: FaultController | None = None
+    """Fault injection (None: off)."""
+    control: ControlServer | None = None
+    """The control port serving /_sim/fault while nodes are down (with fault injection only)."""
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Where every node of the plan listens, (host, port), including nodes hosted by other processes."""
     workers: dict[str, int] = field(default_factory=dict)
@@ -81,15 +103,31 @@ class Topology:
     engine: str = "inline"
     """How the nodes run: `inline` (this process), `process` (worker processes) or `ray` (Ray actors)."""
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
     def url_of(self, node_id: str) -> str:
         host, port = self.addresses[node_id]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
+
+    def site_known(self, node_id: str) -> bool:
+        """Does every server of the node's site listen yet (so `site_of` can name them all)?"""
+        leader = self.plan.by_id[node_id].server_of or node_id
+        return all(n in self.addresses for n in self.plan.servers_of(leader))
 
     def site_of(self, node_id: str) -> SiteInfo:
-        """The node's site as its prefix record and the resolvers' root list name it."""
+        """The node's site as its prefix record and the resolvers' root list name it: a hash-partitioned site lists
+        every one of its servers, in hash order."""
         node = self.plan.by_id[node_id]
-        return http_site(node_id, [self.addresses[node_id]], multi_primary=node.role == "root",
-                         primary=node.mirror_of is None)
+        protocol = "HTTPS" if self.tls is not None else "HTTP"
+        if node.site_servers <= 1:
+            return http_site(node_id, [self.addresses[node_id]], multi_primary=node.role == "root",
+                             primary=node.mirror_of is None, protocol=protocol)
+        leader = self.plan.by_id[node.server_of or node_id]
+        return http_site(leader.node_id, [self.addresses[n] for n in self.plan.servers_of(leader.node_id)],
+                         primary=leader.mirror_of is None, protocol=protocol,
+                         hash_option=HASH_OPTION_NAMES[self.plan.config.servers.hash_option])
 
     @property
     def root_sites(self) -> list[SiteInfo]:
@@ -104,9 +142,11 @@ class Topology:
             "started_at": time.time(),
             "boot_seconds": round(self.boot_seconds, 3),
             "credentials": str(self.state_dir / CREDENTIALS_FILE),
+            "tls": {"ca": str(self.tls.ca)} if self.tls is not None else None,
             "roots": [self._site_entry(n) for n in self._listed() if n.role == "root"],
             "examples": example_identifiers(self.plan, 5),
             "nodes": [self._node_entry(n) for n in self._listed()],
+            **network.describe(self),
             "engine": self.engine,
             "workers": max(self.workers.values(), default=0) + 1,
         }
@@ -123,9 +163,15 @@ class Topology:
         return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
                 "region": p.region, "url": self.url_of(p.node_id), "host": host, "port": port,
                 "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of,
+                "server_of": p.server_of, "server_index": p.server_index, "site_servers": p.site_servers,
                 "worker": self.workers.get(p.node_id, 0)}
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
+        if self.faults is not None:
+            self.faults.close()
         await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
         for node in self.nodes.values():
             node.store.close()
@@ -141,10 +187,14 @@ Progress = Callable[[str, int, int], None]
 
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
-                 progress: Progress | None = None) -> Topology:
-    """Start every node of `plan`, wire up the hierarchy, and return the running topology."""
+                 progress: Progress | None = None, tls: bool = False, net: str = "loopback") -> Topology:
+    """Start every node of `plan`, wire up the hierarchy, and return the running topology.
+
+    `tls`: every REST port serves HTTPS. `net`: `model` applies the config's network model to the nodes' own
+    requests (resolver walks)."""
     started = time.perf_counter()
-    topology = open_topology(plan, state_dir)
+    topology = open_topology(plan, state_dir, tls=tls, net=net)
+    topology.faults = network.controller_for(plan)
     gc.disable()  # booting allocates millions of long-lived objects; collecting them mid-way only costs time
     try:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store") as disk:
@@ -154,6 +204,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
             await _delegate(topology, progress)
             await _replication_settled(topology)
             _seed(topology, progress)
+            await network.start_control(topology)
         topology.boot_seconds = time.perf_counter() - started
         _write_state(topology)
     except BaseException:
@@ -165,12 +216,22 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
     return topology
 
 
-def open_topology(plan: TopologyPlan, state_dir: Path) -> Topology:
-    """An empty topology that owns `state_dir` (locked until `stop`, so two `up`s never share one)."""
+def open_topology(plan: TopologyPlan, state_dir: Path, *, tls: bool = False, net: str = "loopback") -> Topology:
+    """An empty topology that owns `state_dir` (locked until `stop`, so two `up`s never share one), with its network
+    model (`net`) and, with `tls`, the certificate files every process of the topology serves and pins."""
+    model = network.model_for(plan, net)
     state_dir.mkdir(parents=True, exist_ok=True)
-    topology = Topology(plan, state_dir)
+    topology = Topology(plan, state_dir, model=model)
     topology._lock = _lock_state_dir(state_dir)
+    if tls:
+        use_tls(topology, ensure_certificate(state_dir, sorted({n.host for n in plan.nodes})))
     return topology
+
+
+def use_tls(topology: Topology, files: TlsFiles) -> None:
+    """Serve HTTPS with `files` and pin their CA in the topology's own clients (before any node starts)."""
+    topology.tls = files
+    topology.client_ssl = files.client_context()
 
 
 def _lock_state_dir(state_dir: Path) -> IO[str]:
@@ -201,15 +262,24 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
         return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,))
     admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
-                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None)
+                         secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None,
+                         partition=_partition(node, plan))
 
 
-def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan) -> Replicator | None:
+def _partition(node: NodePlan, plan: TopologyPlan) -> HashBucket | None:
+    if node.site_servers <= 1:
+        return None
+    return HashBucket(HASH_OPTION_NAMES[plan.config.servers.hash_option], node.server_index, node.site_servers)
+
+
+def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan,
+                    ssl_context: ssl.SSLContext | None = None) -> Replicator | None:
     """Roots replicate to each other; a primary with mirrors replicates to them (as its prefix owner)."""
     if node.role == "root":
-        return Replicator(service, ROOT_OPERATOR, operator_secret(plan))
+        return Replicator(service, ROOT_OPERATOR, operator_secret(plan), ssl_context=ssl_context)
     if plan.mirrors_of(node.node_id):
-        return Replicator(service, ValueReference.from_text(node.admin_identity), node.secret)
+        return Replicator(service, ValueReference.from_text(node.admin_identity), node.secret,
+                          ssl_context=ssl_context)
     return None
 
 
@@ -217,7 +287,10 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     """Resolver nodes get the configured shared cache; other nodes a small one for the foreign GETs they walk."""
     spec = next((r for r in topology.plan.config.resolvers if r.id == node.node_id), None)
     cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
-    return RecursiveResolver(topology.root_site_list, cache)
+    failover = topology.plan.config.failover
+    return RecursiveResolver(topology.root_site_list, cache,
+                             pool=LeanPool(timeout=failover.timeout, ssl_context=topology.client_ssl),
+                             health=ServerHealth(penalty=failover.failed_for), net=network.net_path_for(node, topology))
 
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor,
@@ -230,16 +303,20 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
     total = len(nodes)
     ports = ports or {}
     loop = asyncio.get_running_loop()
+    server_ssl = topology.tls.server_context() if topology.tls is not None else None
     stores = await asyncio.gather(*(loop.run_in_executor(disk, _store_for, node, topology.state_dir, store_kind)
                                     for node in nodes))
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
-        replicator = _replicator_for(node, service, plan)
-        server = NodeServer(service, meta={"role": node.role, "prefix": node.prefix, "industry": node.industry,
-                                           "region": node.region}, resolver=_recursion_for(node, topology),
-                            replicator=replicator)
+        replicator = _replicator_for(node, service, plan, topology.client_ssl)
+        meta = {"role": node.role, "prefix": node.prefix, "industry": node.industry, "region": node.region}
+        if node.site_servers > 1:
+            meta["site"] = node.server_of or node.node_id
+            meta["server"] = f"{node.server_index + 1} of {node.site_servers}"
+        server = NodeServer(service, meta=meta, resolver=_recursion_for(node, topology),
+                            replicator=replicator, ssl_context=server_ssl)
         host = bind_host or node.host
-        running = RunningNode(node, service, server, store, host=host)
+        running = RunningNode(node, service, server, store, scheme=topology.scheme, host=host)
         topology.nodes[node.node_id] = running
         port = ports.get(node.node_id, node.port)
         try:
@@ -248,23 +325,56 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             raise LaunchError(f"node {node.node_id} cannot listen on {host}:{port}: {exc.strerror}; "
                               "is another topology running? change base_port or use --base-port") from None
         topology.addresses[node.node_id] = (host, server.port)
-        running.site = topology.site_of(node.node_id)
+        network.node_started(topology, running)
         if progress is not None:
             progress("starting nodes", count, total)
 
 
 def connect(topology: Topology) -> None:
-    """Once every node's address is known: give the resolvers the root sites and the primaries their peers."""
-    topology.root_site_list[:] = [topology.site_of(n.node_id) for n in topology.plan.nodes
-                                  if n.role == "root" and n.node_id in topology.addresses]
+    """Once every node's address is known: the model learns every node's region, the hosted nodes their sites,
+    the resolvers the root sites, and the primaries their peers."""
+    plan = topology.plan
+    for node_id, address in topology.addresses.items():
+        topology.endpoints[address] = plan.by_id[node_id].region
+    for node_id, node in topology.nodes.items():
+        node.site = topology.site_of(node_id) if topology.site_known(node_id) else None
+    roots = [n.node_id for n in plan.nodes if n.role == "root" and topology.site_known(n.node_id)]
+    topology.root_site_list[:] = _unique_sites(topology, roots)
     _connect_peers(topology)
+
+
+def _unique_sites(topology: Topology, node_ids: list[str]) -> list[SiteInfo]:
+    """One site per distinct site of `node_ids` (the servers of a partitioned site share one)."""
+    leaders = dict.fromkeys(topology.plan.by_id[n].server_of or n for n in node_ids)
+    return [topology.site_of(leader) for leader in leaders]
+
+
+def _site_leader(plan: TopologyPlan, node: NodePlan) -> NodePlan:
+    """The node naming the primary site a node serves (itself, or its primary, or its site's first server)."""
+    if node.mirror_of is not None:
+        node = plan.by_id[node.mirror_of]
+    if node.server_of is not None:
+        node = plan.by_id[node.server_of]
+    return node
+
+
+def server_for(topology: Topology, node_id: str, handle: Handle) -> str:
+    """The server of `node_id`'s site that holds `handle` (the site's hash picks it; `node_id` itself if the site
+    is not partitioned)."""
+    node = topology.plan.by_id[node_id]
+    if node.site_servers <= 1:
+        return node_id
+    chosen = topology.site_of(node_id).server_for(handle)
+    address = (chosen.address, chosen.http_interface().port)
+    leader = node.server_of or node_id
+    return next(n for n in topology.plan.servers_of(leader) if topology.addresses[n] == address)
 
 
 async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> None:
     """Wait until every root has pushed the root registry to the other roots (bounded)."""
     deadline = time.monotonic() + limit_s
     replicators = [n.server.replicator for n in topology.nodes.values() if n.server.replicator is not None]
-    while any(p.pending for r in replicators for p in r.peers):
+    while any(r.pending_total() for r in replicators):
         if time.monotonic() > deadline:
             raise LaunchError("the roots did not finish replicating the root registry within "
                               f"{limit_s:.0f} s; see /_sim/stats of the roots")
@@ -273,7 +383,7 @@ async def _replication_settled(topology: Topology, limit_s: float = 60.0) -> Non
 
 def _connect_peers(topology: Topology) -> None:
     """Roots are multi-primary: each pushes what it accepts to every other root. A primary pushes to its mirrors,
-    which learn where writes belong."""
+    which learn where writes belong. Peers are named by node id (their durable replication logs are kept by it)."""
     plan = topology.plan
     roots = [n.node_id for n in plan.nodes if n.role == "root"]
     for node in topology.nodes.values():
@@ -281,7 +391,7 @@ def _connect_peers(topology: Topology) -> None:
         replicator = node.server.replicator
         if replicator is not None:
             peers = [r for r in roots if r != node_id] if node.plan.role == "root" else plan.mirrors_of(node_id)
-            replicator.set_peers([topology.url_of(peer) for peer in peers])
+            replicator.set_peers([topology.url_of(peer) for peer in peers], list(peers))
         if node.plan.mirror_of is not None:
             node.service.config.primary = topology.url_of(node.plan.mirror_of)
 
@@ -294,12 +404,13 @@ def _prefix_record_of(topology: Topology, node: NodePlan, secret_data: str) -> H
     API (the receiving node hashes it).
     """
     plan = topology.plan
-    p = plan.by_id[node.mirror_of] if node.mirror_of is not None else node  # a mirror serves its primary's record
-    sites_known = [topology.site_of(n) for n in (p.node_id, *plan.mirrors_of(p.node_id)) if n in topology.addresses]
+    p = _site_leader(plan, node)  # mirrors and further servers serve the primary site's prefix record
+    sites_known = [topology.site_of(n) for n in (p.node_id, *plan.mirrors_of(p.node_id)) if topology.site_known(n)]
     if p.role == "root":
         return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
-    admins = [owner_identity(Prefix(parent.prefix))] if parent is not None and parent.role != "root" else []
+    # the tier above administers the prefix: the secondary its enterprises', the root operators the secondaries'
+    admins = [ROOT_OPERATOR if parent is None or parent.role == "root" else owner_identity(Prefix(parent.prefix))]
     return prefix_record(Prefix(p.prefix), sites=sites_known, derived_sites=sites_known, admins=admins,
                          secret_hash=secret_data)
 
@@ -322,34 +433,46 @@ def load_prefix_records(topology: Topology, *, only_missing: bool = False) -> No
         node.store.put(record)
 
 
+Write = tuple[str, Request, tuple[ValueReference, str]]
+"""A delegation write: the node it goes to, the request, and the credentials it is made with."""
+
+
 async def _delegate(topology: Topology, progress: Progress | None, *, only_missing: bool = False) -> None:
-    """Give every hosted parent its children's prefix handles through the parent's own REST API, authenticated as
-    the parent's owner (`only_missing`: skip the ones the parent's store still holds)."""
+    """Give every parent its children's prefix handles through the parent's own REST API, authenticated as the
+    parent's owner. A partitioned parent site gets each handle at the server its hash picks.
+
+    First boot: this process writes for the parents it hosts. `only_missing` (a restarted worker): it writes every
+    handle, whoever the parent, that one of the nodes it hosts should hold and its store lacks."""
     plan = topology.plan
     first_root = next((n.node_id for n in plan.nodes if n.role == "root"), "")
-    jobs: list[tuple[str, Request, tuple[ValueReference, str]]] = []
-    for node in topology.nodes.values():
-        if not plan.children_of(node.plan.node_id):
+    hosted_roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
+    parents = list(plan.nodes) if only_missing else [n.plan for n in topology.nodes.values()]
+    jobs: list[Write] = []
+    for parent in parents:
+        if not plan.children_of(parent.node_id):
             continue
-        parent_is_root = node.plan.role == "root"
-        credentials = (ROOT_OPERATOR if parent_is_root else ValueReference.from_text(node.plan.admin_identity),
-                       _own_secret(node.plan, plan))
-        # the root registry is shared: the first root takes the write and replicates it to the others
-        target = first_root if parent_is_root else node.plan.node_id
-        for child_id in plan.children_of(node.plan.node_id):
-            record = _prefix_record_of(topology, plan.by_id[child_id], plan.by_id[child_id].secret)
-            if only_missing and node.store.get(record.handle.key) is not None:
-                continue
+        parent_is_root = parent.role == "root"
+        credentials = (ROOT_OPERATOR if parent_is_root else ValueReference.from_text(parent.admin_identity),
+                       _own_secret(parent, plan))
+        for child_id in plan.children_of(parent.node_id):
+            child = plan.by_id[child_id]
+            record = _prefix_record_of(topology, child, child.secret)
+            # the root registry is shared: the first root takes the write and replicates it to the others
+            target = first_root if parent_is_root else server_for(topology, parent.node_id, record.handle)
+            if only_missing:
+                holders = hosted_roots if parent_is_root else [topology.nodes[target]] if target in topology.nodes \
+                    else []
+                if all(h.store.get(record.handle.key) is not None for h in holders):
+                    continue
             request = Request(OpCode.CREATE_HANDLE, record.handle, values=record.values, overwrite=True)
             jobs.append((target, request, credentials))
     await _run_writes(topology, jobs, progress)
 
 
-async def _run_writes(topology: Topology, jobs: list[tuple[str, Request, tuple[ValueReference, str]]],
-                      progress: Progress | None) -> None:
+async def _run_writes(topology: Topology, jobs: list[Write], progress: Progress | None) -> None:
     semaphore = asyncio.Semaphore(64)
     done = 0
-    async with HandleClient(timeout=30.0) as client:
+    async with HandleClient(timeout=30.0, ssl_context=topology.client_ssl) as client:
         async def write(target: str, request: Request, credentials: tuple[ValueReference, str]) -> None:
             nonlocal done
             async with semaphore:
@@ -371,8 +494,10 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
     plan = topology.plan
     empty = [n for n in topology.nodes.values() if n.plan.role == "enterprise" and len(n.store) <= 1]
     for count, node in enumerate(empty, 1):
-        source = plan.by_id[node.plan.mirror_of] if node.plan.mirror_of else node.plan  # mirrors copy their primary
-        node.store.put_many(identifiers_for(source, plan.config.seed))
+        source = _site_leader(plan, node.plan)  # mirrors copy their primary; servers take their share
+        records = identifiers_for(source, plan.config.seed)
+        bucket = node.service.config.partition
+        node.store.put_many(records if bucket is None else [r for r in records if bucket.holds(r.handle)])
         if progress is not None:
             progress("seeding identifiers", count, len(empty))
 
@@ -390,4 +515,3 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     os.chmod(path, 0o600)
-

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.prefixes import http_site
 from ..core.values import SiteInfo, ValueReference
+from ..net.tls import client_context
 
 DEFAULT_STATE_DIR = Path("state")
 
@@ -28,7 +30,19 @@ class TopologyState:
 
     @property
     def root_sites(self) -> list[SiteInfo]:
-        return [http_site(r["id"], [(r["host"], int(r["port"]))], multi_primary=True) for r in self.data["roots"]]
+        return [http_site(r["id"], [(r["host"], int(r["port"]))], multi_primary=True,
+                          protocol="HTTPS" if str(r.get("url", "")).startswith("https:") else "HTTP")
+                for r in self.data["roots"]]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For a topology started with --tls: a client context pinning its CA (None for plain HTTP)."""
+        tls = self.data.get("tls")
+        if not tls:
+            return None
+        try:
+            return client_context(tls["ca"])
+        except (OSError, ssl.SSLError, KeyError) as exc:
+            raise StateError(f"cannot load the topology's CA certificate {tls.get('ca')}: {exc}") from None
 
     def node(self, node_id: str) -> dict[str, Any]:
         for node in self.nodes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -51,8 +52,22 @@ class Engine(Protocol):
 
 def shard_nodes(plan: TopologyPlan, count: int) -> list[tuple[str, ...]]:
     """Deal the plan's nodes round-robin in plan order, so consecutive nodes (the roots, the secondaries, the
-    enterprises of one secondary) land in different workers and a lookup's hops cross processes."""
-    return [tuple(n.node_id for n in plan.nodes[i::count]) for i in range(count) if plan.nodes[i::count]]
+    enterprises of one secondary) land in different workers and a lookup's hops cross processes. The further
+    servers of a hash-partitioned site are dealt right after its first one, so a site spreads over workers too."""
+    further = {n.node_id for n in plan.nodes if n.server_of is not None}
+    order = [server for n in plan.nodes if n.node_id not in further for server in plan.servers_of(n.node_id)]
+    return [tuple(order[i::count]) for i in range(count) if order[i::count]]
+
+
+def refuse_unsupported(plan: TopologyPlan, *, tls: bool = False, binds_elsewhere: bool = False) -> None:
+    """What workers cannot do yet: fault injection (its controller and control port hold the nodes' servers in one
+    process), and TLS on addresses the certificate cannot name beforehand (`--bind-node-ip`)."""
+    if plan.config.faults:
+        raise LaunchError("--faults is not supported with --workers or --engine ray yet (fault injection needs "
+                          "every node in one process); run without --workers, or turn the config's `faults` off")
+    if tls and binds_elsewhere:
+        raise LaunchError("--tls is not supported with --bind-node-ip yet: the certificate is made before the nodes "
+                          "know which machine addresses they bind")
 
 
 def resolve_worker_count(text: str | int | None, default: int = 1, cores: int | None = None) -> int:
@@ -77,11 +92,14 @@ class Supervisor:
 
     def __init__(self, plan: TopologyPlan, state_dir: Path, engine: Engine, count: int, *, store_kind: str = "sqlite",
                  bind_host: str | None = None, progress: Progress | None = None,
-                 report: Callable[[str], None] | None = None) -> None:
+                 report: Callable[[str], None] | None = None, tls: bool = False, net: str = "loopback") -> None:
+        refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_host is not None)
         self.engine = engine
         shards = shard_nodes(plan, count)
-        self.specs = [ShardSpec(i, plan, ids, state_dir, store_kind, bind_host, len(shards))
+        self.specs = [ShardSpec(i, plan, ids, state_dir, store_kind, bind_host, len(shards), net=net)
                       for i, ids in enumerate(shards)]
+        self.tls = tls
+        self.net = net
         self.plan = plan
         self.state_dir = state_dir
         self.progress = progress
@@ -98,9 +116,11 @@ class Supervisor:
         """Start every worker and run the launch phases across them; returns the topology written to the state
         dir (its `nodes` is empty: the nodes live in the workers, `addresses` says where)."""
         started = time.perf_counter()
-        topology = open_topology(self.plan, self.state_dir)
+        topology = open_topology(self.plan, self.state_dir, tls=self.tls, net=self.net)
         topology.engine = self.engine.name
         self.topology = topology
+        # the certificate is made once, here: every worker serves it and pins its CA
+        self.specs = [dataclasses.replace(spec, tls=topology.tls) for spec in self.specs]
         try:
             self.shards = [self.engine.start(spec) for spec in self.specs]
             for addresses in await self._each("starting workers", "start"):

@@ -22,6 +22,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from ..net.tls import TlsFiles
+from . import network
 from .plan import TopologyPlan
 from .runner import (
     LaunchError,
@@ -32,6 +34,7 @@ from .runner import (
     _start_nodes,
     connect,
     load_prefix_records,
+    use_tls,
 )
 
 Address = tuple[str, int]
@@ -55,6 +58,11 @@ class ShardSpec:
     """Address the nodes bind instead of the plan's host (a Ray actor on another machine binds that machine's)."""
     shard_count: int = 1
     """How many shards the topology has in all (a Ray actor asks for its share of the cluster's cores)."""
+    net: str = "loopback"
+    """`model`: the nodes' own requests go through the config's network model (each worker builds the same one
+    from the plan's seed)."""
+    tls: TlsFiles | None = None
+    """The topology's certificate files (generated once by the supervisor) when every REST port serves HTTPS."""
 
 
 class ShardHost:
@@ -62,7 +70,10 @@ class ShardHost:
 
     def __init__(self, spec: ShardSpec) -> None:
         self.spec = spec
-        self.topology = Topology(spec.plan, spec.state_dir)  # no lock: the supervisor owns the state dir
+        # no lock: the supervisor owns the state dir
+        self.topology = Topology(spec.plan, spec.state_dir, model=network.model_for(spec.plan, spec.net))
+        if spec.tls is not None:
+            use_tls(self.topology, spec.tls)
         self.topology.workers = dict.fromkeys(spec.node_ids, spec.number)
         self.restarted = False
         self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store")
@@ -130,11 +141,15 @@ async def _serve(conn: Connection, host: ShardHost) -> None:
         # large command (every node's address) fails half-read
         while True:
             message = _receive(conn)
-            loop.call_soon_threadsafe(inbox.put_nowait, message)
+            try:
+                loop.call_soon_threadsafe(inbox.put_nowait, message)
+            except RuntimeError:  # the loop is closed (the worker stopped on SIGTERM): nobody is listening
+                return
             if message is None or message[0] == "stop":
                 return
 
-    threading.Thread(target=read_commands, name="handlesim-commands", daemon=True).start()
+    reader = threading.Thread(target=read_commands, name="handlesim-commands", daemon=True)
+    reader.start()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
@@ -158,7 +173,8 @@ async def _serve(conn: Connection, host: ShardHost) -> None:
                 conn.send(("error", f"worker {host.spec.number}: {type(exc).__name__}: {exc}"))
     finally:
         await host.stop()
-        conn.close()
+        if not reader.is_alive():  # stopped by a signal, the reader still blocks in recv: the exit closes the pipe
+            conn.close()
 
 
 def _receive(conn: Connection) -> tuple[str, tuple[Any, ...]] | None:
