@@ -1,6 +1,8 @@
-"""Boot figures: time from `handlesim up` to its ready line, and the process's peak RSS at that moment.
+"""Boot figures: time from `handlesim up` to its ready line, and the peak RSS of `up` and its worker processes
+at that moment.
 
     python benchmarks/boot.py [--config configs/plan.toml] [--store sqlite|memory] [--enterprises N] [--identifiers N]
+                              [--workers N|auto]
 
 Prints one JSON line. Used by benchmarks/standard.sh for the plan topology and the enterprise-count sweep.
 """
@@ -25,12 +27,23 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (worker processes, multiprocessing's resource tracker)."""
+    tree = [pid]
+    for parent in tree:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            children = (task / "children").read_text().split()
+            tree.extend(int(child) for child in children)
+    return tree
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="configs/plan.toml")
     parser.add_argument("--store", default="sqlite")
     parser.add_argument("--enterprises", type=int, default=None)
     parser.add_argument("--identifiers", type=int, default=None)
+    parser.add_argument("--workers", default=None, help="passed to `up --workers` (default: up's default, 1)")
     args = parser.parse_args()
     config = Path(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,6 +57,8 @@ def main() -> None:
                    "--base-port", "0", "--state-dir", str(Path(tmp) / "state")]
         if args.identifiers is not None:
             command += ["--identifiers", str(args.identifiers)]
+        if args.workers is not None:
+            command += ["--workers", str(args.workers)]
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
@@ -53,13 +68,15 @@ def main() -> None:
                 ready_line = line.strip()
                 break
         seconds = time.perf_counter() - started
-        rss = peak_rss_mb(proc.pid)
+        tree = process_tree(proc.pid)
+        rss = sum(peak_rss_mb(pid) for pid in tree)
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
         proc.stdout.close()
     print(json.dumps({"config": args.config, "store": args.store, "enterprises": args.enterprises,
                       "identifiers": args.identifiers, "seconds_to_ready": round(seconds, 2),
-                      "peak_rss_mb": round(rss, 1), "ready_line": ready_line}))
+                      "workers": args.workers or "1", "processes": len(tree), "peak_rss_mb": round(rss, 1),
+                      "ready_line": ready_line}))
 
 
 if __name__ == "__main__":

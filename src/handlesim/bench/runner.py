@@ -71,6 +71,9 @@ class BenchConfig:
     """Where the generator sits in the network model (default: the model's client_region)."""
     scenario: str = ""
     """A scenario TOML file whose fault events fire during the measured window (needs fault injection on)."""
+    ray_address: str | None = None
+    """Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance on this machine);
+    None: a local process pool."""
 
 
 Progress = Callable[[str], None]
@@ -122,6 +125,16 @@ def _measure(state: TopologyState, config: BenchConfig, targets: list[Target], p
     if progress is not None:
         progress(f"{mode}: {config.rate:g}/s offered for {config.duration:g} s (+{config.warmup:g} s warm-up), "
                  f"{config.processes} generator process(es) x {config.connections} connections")
+    if config.ray_address is not None:  # no live progress line: the tasks may run on other machines
+        from .ray_tasks import run_on_ray
+
+        specs = [_spec(state, config, targets, mode, worker, baseline) for worker in range(config.processes)]
+        try:
+            parts = run_on_ray(specs, config.ray_address)
+        finally:
+            if specs[0].events:
+                _heal_after(state, config, progress)
+        return merge_parts(parts, config)
     context = get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(config.processes, mp_context=context) as pool:
         queue = manager.Queue() if progress is not None or on_window is not None else None

@@ -45,12 +45,15 @@ from .app import fail, main, running_state, state_dir_option
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds before a request times out.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Seed of key choice and arrivals (another seed draws other keys, e.g. past a warm cache).")
+@click.option("--ray-address", default=None, metavar="ADDR|local",
+              help="Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance here); "
+                   "needs the `ray` extra.")
 def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
           warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
           zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
           identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, net: str | None,
           network_file: Path | None, client_region: str, scenario_path: Path | None, timeout: float,
-          seed: int) -> None:
+          seed: int, ray_address: str | None) -> None:
     """Measure resolution latency and throughput (open loop, HdrHistogram, bare-route baseline in the same run)."""
     from contextlib import nullcontext
 
@@ -61,7 +64,7 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
                          processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
                          write_fraction=write_fraction, baseline=not no_baseline, net=net,
                          client_region=client_region, scenario=str(scenario_path or ""), timeout=timeout,
-                         seed=seed)
+                         seed=seed, ray_address=ray_address)
 
     if find_max and scenario_path is not None:
         fail("--scenario and --max do not mix: a scenario's faults would fire in every trial of the search")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ import click
 
 from ..topology.network import NetModeError, default_net_mode
 from ..topology.plan import build_plan
-from ..topology.runner import LaunchError, launch
+from ..topology.runner import LaunchError, Topology, launch
+from ..topology.state import load_state
+from ..topology.supervisor import ProcessEngine, Supervisor, refuse_unsupported, resolve_worker_count
 from .app import (
     default_config,
     fail,
@@ -26,7 +30,7 @@ from .app import (
     running_state,
     state_dir_option,
 )
-from .demo import serve_page_for
+from .demo import serve_page, serve_page_for
 
 
 @main.command()
@@ -43,27 +47,56 @@ from .demo import serve_page_for
 @click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Take the [network] model from this file (e.g. configs/network-china.toml).")
 @click.option("--faults/--no-faults", "faults", default=None,
-              help="Serve fault injection (POST /_sim/fault, `handlesim fault`); default: the file's `faults` key.")
+              help="Serve fault injection (POST /_sim/fault, `handlesim fault`); default: the file's `faults` key. "
+                   "Not with --workers or --engine ray yet.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override the config's [failover] timeout: seconds before a silent server counts as failed.")
 @click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
               "<state-dir>/tls (clients pin tls/ca.pem).")
-@click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups).")
+@click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups; with "
+              "workers it cannot stop and start nodes).")
 @click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
 @click.option("--metrics-port", type=click.IntRange(-1, 65535), default=0, show_default=True,
               help="Loopback port serving Prometheus /metrics for every node (0: a free port, written to "
                    "topology.json as metrics_url; -1: none).")
+@click.option("--workers", default=None, metavar="N|auto",
+              help="Worker processes (or Ray actors) sharing the nodes; auto = one per core. Default: 1 (all nodes "
+                   "in this process); with --engine ray, one per core of the cluster.")
+@click.option("--engine", type=click.Choice(["process", "ray"]), default="process", show_default=True,
+              help="Where workers run: local processes, or Ray actors (needs the `ray` extra).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: a local Ray instance.")
+@click.option("--bind-node-ip", is_flag=True,
+              help="With --engine ray: nodes bind their Ray machine's IP instead of the config's loopback host, "
+                   "so nodes on different machines reach each other.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
        identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
-       timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int) -> None:
+       timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int, workers: str | None,
+       engine: str, ray_address: str | None, bind_node_ip: bool) -> None:
     """Start every node of a topology on loopback and keep it running until Ctrl-C."""
     plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
     if timeout is not None:
         config = plan.config
         plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
+    if engine == "process" and (ray_address or bind_node_ip):
+        fail("--ray-address and --bind-node-ip need --engine ray")
+    try:
+        count = resolve_worker_count(workers)
+    except LaunchError as exc:
+        fail(str(exc))
     options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None,
-                        None if metrics_port < 0 else metrics_port)
-    run_async(_up(plan, state_dir, options))
+                        None if metrics_port < 0 else metrics_port, workers, engine, ray_address, bind_node_ip)
+    if engine == "ray" or count > 1:
+        try:  # before any worker (or Ray) starts
+            refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_node_ip)
+        except LaunchError as exc:
+            fail(str(exc))
+    if engine == "ray":
+        run_async(_up_ray(plan, state_dir, options))
+    elif count > 1:
+        run_async(_up_supervised(plan, state_dir, options, ProcessEngine(), count, None))
+    else:
+        run_async(_up(plan, state_dir, options))
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,14 @@ class UpOptions:
     """Serve the teaching page on this loopback port (None: no page)."""
     metrics_port: int | None = 0
     """Serve Prometheus /metrics for every node on this loopback port (0: a free port; None: none)."""
+    workers: str | None = None
+    """`--workers` as given: a count or `auto` (None: 1, or one per CPU of the Ray cluster with the Ray engine)."""
+    engine: str = "process"
+    """Where workers run: `process` (local processes) or `ray` (Ray actors)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (None: a local Ray instance for this run)."""
+    bind_node_ip: bool = False
+    """Ray actors' nodes bind their machine's IP address instead of the config's host."""
 
 
 def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> Any:
@@ -94,15 +135,11 @@ def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> A
 
 
 async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
+    """Every node in this process; the page (`--web`) may stop and start them."""
     progress = _Progress()
-    try:
-        topology = await launch(plan, state_dir, store_kind=options.store_kind, progress=progress, tls=options.tls,
-                                net=options.net, metrics_port=options.metrics_port)
-    except (LaunchError, NetModeError) as exc:
-        progress.close()
-        fail(str(exc))
-        return
-    progress.close()
+    topology = await _booted(launch(plan, state_dir, store_kind=options.store_kind, progress=progress,
+                                    tls=options.tls, net=options.net, metrics_port=options.metrics_port),
+                              progress)
     page = None
     if options.web_port is not None:  # before the ready line, so `ready:` means the page is up too
         try:
@@ -110,25 +147,101 @@ async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
         except BaseException:
             await topology.stop()
             raise
-    described = topology.describe()
-    print_tiers(described)
-    print_network(described)
-    if topology.monitoring is not None and topology.monitoring.metrics_url:
-        click.echo(f"  metrics     {topology.monitoring.metrics_url}  (Prometheus; `handlesim stats` for the "
-                   "national picture)")
-    click.echo(f"ready: {len(topology.nodes)} nodes up in {topology.boot_seconds:.2f} s; "
+
+    async def stop() -> None:
+        if page is not None:
+            await page.stop()
+        await topology.stop()
+
+    await _serve_until_signalled(topology, state_dir, stop)
+
+
+async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine: Any, count: int,
+                         bind_host: str | None) -> None:
+    progress = _Progress()
+    supervisor = Supervisor(plan, state_dir, engine, count, store_kind=options.store_kind, bind_host=bind_host,
+                            progress=progress, report=lambda message: click.echo(message, err=True),
+                            tls=options.tls, net=options.net)
+    topology = await _booted(supervisor.boot(), progress)
+    for status in supervisor.statuses.values():
+        click.echo(f"  worker {status['worker']}: pid {status['pid']}, {status['nodes']} nodes, "
+                   f"peak RSS {status['peak_rss_mb']:.0f} MB, {status['cpu_seconds']:.1f} s CPU to boot", err=True)
+    page = None
+    if options.web_port is not None:  # the nodes live in the workers: the page shows and resolves, but cannot
+        try:                          # stop and start them
+            page = await serve_page(load_state(state_dir), "127.0.0.1", options.web_port)
+        except BaseException:
+            await supervisor.stop()
+            raise
+
+    async def stop() -> None:
+        if page is not None:
+            await page.stop()
+        await supervisor.stop()
+
+    await _serve_until_signalled(topology, state_dir, stop, supervisor.watch())
+
+
+async def _booted(boot: Awaitable[Topology], progress: _Progress) -> Topology:
+    try:
+        return await boot
+    except (LaunchError, NetModeError) as exc:
+        fail(str(exc))
+        raise
+    finally:
+        progress.close()
+
+
+async def _serve_until_signalled(topology: Topology, state_dir: Path, stop: Callable[[], Awaitable[None]],
+                                 watch: Coroutine[Any, Any, None] | None = None) -> None:
+    """Print the ready line, keep the topology (and its watcher) running until Ctrl-C or SIGTERM, then stop."""
+    _announce(topology, state_dir)
+    watcher = asyncio.ensure_future(watch) if watch is not None else None
+    await _until_signalled()
+    if watcher is not None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    click.echo("stopping...", err=True)
+    await stop()
+    click.echo("stopped", err=True)
+
+
+async def _up_ray(plan: Any, state_dir: Path, options: UpOptions) -> None:
+    try:
+        from ..topology.ray_engine import RayEngine
+    except ImportError:
+        fail("--engine ray needs Ray: pip install 'handlesim[ray]'")
+        return
+    engine = RayEngine(options.ray_address)
+    try:
+        cores = engine.cpu_count()
+        count = resolve_worker_count(options.workers, default=cores, cores=cores)
+        await _up_supervised(plan, state_dir, options, engine, count,
+                             RayEngine.NODE_IP if options.bind_node_ip else None)
+    finally:
+        engine.shutdown()
+
+
+def _announce(topology: Topology, state_dir: Path) -> None:
+    description = topology.describe()
+    print_tiers(description)
+    print_network(description)
+    metrics = description.get("metrics_urls") or [description[key] for key in ("metrics_url",) if description.get(key)]
+    if metrics:
+        click.echo(f"  metrics    {', '.join(metrics)}  (Prometheus; `handlesim stats` for the national picture)")
+    workers = f" in {description['workers']} {topology.engine} workers" if topology.engine != "inline" else ""
+    click.echo(f"ready: {len(description['nodes'])} nodes up{workers} in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
+
+
+async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    click.echo("stopping...", err=True)
-    if page is not None:
-        await page.stop()
-    await topology.stop()
-    click.echo("stopped", err=True)
 
 
 def print_network(described: dict[str, Any]) -> None:

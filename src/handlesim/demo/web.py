@@ -82,7 +82,8 @@ class DemoWeb:
         self.config = config or DemoWebConfig()
         self.roles = roles_by_node(state.nodes)
         self.cache = ResolutionCache(self.config.client_cache_capacity)
-        self.client = HandleClient(timeout=self.config.timeout)
+        self._ssl = state.ssl_context()  # a topology started with --tls: pin its CA in the page's own requests
+        self.client = HandleClient(timeout=self.config.timeout, ssl_context=self._ssl)
         self._sweeps = _Sweeps()
         self._poller: aiohttp.ClientSession | None = None
         self._static = _load_static()
@@ -225,7 +226,8 @@ class DemoWeb:
     async def _sweep(self) -> _Poll:
         if self._poller is None or self._poller.closed:
             self._poller = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.poll_timeout),
-                                                 connector=aiohttp.TCPConnector(limit=POLL_CONCURRENCY))
+                                                 connector=aiohttp.TCPConnector(limit=POLL_CONCURRENCY,
+                                                                                ssl=self._ssl or True))
         session = self._poller
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
 

@@ -8,6 +8,7 @@ The process also serves `/metrics` for all the nodes it hosts on one loopback po
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,10 @@ def report_targets(topology: Topology, node_id: str) -> list[str]:
     primary = plan.by_id[node.mirror_of] if node.mirror_of else node
     if primary.role not in REPORTING_ROLES or primary.parent_id is None:
         return []
+    # by address, not by running node: with worker processes the parent usually lives in another process
     if primary.role == "secondary":
-        return [n.url for n in topology.nodes.values() if n.plan.role == "root"]
-    return [topology.nodes[primary.parent_id].url]
+        return [topology.url_of(n.node_id) for n in plan.nodes if n.role == "root"]
+    return [topology.url_of(primary.parent_id)]
 
 
 async def start_monitoring(topology: Topology, metrics_port: int | None) -> Monitoring:
@@ -84,5 +86,9 @@ async def start_monitoring(topology: Topology, metrics_port: int | None) -> Moni
 
 def write_scrape_targets(topology: Topology) -> None:
     """(No target labels: the series carry node, role, industry and prefix themselves.)"""
-    groups = [{"targets": [f"{n.plan.host}:{n.server.port}" for n in topology.nodes.values()]}]
-    (topology.state_dir / SCRAPE_TARGETS_FILE).write_text(json.dumps(groups, indent=1))
+    groups = [{"targets": [f"{host}:{port}" for host, port in topology.addresses.values()]}]
+    # every node of the topology (each worker process writes the same list): write whole, then rename
+    path = topology.state_dir / SCRAPE_TARGETS_FILE
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(groups, indent=1))
+    os.replace(partial, path)

@@ -46,9 +46,10 @@ def net_path_for(node: NodePlan, topology: Topology) -> NetPath | None:
 
 def node_started(topology: Topology, node: RunningNode) -> None:
     """Record where a node listens (for the model) and hand it to the fault controller."""
-    topology.endpoints[(node.plan.host, node.server.port)] = node.plan.region
+    host = node.host or node.plan.host  # the address it bound (a worker may bind another than the plan's)
+    topology.endpoints[(host, node.server.port)] = node.plan.region
     if topology.faults is not None:
-        topology.faults.register(node.plan.node_id, node.server, node.plan.region, node.plan.host)
+        topology.faults.register(node.plan.node_id, node.server, node.plan.region, host)
 
 
 async def start_control(topology: Topology) -> None:
