@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,12 @@ def print_tiers(description: dict[str, Any]) -> None:
     if description.get("examples"):
         click.echo("  try: handlesim resolve --trace " + description["examples"][0])
 
+
+
+async def until_signalled() -> None:
+    """Wait for Ctrl-C or SIGTERM (the long-running commands: up, web, demo --web)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

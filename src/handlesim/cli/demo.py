@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -20,7 +18,7 @@ from ..topology.config import ConfigError, MirrorSpec, load_config
 from ..topology.plan import build_plan
 from ..topology.runner import LaunchError, Topology, launch
 from ..topology.state import StateError, TopologyState, load_state
-from .app import default_config, fail, main, run_async, running_state, state_dir_option
+from .app import default_config, fail, main, run_async, running_state, state_dir_option, until_signalled
 
 
 @main.command()
@@ -102,7 +100,7 @@ async def _page_in_process(config_path: Path, screen: Any, port: int) -> None:
         try:
             page = await serve_page_for(topology, "127.0.0.1", port)
             screen.say("web_hint")
-            await _until_stopped()
+            await until_signalled()
             await page.stop()
         finally:
             screen.say("stopping")
@@ -139,16 +137,8 @@ async def serve_page_for(topology: Topology, host: str, port: int) -> DemoWeb:
 async def _serve_until_stopped(state: TopologyState, host: str, port: int) -> None:
     page = await serve_page(state, host, port)
     try:
-        await _until_stopped()
+        await until_signalled()
     finally:
         await page.stop()
 
-
-async def _until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from .app import (
     run_async,
     running_state,
     state_dir_option,
+    until_signalled,
 )
 from .demo import serve_page, serve_page_for
 
@@ -197,7 +197,7 @@ async def _serve_until_signalled(topology: Topology, state_dir: Path, stop: Call
     """Print the ready line, keep the topology (and its watcher) running until Ctrl-C or SIGTERM, then stop."""
     _announce(topology, state_dir)
     watcher = asyncio.ensure_future(watch) if watch is not None else None
-    await _until_signalled()
+    await until_signalled()
     if watcher is not None:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -235,13 +235,6 @@ def _announce(topology: Topology, state_dir: Path) -> None:
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
 
-
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 def print_network(described: dict[str, Any]) -> None:

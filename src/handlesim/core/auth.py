@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 
-from .errors import AuthenticationNeeded, InsufficientPermissions, InvalidAdmin
+from .errors import AuthenticationNeeded, InsufficientPermissions, InvalidAdmin, InvalidCredential
 from .handle import Handle, ascii_upper
 from .storage import HandleRecord
 from .values import HS_ADMIN, HS_VLIST, AdminPermission, AdminRecord, HandleValue, ValueList, ValueReference
@@ -161,3 +161,13 @@ def verify_secret(stored: str, secret: str) -> bool:
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def parse_identity(text: str) -> ValueReference:
+    """`300:0.NA/88.101` as an identity, or InvalidCredential saying why not."""
+    try:
+        identity = ValueReference.from_text(text)
+        Handle.from_text(identity.handle)
+    except ValueError as exc:
+        raise InvalidCredential(f"{text!r} is not an identity INDEX:HANDLE ({exc})") from None
+    return identity

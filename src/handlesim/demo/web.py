@@ -27,6 +27,7 @@ from aiohttp import web
 from ..core.cache import ResolutionCache
 from ..core.errors import HandleError
 from ..core.handle import Handle
+from ..net.apps import serve_app
 from ..net.client import HandleClient
 from ..topology.runner import Topology
 from ..topology.state import TopologyState
@@ -103,13 +104,7 @@ class DemoWeb:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         if not ipaddress.ip_address(host).is_loopback:
             raise WebError(f"the demo page listens on loopback only, not {host}")
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        server = site._server  # noqa: SLF001 - the bound port when port=0
-        sockets = getattr(server, "sockets", None)
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._runner, self.port = await serve_app(self.app, host, port)
         return self.port
 
     async def stop(self) -> None:

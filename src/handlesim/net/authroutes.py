@@ -15,8 +15,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from ..core.auth import parse_identity
 from ..core.values import HS_SECKEY
-from .credentials import Authenticator, parse_handle_scheme, parse_identity
+from .credentials import Authenticator, parse_handle_scheme
 from .verify import VERIFY_ROUTE, VerificationDesk
 
 SESSIONS_ROUTE = "/api/sessions"

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..core import keys
-from ..core.auth import verify_secret
+from ..core.auth import parse_identity, verify_secret
 from ..core.errors import (
     AuthenticationFailed,
     AuthenticationNeeded,
@@ -62,14 +62,6 @@ def parse_basic(header: str) -> tuple[ValueReference, str]:
         raise InvalidCredential("the Basic credentials have no ':' between user and secret")
     return parse_identity(unquote(user)), secret
 
-
-def parse_identity(text: str) -> ValueReference:
-    try:
-        identity = ValueReference.from_text(text)
-        Handle.from_text(identity.handle)
-    except ValueError as exc:
-        raise InvalidCredential(f"{text!r} is not an identity INDEX:HANDLE ({exc})") from None
-    return identity
 
 
 def parse_handle_scheme(header: str) -> dict[str, str]:

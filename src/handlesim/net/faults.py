@@ -33,6 +33,7 @@ from aiohttp import web
 from ..core.codes import ResponseCode, http_status
 from ..core.messages import error_response
 from ..wire import codec
+from .apps import serve_app
 from .shaping import CLIENT_SOURCE, SOURCE_HEADER
 
 if TYPE_CHECKING:
@@ -296,11 +297,7 @@ class ControlServer:
         self.port = 0
 
     async def start(self, host: str, port: int = 0) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve_app(self.app, host, port)
         return self.port
 
     async def stop(self) -> None:

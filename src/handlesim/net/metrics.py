@@ -18,6 +18,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from ..core.latency import cumulative
+from .apps import serve_app
 
 if TYPE_CHECKING:
     from .server import NodeServer
@@ -197,13 +198,7 @@ class MetricsServer:
         return web.json_response({"nodes": [timer_snapshot(server) for server in self.source()]})
 
     async def start(self, host: str, port: int) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        server = site._server  # noqa: SLF001 - the bound port when port=0
-        sockets = getattr(server, "sockets", None)
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self._runner, self.port = await serve_app(self.app, host, port)
         return self.port
 
     async def stop(self) -> None:

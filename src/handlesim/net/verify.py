@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..core import keys
+from ..core.auth import parse_identity
 from ..core.codes import ResponseCode
 from ..core.errors import HandleError, HandleNotFound, InvalidCredential, ProtocolError, TransportError
 from ..core.handle import Handle
@@ -84,7 +85,7 @@ class VerificationDesk:
         return value.data
 
     def challenge(self, identity_text: str) -> Response:
-        identity = _identity(identity_text)
+        identity = parse_identity(identity_text)
         parameters = keys.secret_parameters(self._stored_secret(identity))
         assert parameters is not None
         salt, iterations = parameters
@@ -100,12 +101,12 @@ class VerificationDesk:
 
     def check_mac(self, identity_text: str, message: bytes, mac: bytes) -> Response:
         """Does `mac` answer `message` (a relying node's session challenge) for this secret key?"""
-        identity = _identity(identity_text)
+        identity = parse_identity(identity_text)
         verified = keys.check_secret_mac(self._stored_secret(identity), message, mac)
         return Response(ResponseCode.SUCCESS, identity.handle, extra={"verified": verified})
 
     def check(self, identity_text: str, nonce: bytes, proof: bytes) -> Response:
-        identity = _identity(identity_text)
+        identity = parse_identity(identity_text)
         issued = self._challenges.pop(nonce, None)  # one use, whatever the outcome
         if issued is None or issued[0] != identity_text or issued[1] <= self.clock():
             raise InvalidCredential("unknown, expired or already used verification nonce", handle=identity.handle)
@@ -128,14 +129,6 @@ class VerificationDesk:
             answer = self.challenge(identity_text)
         return web.Response(status=200, body=codec.encode_response(answer, media), content_type=media)
 
-
-def _identity(text: str) -> ValueReference:
-    try:
-        identity = ValueReference.from_text(text)
-        Handle.from_text(identity.handle)
-    except ValueError as exc:
-        raise InvalidCredential(f"{text!r} is not an identity INDEX:HANDLE ({exc})") from None
-    return identity
 
 
 class RemoteVerifier:
