@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-HANDLESIM = [sys.executable, "-m", "handlesim.cli"]
+from .processes import HANDLESIM, ROOT, up_process
 
 
 def handlesim(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -27,30 +23,9 @@ def handlesim(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = tmp_path_factory.mktemp("cli") / "state"
-    proc = subprocess.Popen([*HANDLESIM, "up", "--config", "configs/small.toml", "--base-port", "0",
-                             "--state-dir", str(state)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        deadline = time.monotonic() + 60
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("ready:"):
-                break
-            assert time.monotonic() < deadline, "no ready line in 60 s"
-        else:
-            raise AssertionError(f"up exited: {proc.stderr.read() if proc.stderr else ''}")
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--state-dir", str(state)) as up:
         yield state
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    assert proc.returncode == 0
+    assert up.proc.returncode == 0
     assert not (state / "topology.json").exists(), "a clean stop removes topology.json"
 
 

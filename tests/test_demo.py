@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,8 @@ from handlesim.demo.narration import EN, ZH, outcome_words
 from handlesim.demo.web import DemoWeb, DemoWebConfig
 from handlesim.topology.runner import Topology
 from handlesim.topology.state import load_state
+
+from .processes import up_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[")
@@ -300,33 +299,16 @@ async def test_web_for_a_topology_elsewhere_cannot_stop_nodes(page: tuple[Topolo
 
 
 def test_up_with_web_serves_the_page(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "handlesim.cli", "up", "--config", "configs/small.toml",
-                             "--base-port", "0", "--store", "memory", "--state-dir", str(state), "--web",
-                             "--web-port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 60
-        for line in proc.stdout:
-            if line.startswith("web: "):
-                url = line.split()[1]
-            if line.startswith("ready:"):
-                break
-            assert time.monotonic() < deadline
-        assert url is not None and url.startswith("http://127.0.0.1:")
-        import json
-        import urllib.request
+    import json
+    import urllib.request
 
-        with urllib.request.urlopen(url + "api/topology", timeout=10) as reply:  # noqa: S310 - loopback
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--store", "memory", "--state-dir",
+                    str(tmp_path / "state"), "--web", "--web-port", "0") as up:
+        line = up.printed("web: ")
+        assert line is not None and line.split()[1].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(line.split()[1] + "api/topology", timeout=10) as reply:  # noqa: S310 - loopback
             assert len(json.load(reply)["nodes"]) == 11
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert proc.returncode == 0
+    assert up.proc.returncode == 0
 
 
 def test_demo_paced_waits_for_enter_between_steps() -> None:

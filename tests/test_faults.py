@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,6 +26,8 @@ from handlesim.topology.network import client_path
 from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import Topology, launch
 from handlesim.topology.state import load_state
+
+from .processes import handlesim, up_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -303,39 +302,15 @@ async def test_bench_under_the_model_says_so_and_pays_the_modelled_delays(start:
 
 # -- the CLI ---------------------------------------------------------------------------------------------------------
 
-HANDLESIM = [sys.executable, "-m", "handlesim.cli"]
-
-
-def handlesim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HANDLESIM, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     state = tmp_path_factory.mktemp("faults") / "state"
-    proc = subprocess.Popen([*HANDLESIM, "up", "--config", "configs/small.toml", "--base-port", "0", "--store",
-                             "memory", "--faults", "--state-dir", str(state)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("ready:"):
-                break
-        else:
-            raise AssertionError("up exited before it was ready")
-        assert any("network    model" in line for line in lines) and any("faults     on" in line for line in lines)
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--store", "memory", "--faults",
+                    "--state-dir", str(state)) as up:
+        assert up.printed("  network    model") and up.printed("  faults     on")
         yield state
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import Topology, launch
 from handlesim.topology.state import load_state
 
+from .processes import handlesim, up_process
 from .test_authz_matrix import node_by_prefix
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -82,26 +83,13 @@ async def test_foreign_identity_is_verified_over_tls_and_pyhandle_reads_with_the
 def test_cli_up_tls_then_resolve_register_and_refuse(tmp_path: Path) -> None:
     import json
     import subprocess
-    import sys
-    import time
 
-    root = Path(__file__).resolve().parents[1]
-    cli = [sys.executable, "-m", "handlesim.cli"]
     state = tmp_path / "state"
-    proc = subprocess.Popen([*cli, "up", "--config", "configs/small.toml", "--base-port", "0", "--store", "memory",
-                             "--tls", "--state-dir", str(state)], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        for line in proc.stdout:
-            if line.startswith("ready:"):
-                break
-            assert time.monotonic() < deadline, "no ready line in 60 s"
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--store", "memory", "--tls",
+                    "--state-dir", str(state)):
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([*cli, *args, "--state-dir", str(state)], cwd=root, capture_output=True,
-                                  text=True, timeout=60)
+            return handlesim(*args, "--state-dir", str(state))
 
         data = json.loads((state / "topology.json").read_text())
         assert data["tls"]["ca"].endswith("tls/ca.pem") and data["roots"][0]["url"].startswith("https://")
@@ -112,12 +100,3 @@ def test_cli_up_tls_then_resolve_register_and_refuse(tmp_path: Path) -> None:
         assert by_secondary.returncode == 0, by_secondary.stderr
         refused = run("delete", "88.101.1001/CLI-TLS", "--as", "300:0.NA/88.102", "--json")
         assert json.loads(refused.stdout)["responseCode"] == 401
-    finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
