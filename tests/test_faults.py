@@ -332,3 +332,22 @@ def test_fault_commands_kill_and_heal_a_running_topology(running: Path) -> None:
     assert refused.returncode != 0 and "slow needs `ms`" in refused.stderr
     loopback = json.loads(handlesim("resolve", "--json", "--net", "loopback", handle, *state).stdout)
     assert all(hop["modelled_ms"] == 0 for hop in loopback["trace"])
+
+
+@pytest.mark.slow
+def test_write_commands_take_the_clients_network_path(running: Path) -> None:
+    """register/delete/check follow the running topology's network: cut the CLI's client from Beijing (where
+    ent-88.101.1003 sits) and a write to it times out; healed, it goes through."""
+    state = ["--state-dir", str(running)]
+    handle = "88.101.1003/NET-PATH-1"
+    assert handlesim("fault", "partition", "client", "Beijing", *state).returncode == 0
+    try:
+        cut = handlesim("register", handle, "--value", "URL=https://example.cn/n", "--timeout", "0.5", *state)
+        assert cut.returncode != 0 and "timed out" in cut.stderr, cut.stderr
+    finally:
+        assert handlesim("fault", "heal", *state).returncode == 0
+    # (the cut request was held, as TCP would retransmit it, and may have gone through at the heal)
+    written = handlesim("register", handle, "--overwrite", "--value", "URL=https://example.cn/n", *state)
+    assert written.returncode == 0, written.stderr
+    assert handlesim("check", handle, *state).returncode == 0
+    assert handlesim("delete", handle, *state).returncode == 0

@@ -15,9 +15,11 @@ from ..core.errors import HandleError
 from ..core.handle import Handle
 from ..core.health import DEFAULT_TIMEOUT
 from ..core.values import HandleValue
+from ..net.client import HandleClient
 from ..topology.config import ConfigError, load_config
+from ..topology.network import NetModeError, client_path
 from ..topology.plan import build_plan
-from ..topology.state import DEFAULT_STATE_DIR, StateError, load_state
+from ..topology.state import DEFAULT_STATE_DIR, StateError, TopologyState, load_state
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
@@ -128,3 +130,17 @@ async def until_signalled() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def topology_client(state: TopologyState, timeout: float, *, net: str | None = None,
+                    region: str | None = None) -> HandleClient:
+    """A client of the running topology: its CA pinned (`up --tls`) and its network mode followed, so this
+    command's own hops pay the modelled delays when the topology runs with the model (`net` overrides)."""
+    try:
+        path = client_path(state.data, net, region=region, timeout=timeout)
+    except NetModeError as exc:
+        fail(str(exc))
+        raise
+    client = HandleClient(timeout=timeout, ssl_context=state.ssl_context())
+    client.net = path
+    return client

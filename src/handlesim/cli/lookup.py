@@ -15,7 +15,6 @@ from ..core.codes import OpCode
 from ..core.errors import HandleError
 from ..core.messages import Request, Response
 from ..net.client import HandleClient, locate
-from ..topology.network import NetModeError, client_path
 from .app import (
     code_name,
     data_text,
@@ -27,6 +26,7 @@ from .app import (
     running_state,
     state_dir_option,
     timeout_option,
+    topology_client,
     value_json,
 )
 
@@ -49,16 +49,13 @@ def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], i
     """Resolve HANDLE: iteratively from the roots, or through a recursive resolver node (--via)."""
     state = running_state(state_dir)
     target = parse_handle(handle)
-    try:
-        path = client_path(state.data, net, region=client_region, timeout=timeout)
-    except NetModeError as exc:
-        fail(str(exc))
+    client = topology_client(state, timeout, net=net, region=client_region)
+    path = client.net
     started = time.perf_counter()
     modelled = [0.0]
 
     async def go() -> tuple[Response, list[dict[str, Any]]]:
-        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
-            client.net = path
+        async with client:
             try:
                 return await walk(client)
             finally:
@@ -142,7 +139,7 @@ def check(handle: str, state_dir: Path, timeout: float, as_json: bool) -> None:
     target = parse_handle(handle)
 
     async def go() -> list[tuple[str, Response | str]]:
-        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
+        async with topology_client(state, timeout) as client:
             if target.is_prefix_handle:
                 replicas = [(site.name, site.servers[0]) for site in state.root_sites]
             else:

@@ -13,7 +13,7 @@ from ..core.handle import Handle
 from ..core.messages import Request, Response
 from ..core.prefixes import owner_identity
 from ..core.values import HandleValue, ValueReference
-from ..net.client import HandleClient, locate, write_target
+from ..net.client import locate, write_target
 from ..topology.state import StateError
 from .app import (
     code_name,
@@ -25,6 +25,7 @@ from .app import (
     running_state,
     state_dir_option,
     timeout_option,
+    topology_client,
 )
 
 
@@ -72,7 +73,7 @@ def _write(state_dir: Path, target: Handle, request: Request, identity_text: str
         fail(str(exc))
 
     async def go() -> Response:
-        async with HandleClient(timeout=timeout, ssl_context=state.ssl_context()) as client:
+        async with topology_client(state, timeout) as client:
             sites = await locate(client, target.prefix_handle(), state.root_sites)
             return await client.send(write_target(sites, target), request, credentials=credentials)
 

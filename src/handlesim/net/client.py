@@ -38,9 +38,9 @@ class HandleClient:
                  cache: ResolutionCache | None = None, failed_for: float = DEFAULT_FAILED_FOR,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.cache = cache
+        """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
         self.ssl_context = ssl_context
         """For https nodes: the context pinning the topology's CA (None: the system's trust store)."""
-        """The client-side cache resolutions use by default; writes sent through this client evict what it held."""
         self.health = ServerHealth(penalty=failed_for)
         """Response times and recent failures of the servers this client asked (orders failover)."""
         self.timeout = timeout

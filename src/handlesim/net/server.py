@@ -102,7 +102,9 @@ class NodeServer:
         record changes; walked answers expire with the resolver cache's TTL)."""
         self.fast_answers: Counter[int] = Counter()
         """Resolutions answered from the encoded-answer cache, by response code (the service never saw them)."""
-        self._answer_keys: dict[str, set[tuple[str, str]]] = {}
+        self._answer_keys: dict[str, tuple[tuple[str, str], ...]] = {}
+        """The memo keys of each handle's cached answers (tuples, not sets: the collector untracks tuples of
+        strings, so a node that has answered many handles does not slow every full collection)."""
         service.listeners.append(self._forget_answers)
         self.app = web.Application(client_max_size=self.limits.max_body_bytes,
                                    middlewares=[self._errors_as_protocol_answers])
@@ -473,7 +475,9 @@ class NodeServer:
             self._answers.clear()
             self._answer_keys.clear()
         self._answers[memo] = (status, body, code, expires)
-        self._answer_keys.setdefault(handle_key, set()).add(memo)
+        known = self._answer_keys.get(handle_key, ())
+        if memo not in known:
+            self._answer_keys[handle_key] = (*known, memo)
 
     def _forget_answers(self, key: str) -> None:
         if not key or key.startswith("0.NA/"):

@@ -23,6 +23,11 @@ def value_to_dict(value: HandleValue) -> dict[str, Any]:
 
     Values are immutable and repeat across answers (every handle of a prefix shares its HS_ADMIN), so the dict is
     built once per distinct value; callers must not mutate it."""
+    return build_value_dict(value)
+
+
+def build_value_dict(value: HandleValue) -> dict[str, Any]:
+    """`value_to_dict` without the memo, for callers that keep their own (the codec keeps encoded bytes)."""
     out: dict[str, Any] = {
         "index": value.index,
         "type": value.type,
