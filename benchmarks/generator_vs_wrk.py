@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/generator_vs_wrk.py      (needs Debian's wrk: apt-get install -y wrk)
 """
 
-import json, subprocess, sys
+import json
+import subprocess
+
 from handlesim.bench.baseline import BaselineServer
 from handlesim.bench.generator import WorkerSpec, run_worker
 from handlesim.bench.runner import BenchConfig, merge_parts
@@ -14,7 +16,7 @@ if __name__ == "__main__":
     try:
         url = f"http://127.0.0.1:{server.port}/api/handles/88.101.1001/X"
         wrk = subprocess.run(["wrk", "-t1", "-c32", "-d8s", url], capture_output=True, text=True).stdout
-        wrk_rate = float(next(l for l in wrk.splitlines() if l.startswith("Requests/sec")).split()[1])
+        wrk_rate = float(next(line for line in wrk.splitlines() if line.startswith("Requests/sec")).split()[1])
         best = 0.0
         for rate in (8000, 12000, 16000, 20000, 24000):
             spec = WorkerSpec(mode="baseline", rate=rate, duration=5, warmup=1, connections=32,
