@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..net.faults import request_fault
+from ..topology.config import read_toml
 
 ACTIONS = ("kill", "stop", "start", "pause", "resume", "slow", "partition", "heal")
 NODE_ACTIONS = ("kill", "stop", "start", "pause", "resume", "slow")
@@ -64,13 +64,7 @@ class Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc}") from None
-    return parse_scenario(data, str(path))
+    return parse_scenario(read_toml(path, ScenarioError), str(path))
 
 
 def parse_scenario(data: dict[str, Any], source: str) -> Scenario:

@@ -27,7 +27,7 @@ from aiohttp import web
 from ..core.cache import ResolutionCache
 from ..core.errors import HandleError
 from ..core.handle import Handle
-from ..net.apps import serve_app
+from ..net.apps import AppServer
 from ..net.client import HandleClient
 from ..topology.runner import Topology
 from ..topology.state import TopologyState
@@ -72,7 +72,7 @@ class _Sweeps:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class DemoWeb:
+class DemoWeb(AppServer):
     """The page and its API for one topology. `await start(host, port)`, later `await stop()`."""
 
     def __init__(self, state: TopologyState, config: DemoWebConfig | None = None, *,
@@ -88,7 +88,7 @@ class DemoWeb:
         self._sweeps = _Sweeps()
         self._poller: aiohttp.ClientSession | None = None
         self._static = _load_static()
-        self.app = web.Application()
+        super().__init__(web.Application())
         self.app.add_routes([
             web.get("/", self.index),
             web.get("/static/{name}", self.static),
@@ -98,22 +98,17 @@ class DemoWeb:
             web.get("/api/counters", self.counters),
             web.post("/api/nodes/{node_id}/{action:stop|start}", self.control_node),
         ])
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         if not ipaddress.ip_address(host).is_loopback:
             raise WebError(f"the demo page listens on loopback only, not {host}")
-        self._runner, self.port = await serve_app(self.app, host, port)
-        return self.port
+        return await super().start(host, port)
 
     async def stop(self) -> None:
         await self.client.close()
         if self._poller is not None:
             await self._poller.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
 
     # -- page -----------------------------------------------------------------------------------------------------
 

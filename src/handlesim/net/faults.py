@@ -33,7 +33,7 @@ from aiohttp import web
 from ..core.codes import ResponseCode, http_status
 from ..core.messages import error_response
 from ..wire import codec
-from .apps import serve_app
+from .apps import AppServer
 from .shaping import CLIENT_SOURCE, SOURCE_HEADER
 
 if TYPE_CHECKING:
@@ -282,28 +282,17 @@ async def other_sim_route(controller: FaultController | None, request: web.Reque
                    f"changes anything is POST {FAULT_ROUTE}")
 
 
-class ControlServer:
+class ControlServer(AppServer):
     """The topology's control port: `/_sim/fault` served apart from every node, so it outlives any node fault."""
 
     def __init__(self, controller: FaultController) -> None:
+        super().__init__(web.Application())
         self.controller = controller
-        self.app = web.Application()
         self.app.add_routes([
             web.get(FAULT_ROUTE, self._state),
             web.post(FAULT_ROUTE, self._action),
             web.get("/_sim/health", self._health),
         ])
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self, host: str, port: int = 0) -> int:
-        self._runner, self.port = await serve_app(self.app, host, port)
-        return self.port
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _state(self, request: web.Request) -> web.Response:
         return await fault_state(self.controller)

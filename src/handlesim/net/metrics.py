@@ -18,7 +18,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from ..core.latency import cumulative
-from .apps import serve_app
+from .apps import AppServer
 
 if TYPE_CHECKING:
     from .server import NodeServer
@@ -170,16 +170,14 @@ class _Collected:
         return iter(self.families)
 
 
-class MetricsServer:
+class MetricsServer(AppServer):
     """`GET /metrics` for every node of this process on one loopback port (what Prometheus scrapes), and
     `GET /timers`: every node's server-side timers in one JSON answer (for the benchmark)."""
 
     def __init__(self, source: NodeSource) -> None:
+        super().__init__(web.Application())
         self.source = source
-        self.app = web.Application()
         self.app.add_routes([web.get("/metrics", self._metrics), web.get("/timers", self._timers)])
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         """Read the nodes a hundred at a time, letting them serve in between; format the text in a thread."""
@@ -196,12 +194,3 @@ class MetricsServer:
 
     async def _timers(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"nodes": [timer_snapshot(server) for server in self.source()]})
-
-    async def start(self, host: str, port: int) -> int:
-        self._runner, self.port = await serve_app(self.app, host, port)
-        return self.port
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None

@@ -321,17 +321,21 @@ class TopologyConfig:
         return config
 
 
+def read_toml(path: str | Path, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """A TOML file as data; a missing, unreadable or invalid file raises `error` naming the file and why."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path) -> TopologyConfig:
     """Read and validate a topology TOML file."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path), str(path))
 
 
 def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
@@ -625,12 +629,7 @@ def _used_regions(config: TopologyConfig) -> set[str]:
 
 def load_network(path: str | Path, seed_source: str = "") -> NetworkSpec:
     """A `[network]` table from its own TOML file (`up --network configs/network-china.toml`)."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    data = read_toml(path)
     top = _Reader(data, str(path), "")
     for key in data:
         if key != "network":
