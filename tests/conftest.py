@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import Topology, launch
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from .support.paths import CONFIGS
+
+settings.register_profile("fast", max_examples=20)  # `scripts/test --fast`: a quick look, not the full search
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -1,0 +1,132 @@
+"""The benchmark harness: percentile maths, open-loop scheduling against a slow server, a short run end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from handlesim.bench.generator import WorkerSpec, run_worker
+from handlesim.bench.recording import merge_encoded, new_histogram, summarize
+from handlesim.bench.runner import BenchConfig, merge_parts
+from handlesim.bench.workload import KeyChooser, Target
+
+from ..support.paths import ROOT
+
+
+def test_percentiles_of_a_known_distribution() -> None:
+    hist = new_histogram()
+    for value in range(1, 10_001):  # 1 us .. 10 ms, uniform
+        hist.record_value(value)
+    summary = summarize(hist)
+    assert summary["count"] == 10_000
+    assert summary["p50_ms"] == pytest.approx(5.0, rel=0.002)
+    assert summary["p99_ms"] == pytest.approx(9.9, rel=0.002)
+    assert summary["max_ms"] == pytest.approx(10.0, rel=0.002)
+
+
+def test_merging_histograms_equals_recording_everything_in_one() -> None:
+    rng = random.Random(3)
+    values = [int(rng.expovariate(1 / 800)) + 1 for _ in range(30_000)]
+    whole = new_histogram()
+    parts = [new_histogram() for _ in range(3)]
+    for i, value in enumerate(values):
+        whole.record_value(value)
+        parts[i % 3].record_value(value)
+    merged = merge_encoded([p.encode() for p in parts])
+    assert summarize(merged) == summarize(whole)
+
+
+def test_zipf_keys_are_skewed_and_uniform_keys_are_not() -> None:
+    zipf = KeyChooser(1000, "zipf", 1.1, seed=1)
+    uniform = KeyChooser(1000, "uniform", seed=1)
+    top_zipf = max(__import__("collections").Counter(zipf.next() for _ in range(20_000)).values())
+    top_uniform = max(__import__("collections").Counter(uniform.next() for _ in range(20_000)).values())
+    assert top_zipf > 1000 and top_uniform < 60
+
+
+class SlowServer:
+    """A deliberately slow node: 20 ms per answer, one at a time."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        lock = asyncio.Lock()
+
+        async def slow(request: web.Request) -> web.Response:
+            async with lock:
+                await asyncio.sleep(self.delay)
+            return web.Response(body=b"\x81\xacresponseCode\x01", content_type="application/msgpack")
+
+        app = web.Application()
+        app.router.add_get("/api/handles/{h:.+}", slow)
+        runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner = runner
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+        self.loop.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def slow_server() -> Iterator[SlowServer]:
+    server = SlowServer()
+    yield server
+    server.stop()
+
+
+def test_open_loop_keeps_its_schedule_and_shows_queueing(slow_server: SlowServer) -> None:
+    """Offered 100/s against a server that does 50/s: latency from the intended send grows far past 20 ms."""
+    target = Target("88.1/x", "127.0.0.1", slow_server.port, "slow")
+    spec = WorkerSpec(mode="direct", rate=100, duration=2.0, warmup=0.0, connections=4, targets=[target],
+                      timeout=10.0)
+    part = run_worker(spec)
+    result = merge_parts([part], BenchConfig(rate=100, duration=2.0))
+    latency = result["latency_ms"]
+    assert latency["p50_ms"] > 300, "a closed-loop tool would report ~80 ms (4 connections x 20 ms) here"
+    assert latency["max_ms"] > 1000, "the backlog grows for the whole run"
+    assert result["late_sends"] > 50
+    assert result["completed"] == 200, "every request of the schedule was sent (late), none silently dropped"
+
+
+def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "handlesim.cli", "bench", "--config", "configs/small.toml", "--mode", "direct",
+         "--rate", "300", "--duration", "2", "--warmup", "0.5", "--connections", "4", "--out", str(out),
+         "--name", "e2e"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((out / "e2e.json").read_text())
+    assert result["schema"] == 1 and result["kind"] == "handlesim-bench"
+    assert result["run"]["completed"] >= 500 and result["run"]["errors"] == 0
+    assert result["run"]["latency_ms"]["p99_ms"] > 0 and result["baseline"]["completed"] >= 500
+    assert set(result["ratios"]) == {"achieved_rate", "p50", "p99"}
+    assert result["machine"]["cpus"] and result["versions"]["aiohttp"]
+    assert len(result["run"]["timeline"]) == 2
+    assert (out / "e2e.md").read_text().startswith("### `direct`")
+    assert (out / "e2e-latency.png").stat().st_size > 1000
+    assert "| direct |" in run.stdout

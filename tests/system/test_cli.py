@@ -1,0 +1,113 @@
+"""The CLI against a real `handlesim up` process on ephemeral loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..support.processes import HANDLESIM, ROOT, up_process
+
+
+def handlesim(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*HANDLESIM, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"handlesim {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("cli") / "state"
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--state-dir", str(state)) as up:
+        yield state
+    assert up.proc.returncode == 0
+    assert not (state / "topology.json").exists(), "a clean stop removes topology.json"
+
+
+def test_topology_lists_tiers_and_examples(running: Path) -> None:
+    out = handlesim("topology", "--state-dir", str(running)).stdout
+    assert "root" in out and "secondary" in out and "enterprise" in out and "handlesim resolve" in out
+    data = json.loads(handlesim("topology", "--state-dir", str(running), "--json").stdout)
+    assert len(data["nodes"]) == 11 and data["examples"]  # 1 root, 3 secondaries, 6 enterprises, 1 resolver
+
+
+def test_resolve_trace_walks_three_tiers(running: Path) -> None:
+    example = json.loads(handlesim("topology", "--state-dir", str(running), "--json").stdout)["examples"][0]
+    out = handlesim("resolve", "--trace", "--state-dir", str(running), example).stdout
+    lines = [line for line in out.splitlines() if line.strip().startswith("hop")]
+    assert len(lines) == 3
+    assert "root-qingdao" in lines[0] and "303" in lines[0] and "prefix referral" in lines[0]
+    assert "sec-" in lines[1] and "ent-" in lines[2]
+    assert "https://id.example.cn/" in out
+
+
+def test_register_resolve_delete_round_trip(running: Path) -> None:
+    handle = "88.101.1001/CLI-TEST-1"
+    out = handlesim("register", "--state-dir", str(running), handle, "--value", "URL=https://id.example.cn/cli",
+                    "--value", "EMAIL=ops@example.cn").stdout
+    assert "ok" in out
+    again = handlesim("register", "--state-dir", str(running), handle, "--value", "URL=x", check=False)
+    assert again.returncode != 0 and "101" in again.stderr
+    data = json.loads(handlesim("resolve", "--json", "--state-dir", str(running), handle).stdout)
+    assert data["responseCode"] == 1
+    assert {v["type"] for v in data["values"]} >= {"URL", "EMAIL", "HS_ADMIN"}
+    handlesim("delete", "--state-dir", str(running), handle)
+    gone = handlesim("resolve", "--json", "--state-dir", str(running), handle, check=False)
+    assert gone.returncode == 1 and json.loads(gone.stdout)["responseCode"] == 100
+
+
+def test_bad_input_is_explained(running: Path) -> None:
+    bad = handlesim("resolve", "--state-dir", str(running), "88..1/x", check=False)
+    assert bad.returncode != 0 and "102" in bad.stderr and "empty segment" in bad.stderr
+    value = handlesim("register", "--state-dir", str(running), "88.101.1001/Z", "--value", "nonsense", check=False)
+    assert value.returncode != 0 and "TYPE=DATA" in value.stderr
+    stranger = handlesim("register", "--state-dir", str(running), "88.101.1001/Z", "--value", "URL=x",
+                         "--as", "300:0.NA/88.999", check=False)
+    assert stranger.returncode != 0 and "no credentials" in stranger.stderr
+
+
+def test_second_up_on_the_same_state_dir_is_refused(running: Path) -> None:
+    second = handlesim("up", "--config", "configs/small.toml", "--base-port", "0", "--state-dir", str(running),
+                       check=False)
+    assert second.returncode != 0 and "another `handlesim up` is running" in second.stderr
+
+
+def test_no_topology_is_a_clear_error(tmp_path: Path) -> None:
+    result = handlesim("resolve", "--state-dir", str(tmp_path), "88.101/x", check=False)
+    assert result.returncode != 0 and "no running topology" in result.stderr
+
+
+def test_validate(tmp_path: Path) -> None:
+    assert "1000 enterprise" in handlesim("validate", "configs/plan.toml").stdout
+    broken = tmp_path / "bad.toml"
+    broken.write_text('name = "x"\nhost = "10.0.0.1"\n[[roots]]\nid = "r"\n')
+    result = handlesim("validate", str(broken), check=False)
+    assert result.returncode != 0 and "bad.toml" in result.stderr and "host" in result.stderr
+    assert "loopback" in result.stderr
+
+
+def test_port_conflict_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = handlesim("up", "--config", "configs/small.toml", "--base-port", str(port),
+                           "--state-dir", str(tmp_path / "s"), check=False)
+    assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "base_port" in result.stderr
+    assert os.path.exists(tmp_path / "s")
+
+
+def test_resolve_via_resolver_shows_walk_then_cache(running: Path) -> None:
+    example = json.loads(handlesim("topology", "--state-dir", str(running), "--json").stdout)["examples"][1]
+    first = handlesim("resolve", "--via", "resolver", "--trace", "--state-dir", str(running), example).stdout
+    assert "its walk" in first and first.count(" hop ") == 3 and "3 upstream hops" in first
+    second = handlesim("resolve", "--via", "resolver", "--trace", "--state-dir", str(running), example).stdout
+    assert "answered from its cache" in second and "0 upstream hops" in second
+    assert "https://id.example.cn/" in second
