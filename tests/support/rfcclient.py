@@ -204,13 +204,13 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 async def exchange_udp(host: str, port: int, session: int, request: int, msg: bytes,
-                       timeout: float = 2.0) -> tuple[bytes, bytes]:
+                       wait: float = 2.0) -> tuple[bytes, bytes]:
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(_Udp, remote_addr=(host, port))
     try:
         for packet in packets(session, request, msg):
             transport.sendto(packet)
-        return await asyncio.wait_for(proto.done, timeout)
+        return await asyncio.wait_for(proto.done, wait)
     finally:
         transport.close()
 
@@ -230,10 +230,10 @@ class TcpLink:
         self.writer.write(envelope(session, request, 0, len(msg)) + msg)
         await self.writer.drain()
 
-    async def receive(self, timeout: float = 2.0) -> tuple[bytes, bytes]:
-        env = await asyncio.wait_for(self.reader.readexactly(ENVELOPE.size), timeout)
+    async def receive(self, wait: float = 2.0) -> tuple[bytes, bytes]:
+        env = await asyncio.wait_for(self.reader.readexactly(ENVELOPE.size), wait)
         length = ENVELOPE.unpack(env)[-1]
-        return env, await asyncio.wait_for(self.reader.readexactly(length), timeout)
+        return env, await asyncio.wait_for(self.reader.readexactly(length), wait)
 
     async def close(self) -> None:
         self.writer.close()

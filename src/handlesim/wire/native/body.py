@@ -182,6 +182,12 @@ def encode_message(message: Message) -> bytes:
     return RawMessage(header, out.getvalue(), message.credential).encode()
 
 
+def encode_body(body: Body) -> bytes:
+    out = Writer()
+    _encode_body(out, body)
+    return out.getvalue()
+
+
 def _encode_body(out: Writer, body: Body) -> None:
     if isinstance(body, HandleBody):
         out.text(body.handle)
