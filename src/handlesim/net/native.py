@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.codes import OpCode, ResponseCode
-from ..core.errors import HandleError, ProtocolError, ServerTooBusy
+from ..core.errors import HandleError, OperationNotSupported, ProtocolError, ServerTooBusy
 from ..core.messages import Request, Response
 from ..core.prefixes import native_interfaces
 from ..core.service import HandleService
@@ -40,7 +40,7 @@ from ..wire.native.body import (
 from ..wire.native.body import decode_parts as decode_body
 from ..wire.native.credential import challenge_message, check_secret_key_answer, decode_secret_key_answer
 from ..wire.native.credential import request_digest as digest_of
-from ..wire.native.envelope import MAJOR_VERSION, MINOR_VERSION, Envelope, check_version
+from ..wire.native.envelope import MAJOR_VERSION, MINOR_VERSION, Envelope, check_version, decode_envelope
 from ..wire.native.header import Header, OpFlag, RawMessage, split_message
 from ..wire.native.mapping import SERVICE_OPS, answer_header, answer_message, error_message, request_from_message
 from ..wire.native.packets import Reassembler, StreamDecoder, frame, to_datagrams
@@ -387,8 +387,6 @@ def _header_of(data: bytes) -> Header:
 
 
 def _not_supported(op: int) -> HandleError:
-    from ..core.errors import OperationNotSupported
-
     name = OpCode(op).name.lower() if op in OpCode._value2member_map_ else str(op)
     return OperationNotSupported(f"operation {name} is not supported by this node's native interface "
                                  "(no sessions, no replication over the native protocol)")
@@ -629,10 +627,9 @@ class NativeListener:
 
 
 def _envelope_of(data: bytes) -> Envelope | None:
-    from ..wire.native.envelope import decode_envelope
-
+    """The ids to answer a bad packet with, if it has an envelope at all."""
     try:
-        return decode_envelope(data)
+        return decode_envelope(data, check_length=False)
     except ProtocolError:
         return None
 

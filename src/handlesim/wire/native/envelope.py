@@ -62,8 +62,9 @@ class Envelope:
                             self.sequence & 0xFFFFFFFF, self.length & 0xFFFFFFFF)
 
 
-def decode_envelope(data: bytes) -> Envelope:
-    """The envelope at the start of `data`; ProtocolError when short or when it announces an impossible length.
+def decode_envelope(data: bytes, *, check_length: bool = True) -> Envelope:
+    """The envelope at the start of `data`; ProtocolError when short or (unless `check_length` is off, to answer
+    such a message) when it announces an impossible length.
 
     Session and request ids are Java ints on the reference implementation, so they are read as signed."""
     if len(data) < ENVELOPE_SIZE:
@@ -72,7 +73,7 @@ def decode_envelope(data: bytes) -> Envelope:
     suggest_major = flags & _SUGGEST_MAJOR_MASK
     if suggest_major == 0:  # a sender that does not suggest speaks only the version it used
         suggest_major, suggest_minor = major, minor
-    if length > MAX_MESSAGE_LENGTH:
+    if check_length and length > MAX_MESSAGE_LENGTH:
         raise ProtocolError(f"message envelope: message length {length} is over the {MAX_MESSAGE_LENGTH}-byte limit")
     return Envelope(major, minor, suggest_major, suggest_minor, bool(flags & FLAG_COMPRESSED),
                     bool(flags & FLAG_ENCRYPTED), bool(flags & FLAG_TRUNCATED), _signed(session), _signed(request),
