@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..core.cache import ResolutionCache
+from ..core.codes import ResponseCode
 from ..core.health import DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
@@ -70,3 +71,9 @@ class RecursiveResolver:
     def snapshot(self) -> dict[str, object]:
         return {**self.cache.stats(), "walks": self.stats.walks, "answered_from_cache": self.stats.answered_from_cache,
                 "upstream_requests": self.stats.upstream_requests, "at": time.time()}
+
+
+def walk_needed(answer: Response, request: Request, resolver: RecursiveResolver | None) -> bool:
+    """Whether a node answers `request` by walking the hierarchy for the client: it asked recursively (a REST GET,
+    a native request with RECU) for a handle this node does not home, and the node has a resolver."""
+    return resolver is not None and request.recursive and answer.code == ResponseCode.SERVER_NOT_RESPONSIBLE
