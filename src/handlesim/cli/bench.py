@@ -12,7 +12,10 @@ from .app import fail, main, running_state, state_dir_option
 
 @main.command()
 @click.option("--mode", type=click.Choice(["direct", "iterative-cold", "iterative-warm", "resolver", "mixed"]),
-              default="direct", show_default=True, help="What each request does (see README: Benchmarks).")
+              default="direct", show_default=True,
+              help="What each request does: one hop to the enterprise (direct), the walk from the roots without or "
+                   "with a client cache (iterative-cold, iterative-warm), ask the recursive resolver (resolver), "
+                   "direct reads plus authenticated creates (mixed).")
 @click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered lookups per second.")
 @click.option("--max", "find_max", is_flag=True, help="Search for the highest rate within --p99-bound/--error-bound.")
 @click.option("--p99-bound", type=float, default=10.0, show_default=True, help="--max: p99 limit in ms.")
@@ -21,9 +24,11 @@ from .app import fail, main, running_state, state_dir_option
 @click.option("--warmup", type=float, default=2.0, show_default=True, help="Seconds of load before measuring.")
 @click.option("--connections", type=int, default=32, show_default=True, help="Connections per generator process.")
 @click.option("--processes", type=int, default=1, show_default=True, help="Load-generator processes.")
-@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True)
+@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True,
+              help="Spacing of the open-loop sends: evenly, or as a Poisson process at the same mean rate.")
 @click.option("--keys", type=int, default=0, help="Draw from this many seeded identifiers (0 = all).")
-@click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True)
+@click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True,
+              help="How identifiers are drawn: all equally often, or Zipf (a few hot ones; see --zipf).")
 @click.option("--zipf", "zipf_s", type=float, default=1.0, show_default=True, help="Zipf exponent.")
 @click.option("--write-fraction", type=float, default=0.05, show_default=True, help="mixed: share of writes.")
 @click.option("--no-baseline", is_flag=True, help="Skip measuring the bare aiohttp route in the same run.")

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from ..core.codes import WRITE_OPS, OpCode, ResponseCode, http_status
+from ..core.codes import OpCode, ResponseCode, http_status
 from ..core.errors import ProtocolError
 from ..core.handle import Handle
-from ..core.messages import Request, Response
+from ..core.messages import Request
 from ..core.search import reverse_lookup
 from ..core.service import HandleService
 from ..wire import codec, mapping
@@ -24,7 +24,7 @@ from . import rest
 from .answers import AnswerCache
 from .credentials import Authenticator
 from .gate import read_body
-from .recursion import RecursiveResolver
+from .recursion import RecursiveResolver, walk_needed
 from .replication import REPLICATION_ROUTE, Replicator
 from .routes import Route, answer_reply, media_of
 
@@ -79,7 +79,8 @@ class HandleRoutes:
             core_request = await self._with_identity(request, core_request)
         answer = self.service.handle(core_request, self.clock())
         expires: float | None = None
-        if answer.code == ResponseCode.SERVER_NOT_RESPONSIBLE and core_request.recursive and self.resolver:
+        if walk_needed(answer, core_request, self.resolver):
+            assert self.resolver is not None
             answer = await self.resolver.resolve(core_request, with_trace=rest.parse_flag(query, "trace", False))
             # a walked answer may be reused only as long as the resolver's cache would keep it
             expires = self.resolver.cache.expiry_of(answer, self.clock())
@@ -135,11 +136,9 @@ class HandleRoutes:
         return answer_reply(request, self.service.apply_replicated(handle, values, deleted_at, identity))
 
     def _answer(self, request: web.Request, core_request: Request) -> web.Response:
-        answer: Response = self.service.handle(core_request, self.clock())
-        if answer.ok and self.replicator is not None and core_request.handle is not None \
-                and core_request.op in WRITE_OPS:
-            changed = Handle.from_text(answer.handle) if answer.handle else core_request.handle
-            self.replicator.changed(changed, deleted=core_request.op == OpCode.DELETE_HANDLE)
+        answer = self.service.handle(core_request, self.clock())
+        if self.replicator is not None:
+            self.replicator.answered(core_request, answer)
         return answer_reply(request, answer, is_read=core_request.op in (OpCode.LIST_HANDLES, OpCode.LIST_HOMED_NAS))
 
     async def _with_identity(self, request: web.Request, core_request: Request) -> Request:
@@ -149,5 +148,5 @@ class HandleRoutes:
         return replace(core_request, identity=await self.authenticator.authenticate(header))
 
     def _handle_in_path(self, request: web.Request) -> Handle:
-        return rest.handle_from_path(request.match_info["handle"],
-                                     max_bytes=self.service.config.limits.max_handle_bytes)
+        return rest.handle_from_raw_path(request.rel_url.raw_path,
+                                         max_bytes=self.service.config.limits.max_handle_bytes)

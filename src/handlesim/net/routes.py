@@ -56,9 +56,11 @@ def refusal(request: web.Request, status: int, code: int, message: str) -> web.R
 
 
 def path_handle(request: web.Request) -> str:
-    """The handle a request's path names (as text, or raw when it does not parse); empty on other routes."""
-    raw = request.match_info.get("handle", "") if request.match_info else ""
+    """The handle an error reply names: the one in the path of a handle route, as far as it can be read."""
+    matched = request.match_info.get("handle", "") if request.match_info else ""
+    if not matched:
+        return ""
     try:
-        return rest.handle_from_path(raw).text if raw else ""
+        return rest.handle_from_raw_path(request.rel_url.raw_path).text
     except (HandleError, ProtocolError):
-        return raw
+        return matched
