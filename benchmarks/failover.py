@@ -45,9 +45,10 @@ from handlesim.core.handle import Handle  # noqa: E402
 from handlesim.core.health import ServerHealth  # noqa: E402
 from handlesim.core.resolution import Resolution  # noqa: E402
 from handlesim.net.lean import LeanPool, build_request, drive_resolution  # noqa: E402
-from handlesim.topology.config import FailoverSpec, MirrorSpec, RootSpec, load_config  # noqa: E402
+from handlesim.topology.config import load_config  # noqa: E402
 from handlesim.topology.plan import build_plan  # noqa: E402
 from handlesim.topology.runner import Topology, launch  # noqa: E402
+from handlesim.topology.schema import FailoverSpec, MirrorSpec, RootSpec  # noqa: E402
 from handlesim.topology.seed import identifiers_for  # noqa: E402
 
 VICTIMS = {"root": "root-qingdao", "primary": "ent-88.101.1001", "busiest": "ent-88.101.1001"}

@@ -21,10 +21,11 @@ from handlesim.core.handle import Handle
 from handlesim.core.messages import Request
 from handlesim.net.client import HandleClient
 from handlesim.net.shaping import NetPath
-from handlesim.topology.config import TopologyConfig, parse_config
+from handlesim.topology.config import parse_config
 from handlesim.topology.network import client_path
 from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import Topology, launch
+from handlesim.topology.schema import TopologyConfig
 from handlesim.topology.state import load_state
 
 from ..support.paths import ROOT

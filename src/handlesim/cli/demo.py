@@ -14,9 +14,10 @@ from ..core.errors import HandleError
 from ..demo.narration import LANGUAGES
 from ..demo.walkthrough import DemoRun
 from ..demo.web import DemoWeb, DemoWebConfig, WebError
-from ..topology.config import ConfigError, MirrorSpec, load_config
+from ..topology.config import ConfigError, load_config
 from ..topology.plan import build_plan
 from ..topology.runner import LaunchError, Topology, launch
+from ..topology.schema import MirrorSpec
 from ..topology.state import StateError, TopologyState, load_state
 from .app import default_config, fail, main, run_async, running_state, state_dir_option, until_signalled
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from ..core.handle import NA_PREFIX_TEXT, ascii_upper
-from .config import ENTERPRISE_ID_PREFIX, MAX_PORT, ConfigError, SecondarySpec, TopologyConfig
+from .schema import ENTERPRISE_ID_PREFIX, MAX_PORT, ConfigError, SecondarySpec, TopologyConfig
 
 Role = Literal["root", "secondary", "enterprise", "resolver"]
 ROLES: tuple[Role, ...] = ("root", "secondary", "enterprise", "resolver")
