@@ -47,7 +47,8 @@ from handlesim.core.resolution import Resolution  # noqa: E402
 from handlesim.net.lean import LeanPool, build_request, drive_resolution  # noqa: E402
 from handlesim.topology.config import load_config  # noqa: E402
 from handlesim.topology.plan import build_plan  # noqa: E402
-from handlesim.topology.runner import Topology, launch  # noqa: E402
+from handlesim.topology.runner import launch  # noqa: E402
+from handlesim.topology.running import Topology  # noqa: E402
 from handlesim.topology.schema import FailoverSpec, MirrorSpec, RootSpec  # noqa: E402
 from handlesim.topology.seed import identifiers_for  # noqa: E402
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from handlesim.core.handle import Handle
-from handlesim.topology.runner import RunningNode, Topology
+from handlesim.topology.running import RunningNode, Topology
 
 pyhandle_client = pytest.importorskip("pyhandle.client.resthandleclient")
 handleexceptions = pytest.importorskip("pyhandle.handleexceptions")

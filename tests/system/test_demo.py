@@ -19,7 +19,7 @@ from handlesim.cli import main
 from handlesim.demo.lookup import hops_from_trace
 from handlesim.demo.narration import EN, ZH, outcome_words
 from handlesim.demo.web import DemoWeb, DemoWebConfig
-from handlesim.topology.runner import Topology
+from handlesim.topology.running import Topology
 from handlesim.topology.state import load_state
 
 from ..support.paths import ROOT

@@ -13,10 +13,12 @@ from typing import Any
 
 import click
 
+from ..demo.web import DemoWebConfig
 from ..topology.network import NetModeError, default_net_mode
 from ..topology.plan import build_plan
-from ..topology.runner import LaunchError, Topology, launch
-from ..topology.state import load_state
+from ..topology.runner import describe, launch
+from ..topology.running import LaunchError, Topology
+from ..topology.state import TopologyState, load_state
 from ..topology.supervisor import ProcessEngine, Supervisor, refuse_unsupported, resolve_worker_count
 from .app import (
     default_config,
@@ -33,11 +35,36 @@ from .app import (
 from .demo import serve_page, serve_page_for
 
 
+@dataclass(frozen=True)
+class UpOptions:
+    """How `up` runs a plan, beyond what the topology file says."""
+
+    store_kind: str = "sqlite"
+    """`sqlite` (one file per node under the state dir) or `memory`."""
+    net: str = "loopback"
+    """`model` applies the topology's network model to node-to-node hops."""
+    tls: bool = False
+    """Serve every REST port over HTTPS."""
+    web_port: int | None = None
+    """Serve the teaching page on this loopback port (None: no page)."""
+    metrics_port: int | None = 0
+    """Serve Prometheus /metrics for every node on this loopback port (0: a free port; None: none)."""
+    workers: str | None = None
+    """`--workers` as given: a count or `auto` (None: 1, or one per CPU of the Ray cluster with the Ray engine)."""
+    engine: str = "process"
+    """Where workers run: `process` (local processes) or `ray` (Ray actors)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (None: a local Ray instance for this run)."""
+    bind_node_ip: bool = False
+    """Ray actors' nodes bind their machine's IP address instead of the config's host."""
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Topology TOML file (default: configs/plan.toml).")
 @state_dir_option
-@click.option("--store", "store_kind", type=click.Choice(["sqlite", "memory"]), default="sqlite", show_default=True,
+@click.option("--store", "store_kind", type=click.Choice(["sqlite", "memory"]), default=UpOptions.store_kind,
+              show_default=True,
               help="sqlite keeps every node's data under the state dir across restarts.")
 @click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
 @click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
@@ -55,14 +82,15 @@ from .demo import serve_page, serve_page_for
               "<state-dir>/tls (clients pin tls/ca.pem).")
 @click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups; with "
               "workers it cannot stop and start nodes).")
-@click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
-@click.option("--metrics-port", type=click.IntRange(-1, 65535), default=0, show_default=True,
+@click.option("--web-port", type=int, default=DemoWebConfig.port, show_default=True,
+              help="Loopback port of the page (0 = any).")
+@click.option("--metrics-port", type=click.IntRange(-1, 65535), default=UpOptions.metrics_port, show_default=True,
               help="Loopback port serving Prometheus /metrics for every node (0: a free port, written to "
                    "topology.json as metrics_url; -1: none).")
 @click.option("--workers", default=None, metavar="N|auto",
               help="Worker processes (or Ray actors) sharing the nodes; auto = one per core. Default: 1 (all nodes "
                    "in this process); with --engine ray, one per core of the cluster.")
-@click.option("--engine", type=click.Choice(["process", "ray"]), default="process", show_default=True,
+@click.option("--engine", type=click.Choice(["process", "ray"]), default=UpOptions.engine, show_default=True,
               help="Where workers run: local processes, or Ray actors (needs the `ray` extra).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: a local Ray instance.")
@@ -97,30 +125,6 @@ def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: in
         run_async(_up_supervised(plan, state_dir, options, ProcessEngine(), count, None))
     else:
         run_async(_up(plan, state_dir, options))
-
-
-@dataclass(frozen=True)
-class UpOptions:
-    """How `up` runs a plan, beyond what the topology file says."""
-
-    store_kind: str = "sqlite"
-    """`sqlite` (one file per node under the state dir) or `memory`."""
-    net: str = "loopback"
-    """`model` applies the topology's network model to node-to-node hops."""
-    tls: bool = False
-    """Serve every REST port over HTTPS."""
-    web_port: int | None = None
-    """Serve the teaching page on this loopback port (None: no page)."""
-    metrics_port: int | None = 0
-    """Serve Prometheus /metrics for every node on this loopback port (0: a free port; None: none)."""
-    workers: str | None = None
-    """`--workers` as given: a count or `auto` (None: 1, or one per CPU of the Ray cluster with the Ray engine)."""
-    engine: str = "process"
-    """Where workers run: `process` (local processes) or `ray` (Ray actors)."""
-    ray_address: str | None = None
-    """The Ray cluster to join (None: a local Ray instance for this run)."""
-    bind_node_ip: bool = False
-    """Ray actors' nodes bind their machine's IP address instead of the config's host."""
 
 
 def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> Any:
@@ -187,7 +191,6 @@ async def _booted(boot: Awaitable[Topology], progress: _Progress) -> Topology:
         return await boot
     except (LaunchError, NetModeError) as exc:
         fail(str(exc))
-        raise
     finally:
         progress.close()
 
@@ -212,7 +215,6 @@ async def _up_ray(plan: Any, state_dir: Path, options: UpOptions) -> None:
         from ..topology.ray_engine import RayEngine
     except ImportError:
         fail("--engine ray needs Ray: pip install 'handlesim[ray]'")
-        return
     engine = RayEngine(options.ray_address)
     try:
         cores = engine.cpu_count()
@@ -224,31 +226,30 @@ async def _up_ray(plan: Any, state_dir: Path, options: UpOptions) -> None:
 
 
 def _announce(topology: Topology, state_dir: Path) -> None:
-    description = topology.describe()
-    print_tiers(description)
-    print_network(description)
-    metrics = description.get("metrics_urls") or [description[key] for key in ("metrics_url",) if description.get(key)]
+    state = describe(topology)
+    print_tiers(state)
+    print_network(state)
+    metrics = state.metrics_endpoints
     if metrics:
         click.echo(f"  metrics    {', '.join(metrics)}  (Prometheus; `handlesim stats` for the national picture)")
-    workers = f" in {description['workers']} {topology.engine} workers" if topology.engine != "inline" else ""
-    click.echo(f"ready: {len(description['nodes'])} nodes up{workers} in {topology.boot_seconds:.2f} s; "
+    workers = f" in {state.workers} {topology.engine} workers" if topology.engine != "inline" else ""
+    click.echo(f"ready: {len(state.nodes)} nodes up{workers} in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
 
 
 
-def print_network(described: dict[str, Any]) -> None:
+def print_network(state: TopologyState) -> None:
     """One line on the network model and one on fault injection, when they are on."""
-    model = described.get("network")
-    if model:
-        regions = [r["name"] for r in model["regions"]]
+    model = state.network_model
+    if model is not None:
+        regions = list(model.regions)
         click.echo(f"  network    model: {len(regions)} regions ({', '.join(regions[:8])}"
-                   f"{', ...' if len(regions) > 8 else ''}), clients in {model['client_region']}")
+                   f"{', ...' if len(regions) > 8 else ''}), clients in {model.client_region}")
     else:
         click.echo("  network    loopback (no modelled delay)")
-    faults = described.get("faults") or {}
-    if faults.get("enabled"):
-        click.echo(f"  faults     on: `handlesim fault ...` or POST {faults['control_url']}/_sim/fault")
+    if state.control_url is not None:
+        click.echo(f"  faults     on: `handlesim fault ...` or POST {state.control_url}/_sim/fault")
 
 
 class _Progress:
@@ -283,11 +284,11 @@ def topology_cmd(state_dir: Path, as_json: bool) -> None:
     """Show the running topology: tiers, counts, identifiers to try."""
     state = running_state(state_dir)
     if as_json:
-        click.echo(json.dumps(state.data, indent=1, ensure_ascii=False))
+        click.echo(json.dumps(state.to_data(), indent=1, ensure_ascii=False))
         return
-    print_tiers(state.data)
-    print_network(state.data)
-    for example in state.data.get("examples", [])[1:]:
+    print_tiers(state)
+    print_network(state)
+    for example in state.examples[1:]:
         click.echo(f"       handlesim resolve {example}")
 
 

@@ -3,7 +3,7 @@ step, watch them, restart a worker that dies, and stop them all.
 
 A shard is hosted by a worker process (`ProcessEngine`, this module) or a Ray actor (`ray_engine.py`); the
 supervisor only needs `Shard`'s four coroutines, so both engines share the phase logic, the restart logic and the
-topology.json the supervisor writes (`runner.Topology` with every node's address and worker number).
+topology.json the supervisor writes (`running.Topology` with every node's address and worker number).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .plan import TopologyPlan
-from .runner import LaunchError, Progress, Topology, _write_state, connect, open_topology
+from .runner import Progress, announce, connect, open_topology
+from .running import LaunchError, Topology
 from .worker import ShardSpec, worker_main
 
 RESTART_ATTEMPTS = 3
@@ -134,7 +135,7 @@ class Supervisor:
                 self.statuses[status["worker"]] = status
             topology.metrics_urls = self._metrics_urls()
             topology.boot_seconds = time.perf_counter() - started
-            _write_state(topology)
+            announce(topology)
         except BaseException:
             await self.stop()
             raise
@@ -190,7 +191,7 @@ class Supervisor:
             self.statuses[spec.number] = status
             if self.topology is not None:  # the restarted worker serves metrics on a new port
                 self.topology.metrics_urls = self._metrics_urls()
-                _write_state(self.topology)
+                announce(self.topology)
             self.report(f"worker {spec.number} back (pid {status['pid']}) in {time.perf_counter() - started:.2f} s")
             return
         self.given_up.add(spec.number)
