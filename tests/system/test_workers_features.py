@@ -81,8 +81,9 @@ async def test_workers_apply_the_network_model_to_their_nodes_walks(tmp_path: Pa
     supervisor = Supervisor(plan, tmp_path / "state", ProcessEngine(), 2, store_kind="memory", net="model")
     topology = await supervisor.boot()
     try:
-        described = load_state(topology.state_dir).data
-        assert described["net"] == "model" and described["network"]["client_region"] == "Shanghai"
+        described = load_state(topology.state_dir)
+        assert described.net == "model" and described.network_model is not None
+        assert described.network_model.client_region == "Shanghai"
         model = topology.model
         assert model is not None
 
