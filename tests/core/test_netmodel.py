@@ -23,7 +23,7 @@ from handlesim.core.netmodel import (
 from handlesim.topology.config import ConfigError, load_config, load_network, parse_config
 
 from ..support.paths import CONFIGS
-from ..support.statefiles import a_node, a_state
+from ..support.statefiles import a_node, a_state, running_in
 
 QINGDAO = Region("Qingdao", 36.07, 120.38)
 BEIJING = Region("Beijing", 39.90, 116.40)
@@ -193,7 +193,8 @@ def test_fault_commands_explain_a_topology_without_fault_injection(tmp_path: Pat
     from handlesim.topology.state import write_state
 
     write_state(a_state(tmp_path))
-    result = CliRunner().invoke(main, ["fault", "kill", "root-qingdao", "--state-dir", str(tmp_path)])
+    with running_in(tmp_path):
+        result = CliRunner().invoke(main, ["fault", "kill", "root-qingdao", "--state-dir", str(tmp_path)])
     assert result.exit_code != 0 and "fault injection off" in result.output and "--faults" in result.output
 
 

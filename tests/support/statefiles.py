@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from handlesim.topology.plan import Role
 from handlesim.topology.state import FORMAT_VERSION, FaultsEntry, NodeEntry, RootEntry, TopologyState
+from handlesim.topology.statedir import StateDirLock
 
 
 def a_node(node_id: str = "root-qingdao", role: Role = Role.ROOT, port: int = 20000, **fields: Any) -> NodeEntry:
@@ -30,3 +33,13 @@ def a_state(state_dir: Path = Path("state"), nodes: tuple[NodeEntry, ...] | None
         net="loopback", network=None, faults=FaultsEntry(False, None), metrics_url=None, report_interval=None,
         engine="inline", workers=1, metrics_urls=())
     return dataclasses.replace(state, **fields)
+
+
+@contextmanager
+def running_in(state_dir: Path) -> Iterator[StateDirLock]:
+    """Hold the state dir's lock as a running `up` does (commands read topology.json only while it is held)."""
+    lock = StateDirLock.acquire(state_dir)
+    try:
+        yield lock
+    finally:
+        lock.release()

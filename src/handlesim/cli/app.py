@@ -18,7 +18,7 @@ from ..core.values import HandleValue
 from ..net.client import HandleClient
 from ..topology.config import ConfigError, load_config
 from ..topology.network import NetModeError, client_path
-from ..topology.plan import Role, build_plan
+from ..topology.plan import Role, TopologyPlan, build_plan
 from ..topology.state import DEFAULT_STATE_DIR, StateError, TopologyState, load_state
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -56,19 +56,13 @@ def main() -> None:
     """handlesim: a Handle System root / secondary / enterprise hierarchy on loopback."""
 
 
-def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> Any:
+def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> TopologyPlan:
+    """The plan of a topology file with the command line's overrides (checked like the file's own values)."""
     try:
-        config = load_config(path)
+        config = load_config(path).with_overrides(base_port=base_port, identifiers_per_enterprise=identifiers)
+        return build_plan(config)
     except ConfigError as exc:
         fail(str(exc))
-    overrides: dict[str, Any] = {}
-    if base_port is not None:
-        overrides["base_port"] = base_port
-    if identifiers is not None:
-        overrides["identifiers_per_enterprise"] = identifiers
-    if overrides:
-        config = config.with_overrides(**overrides)
-    return build_plan(config)
 
 
 def code_name(code: int) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 import click
 
 from ..demo.web import DemoWebConfig
-from ..topology.network import NetModeError, default_net_mode
+from ..topology.network import default_net_mode
 from ..topology.plan import build_plan
+from ..topology.ports import port_taken
 from ..topology.runner import describe, launch
 from ..topology.running import LaunchError, Topology
 from ..topology.state import TopologyState, load_state
@@ -30,8 +31,8 @@ from .app import (
     run_async,
     running_state,
     state_dir_option,
-    until_signalled,
 )
+from .booting import Progress, Signals
 from .demo import serve_page, serve_page_for
 
 
@@ -57,6 +58,8 @@ class UpOptions:
     """The Ray cluster to join (None: a local Ray instance for this run)."""
     bind_node_ip: bool = False
     """Ray actors' nodes bind their machine's IP address instead of the config's host."""
+    reset: bool = False
+    """Wipe what the state dir holds (another topology's stores, a stale topology.json) before booting."""
 
 
 @main.command()
@@ -97,11 +100,13 @@ class UpOptions:
 @click.option("--bind-node-ip", is_flag=True,
               help="With --engine ray: nodes bind their Ray machine's IP instead of the config's loopback host, "
                    "so nodes on different machines reach each other.")
+@click.option("--reset", is_flag=True,
+              help="Wipe the state dir's stores, credentials and stale files first (e.g. another topology's).")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
        identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
        timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int, workers: str | None,
-       engine: str, ray_address: str | None, bind_node_ip: bool) -> None:
-    """Start every node of a topology on loopback and keep it running until Ctrl-C."""
+       engine: str, ray_address: str | None, bind_node_ip: bool, reset: bool) -> None:
+    """Start every node of a topology on loopback and keep it running until Ctrl-C, SIGTERM or `handlesim down`."""
     plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
     if timeout is not None:
         config = plan.config
@@ -113,7 +118,13 @@ def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: in
     except LaunchError as exc:
         fail(str(exc))
     options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None,
-                        None if metrics_port < 0 else metrics_port, workers, engine, ray_address, bind_node_ip)
+                        None if metrics_port < 0 else metrics_port, workers, engine, ray_address, bind_node_ip,
+                        reset)
+    if options.web_port:  # found before the boot, not after it
+        reason = port_taken(DemoWebConfig.host, options.web_port)
+        if reason is not None:
+            fail(f"the teaching page cannot listen on {DemoWebConfig.host}:{options.web_port}: {reason}; choose "
+                 "another with --web-port (0: any free port)")
     if engine == "ray" or count > 1:
         try:  # before any worker (or Ray) starts
             refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_node_ip)
@@ -140,14 +151,16 @@ def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> A
 
 async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
     """Every node in this process; the page (`--web`) may stop and start them."""
-    progress = _Progress()
-    topology = await _booted(launch(plan, state_dir, store_kind=options.store_kind, progress=progress,
-                                    tls=options.tls, net=options.net, metrics_port=options.metrics_port),
-                              progress)
+    signals = Signals()
+    signals.install()
+    progress = Progress()
+    topology = await signals.booted(launch(plan, state_dir, store_kind=options.store_kind, progress=progress,
+                                           tls=options.tls, net=options.net, metrics_port=options.metrics_port,
+                                           reset=options.reset), progress)
     page = None
     if options.web_port is not None:  # before the ready line, so `ready:` means the page is up too
         try:
-            page = await serve_page_for(topology, "127.0.0.1", options.web_port)
+            page = await serve_page_for(topology, DemoWebConfig.host, options.web_port)
         except BaseException:
             await topology.stop()
             raise
@@ -157,23 +170,25 @@ async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
             await page.stop()
         await topology.stop()
 
-    await _serve_until_signalled(topology, state_dir, stop)
+    await _serve_until_signalled(topology, state_dir, signals, stop)
 
 
 async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine: Any, count: int,
                          bind_host: str | None) -> None:
-    progress = _Progress()
+    signals = Signals()
+    signals.install()
+    progress = Progress()
     supervisor = Supervisor(plan, state_dir, engine, count, store_kind=options.store_kind, bind_host=bind_host,
                             progress=progress, report=lambda message: click.echo(message, err=True),
-                            tls=options.tls, net=options.net)
-    topology = await _booted(supervisor.boot(), progress)
+                            tls=options.tls, net=options.net, reset=options.reset)
+    topology = await signals.booted(supervisor.boot(), progress)
     for status in supervisor.statuses.values():
         click.echo(f"  worker {status['worker']}: pid {status['pid']}, {status['nodes']} nodes, "
                    f"peak RSS {status['peak_rss_mb']:.0f} MB, {status['cpu_seconds']:.1f} s CPU to boot", err=True)
     page = None
     if options.web_port is not None:  # the nodes live in the workers: the page shows and resolves, but cannot
         try:                          # stop and start them
-            page = await serve_page(load_state(state_dir), "127.0.0.1", options.web_port)
+            page = await serve_page(load_state(state_dir), DemoWebConfig.host, options.web_port)
         except BaseException:
             await supervisor.stop()
             raise
@@ -183,24 +198,16 @@ async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine:
             await page.stop()
         await supervisor.stop()
 
-    await _serve_until_signalled(topology, state_dir, stop, supervisor.watch())
+    await _serve_until_signalled(topology, state_dir, signals, stop, supervisor.watch())
 
 
-async def _booted(boot: Awaitable[Topology], progress: _Progress) -> Topology:
-    try:
-        return await boot
-    except (LaunchError, NetModeError) as exc:
-        fail(str(exc))
-    finally:
-        progress.close()
-
-
-async def _serve_until_signalled(topology: Topology, state_dir: Path, stop: Callable[[], Awaitable[None]],
+async def _serve_until_signalled(topology: Topology, state_dir: Path, signals: Signals,
+                                 stop: Callable[[], Awaitable[None]],
                                  watch: Coroutine[Any, Any, None] | None = None) -> None:
     """Print the ready line, keep the topology (and its watcher) running until Ctrl-C or SIGTERM, then stop."""
     _announce(topology, state_dir)
     watcher = asyncio.ensure_future(watch) if watch is not None else None
-    await until_signalled()
+    await signals.stop_requested.wait()
     if watcher is not None:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -250,31 +257,6 @@ def print_network(state: TopologyState) -> None:
         click.echo("  network    loopback (no modelled delay)")
     if state.control_url is not None:
         click.echo(f"  faults     on: `handlesim fault ...` or POST {state.control_url}/_sim/fault")
-
-
-class _Progress:
-    """A one-line progress bar on stderr while a large topology boots (silent when stderr is not a terminal)."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.phase = ""
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase != self.phase:
-            if self.phase and not self.tty:
-                click.echo(f"  {self.phase}: done", err=True)
-            self.phase = phase
-        if self.tty and (done == total or done % max(total // 50, 1) == 0):
-            width = 30
-            filled = width * done // max(total, 1)
-            click.echo(f"\r  {phase:<22} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", err=True,
-                       nl=False)
-
-    def close(self) -> None:
-        if self.tty and self.phase:
-            click.echo("", err=True)
-        elif self.phase:
-            click.echo(f"  {self.phase}: done", err=True)
 
 
 @main.command("topology")

@@ -15,10 +15,9 @@ from ..net.metrics import MetricsServer
 from ..net.reporting import ReportSender
 from .plan import Role
 from .running import LaunchError, Monitoring, Topology
+from .statedir import SCRAPE_TARGETS_FILE
 
 REPORTING_ROLES = (Role.SECONDARY, Role.ENTERPRISE)
-SCRAPE_TARGETS_FILE = "prometheus-nodes.json"
-"""Every node's host:port for Prometheus file-based discovery (each node serves its own `/metrics`)."""
 
 
 def report_targets(topology: Topology, node_id: str) -> list[str]:
@@ -55,9 +54,12 @@ async def start_monitoring(topology: Topology, metrics_port: int | None) -> Moni
             await metrics.start(host, metrics_port)
         except OSError as exc:
             await sender.stop()
-            raise LaunchError(f"the metrics port {host}:{metrics_port} is not available: {exc.strerror}; "
-                              "choose another with --metrics-port") from None
+            raise LaunchError(metrics_port_taken(host, metrics_port, exc.strerror or str(exc))) from None
     return Monitoring(sender, metrics, host)
+
+
+def metrics_port_taken(host: str, port: int, reason: str) -> str:
+    return f"the metrics port {host}:{port} is not available: {reason}; choose another with --metrics-port"
 
 
 def write_scrape_targets(topology: Topology) -> None:

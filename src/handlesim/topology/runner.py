@@ -9,7 +9,6 @@ processes and Ray actors of `supervisor.py` run the same functions, phase by pha
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import os
 import ssl
@@ -17,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
 
 from ..core.auth import hash_secret
 from ..core.cache import ResolutionCache
@@ -37,12 +35,12 @@ from ..net.server import NodeServer
 from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
 from . import network
-from .monitoring import start_monitoring
+from .monitoring import metrics_port_taken, start_monitoring
 from .plan import NodePlan, Role, TopologyPlan
+from .ports import port_taken
 from .running import LaunchError, RunningNode, Topology
 from .seed import example_identifiers, identifiers_for
 from .state import (
-    CREDENTIALS_FILE,
     FORMAT_VERSION,
     NodeEntry,
     RootEntry,
@@ -51,8 +49,16 @@ from .state import (
     write_credentials,
     write_state,
 )
+from .statedir import (
+    CREDENTIALS_FILE,
+    StateDirError,
+    StateDirLock,
+    StateDirSnapshot,
+    StoresOwner,
+    claim_stores,
+    remove_state,
+)
 
-LOCK_FILE = "up.lock"
 ROOT_OPERATOR = ValueReference("0.NA/0.NA", 300)
 
 Progress = Callable[[str, int, int], None]
@@ -60,14 +66,16 @@ Progress = Callable[[str, int, int], None]
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
                  progress: Progress | None = None, tls: bool = False, net: str = "loopback",
-                 metrics_port: int | None = 0) -> Topology:
+                 metrics_port: int | None = 0, reset: bool = False) -> Topology:
     """Start every node of `plan`, wire up the hierarchy, and return the running topology.
 
     `tls`: every REST port serves HTTPS. `net`: `model` applies the config's network model to the nodes' own
     requests (resolver walks). `metrics_port`: where the process serves Prometheus metrics for all its nodes
-    (0: a free port; None: nowhere)."""
+    (0: a free port; None: nowhere). `reset`: wipe what the state dir holds first. A launch that fails (or is
+    cancelled: Ctrl-C) stops what it started and leaves the state dir as it found it."""
     started = time.perf_counter()
-    topology = open_topology(plan, state_dir, tls=tls, net=net)
+    topology = open_topology(plan, state_dir, tls=tls, net=net, store_kind=store_kind, reset=reset,
+                             metrics_port=metrics_port)
     topology.faults = network.controller_for(plan)
     gc.disable()  # booting allocates millions of long-lived objects; collecting them mid-way only costs time
     try:
@@ -83,7 +91,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
         topology.boot_seconds = time.perf_counter() - started
         announce(topology)
     except BaseException:
-        await topology.stop()
+        await topology.abandon()
         raise
     finally:
         gc.freeze()  # the topology lives as long as the process: keep it out of every later collection
@@ -91,33 +99,62 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
     return topology
 
 
-def open_topology(plan: TopologyPlan, state_dir: Path, *, tls: bool = False, net: str = "loopback") -> Topology:
+def open_topology(plan: TopologyPlan, state_dir: Path, *, tls: bool = False, net: str = "loopback",
+                  store_kind: str = "sqlite", reset: bool = False, metrics_port: int | None = None,
+                  check_ports: bool = True) -> Topology:
     """An empty topology that owns `state_dir` (locked until `stop`, so two `up`s never share one), with its network
-    model (`net`) and, with `tls`, the certificate files every process of the topology serves and pins."""
+    model (`net`) and, with `tls`, the certificate files every process of the topology serves and pins.
+
+    Refused before anything starts: a state dir in use, SQLite stores of another topology (`reset` wipes the state
+    dir's old content first), a node port or `metrics_port` already taken (`check_ports`). A refusal leaves the
+    state dir as it was."""
     model = network.model_for(plan, net)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    topology = Topology(plan, state_dir, model=model)
-    topology._lock = _lock_state_dir(state_dir)
-    if tls:
-        use_tls(topology, ensure_certificate(state_dir, sorted({n.host for n in plan.nodes})))
+    snapshot = StateDirSnapshot(state_dir)
+    try:
+        lock = StateDirLock.acquire(state_dir)
+    except StateDirError as exc:
+        raise LaunchError(str(exc)) from None
+    topology = Topology(plan, state_dir, model=model, lock=lock, snapshot=snapshot)
+    try:
+        if reset:
+            remove_state(state_dir, keep_lock=True)
+        if check_ports:
+            _refuse_taken_ports(plan, metrics_port)
+        if store_kind == "sqlite":
+            claim_stores(state_dir, StoresOwner(plan.config.name, plan.config.seed))
+        if tls:
+            use_tls(topology, ensure_certificate(state_dir, sorted({n.host for n in plan.nodes})))
+    except BaseException as exc:
+        snapshot.remove_new()
+        lock.release()
+        if isinstance(exc, StateDirError):
+            raise LaunchError(str(exc)) from None
+        raise
     return topology
+
+
+def _refuse_taken_ports(plan: TopologyPlan, metrics_port: int | None) -> None:
+    """Every fixed port the launch will listen on must be free now (0: any free port, nothing to check)."""
+    for node in plan.nodes:
+        reason = port_taken(node.host, node.port) if node.port else None
+        if reason is not None:
+            raise LaunchError(node_port_taken(node.node_id, node.host, node.port, reason))
+    host = plan.config.host
+    if metrics_port:
+        reason = port_taken(host, metrics_port)
+        if reason is not None:
+            raise LaunchError(metrics_port_taken(host, metrics_port, reason))
+
+
+def node_port_taken(node_id: str, host: str, port: int, reason: str) -> str:
+    return (f"node {node_id} cannot listen on {host}:{port}: {reason}; is another topology running? change "
+            "base_port or use --base-port")
 
 
 def use_tls(topology: Topology, files: TlsFiles) -> None:
     """Serve HTTPS with `files` and pin their CA in the topology's own clients (before any node starts)."""
     topology.tls = files
     topology.client_ssl = files.client_context()
-
-
-def _lock_state_dir(state_dir: Path) -> IO[str]:
-    handle = open(state_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the topology's lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise LaunchError(f"another `handlesim up` is running on {state_dir}; stop it first or use another "
-                          "--state-dir") from None
-    return handle
 
 
 def operator_secret(plan: TopologyPlan) -> str:
@@ -198,8 +235,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         try:
             await server.start(host, port)
         except OSError as exc:
-            raise LaunchError(f"node {node.node_id} cannot listen on {host}:{port}: {exc.strerror}; "
-                              "is another topology running? change base_port or use --base-port") from None
+            raise LaunchError(node_port_taken(node.node_id, host, port, exc.strerror or str(exc))) from None
         topology.addresses[node.node_id] = (host, server.port)
         network.node_started(topology, running)
         if progress is not None:

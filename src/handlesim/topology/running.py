@@ -10,7 +10,6 @@ import contextlib
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from ..core.netmodel import NetworkModel
 from ..core.prefixes import http_site
@@ -23,7 +22,7 @@ from ..net.reporting import ReportSender
 from ..net.server import NodeServer
 from ..net.tls import TlsFiles
 from .plan import NodePlan, Role, TopologyPlan
-from .state import TOPOLOGY_FILE
+from .statedir import TOPOLOGY_FILE, StateDirLock, StateDirSnapshot
 
 
 class LaunchError(Exception):
@@ -76,7 +75,10 @@ class Topology:
     boot_seconds: float = 0.0
     root_site_list: list[SiteInfo] = field(default_factory=list)
     """Root sites, filled once every node listens (`connect`); resolvers hold this very list."""
-    _lock: IO[str] | None = None
+    lock: StateDirLock | None = None
+    """The state dir's lock, held by the process that owns the state dir (`up`; not its workers)."""
+    snapshot: StateDirSnapshot | None = None
+    """What the state dir held before this launch: a launch that fails removes what it added."""
     tls: TlsFiles | None = None
     """The certificate files when every REST port serves HTTPS (`up --tls`)."""
     client_ssl: ssl.SSLContext | None = None
@@ -131,6 +133,18 @@ class Topology:
         return list(self.root_site_list)
 
     async def stop(self) -> None:
+        await self._stop_serving()
+        self._withdraw()
+
+    async def abandon(self) -> None:
+        """Stop after a failed or interrupted launch, taking away what the launch added to the state dir (while
+        the lock is still held, so no other `up` starts in between)."""
+        await self._stop_serving()
+        if self.lock is not None and self.snapshot is not None:
+            self.snapshot.remove_new()
+        self._withdraw()
+
+    async def _stop_serving(self) -> None:
         if self.monitoring is not None:
             await self.monitoring.stop()
             self.monitoring = None
@@ -143,8 +157,11 @@ class Topology:
         for node in self.nodes.values():
             node.store.close()
         self.nodes.clear()
-        if self._lock is not None:  # only the process that owns the state dir announces and withdraws it
-            self._lock.close()
-            self._lock = None
+
+    def _withdraw(self) -> None:
+        if self.lock is not None:  # only the process that owns the state dir announces and withdraws it
+            # the file goes before the lock: a reader never sees "not running" with the file still there
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / TOPOLOGY_FILE).unlink()
+            self.lock.release()
+            self.lock = None

@@ -22,12 +22,11 @@ from ..core.prefixes import http_site
 from ..core.values import SiteInfo, ValueReference
 from ..net.tls import client_context
 from .plan import Role
+from .statedir import CREDENTIALS_FILE, TOPOLOGY_FILE, is_running, not_running_message
 
 FORMAT_VERSION = 2
 """The version of topology.json this code reads and writes (version 1, before the `version` key, had no `seed`)."""
 DEFAULT_STATE_DIR = Path("state")
-TOPOLOGY_FILE = "topology.json"
-CREDENTIALS_FILE = "credentials.json"
 
 
 class StateError(Exception):
@@ -227,13 +226,16 @@ def write_credentials(state_dir: Path, secrets: dict[str, str]) -> None:
 
 
 def load_state(state_dir: Path) -> TopologyState:
-    """The topology running from `state_dir`; StateError when there is none or its file cannot be used."""
+    """The topology running from `state_dir`; StateError when there is none (no `up` holds the state dir's lock,
+    whatever files a killed one left) or its file cannot be used."""
     path = state_dir / TOPOLOGY_FILE
+    if not is_running(state_dir):
+        raise StateError(not_running_message(state_dir))
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise StateError(f"no running topology in {state_dir} (start one with `handlesim up --state-dir "
-                         f"{state_dir}`)") from None
+        raise StateError(f"the topology in {state_dir} is still starting (no {TOPOLOGY_FILE} yet); wait for the "
+                         "ready line of `handlesim up`") from None
     except OSError as exc:
         raise StateError(f"cannot read {path}: {exc.strerror}") from None
     return parse_state(raw, path)
