@@ -44,7 +44,10 @@ from aiohttp import web  # noqa: E402
 from handlesim.core.handle import Handle  # noqa: E402
 from handlesim.core.health import ServerHealth  # noqa: E402
 from handlesim.core.resolution import Resolution  # noqa: E402
-from handlesim.net.lean import LeanPool, build_request, drive_resolution  # noqa: E402
+from handlesim.core.transport import drive  # noqa: E402
+from handlesim.net import rest  # noqa: E402
+from handlesim.net.keepalive import KeepAlivePool, KeepAliveTransport, build_request  # noqa: E402
+from handlesim.net.transport import SYSTEM_CLOCK  # noqa: E402
 from handlesim.topology.config import load_config  # noqa: E402
 from handlesim.topology.plan import build_plan  # noqa: E402
 from handlesim.topology.runner import launch  # noqa: E402
@@ -84,7 +87,7 @@ class Lookups:
     def __init__(self, topology: Topology, mode: str, timeout: float) -> None:
         self.topology = topology
         self.mode = mode
-        self.pool = LeanPool(timeout=max(timeout * 4, 2.0) if mode == "resolver" else timeout)
+        self.pool = KeepAlivePool(timeout=max(timeout * 4, 2.0) if mode == "resolver" else timeout)
         self.health = ServerHealth()
         resolver = topology.nodes["resolver-qingdao"]
         self.resolver = ("127.0.0.1", resolver.server.port)
@@ -92,10 +95,10 @@ class Lookups:
     async def __call__(self, handle: Handle, trace: bool = False) -> tuple[bool, int]:
         if self.mode == "iterative":
             res = Resolution(handle, self.topology.root_sites, health=self.health, now=time.time())
-            await drive_resolution(self.pool, res)
+            await drive(res, KeepAliveTransport(self.pool), SYSTEM_CLOCK)
             return bool(res.result is not None and res.result.ok), res.hops
         host, port = self.resolver
-        path = f"/api/handles/{handle.text}" + ("?trace=true" if trace else "")
+        path = rest.path_for(handle) + ("?trace=true" if trace else "")
         status, body = await self.pool.request(host, port, build_request("GET", host, port, path))
         hops = 0
         if trace and status == 200:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures of the network model (issue 8) on the plan topology with configs/network-china.toml:
+# Figures of the network model on the plan topology with configs/network-china.toml:
 #   bash benchmarks/netmodel.sh [OUT_DIR]      (default: benchmarks/results/<date>-netmodel)
 # 1. cold iterative lookups (every hop crosses the modelled network) vs lookups through the resolver's warm cache;
 # 2. the root-failure scenario (root-qingdao killed at 10 s, started at 20 s) under iterative and resolver load, the

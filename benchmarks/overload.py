@@ -1,4 +1,4 @@
-"""Overload measurement for RELIABILITY.md: a node's max goodput, then 2x that offered, bounded and unbounded.
+"""Overload measurement for docs/reliability.md: a node's max goodput, then 2x that offered, bounded and unbounded.
 
     .venv/bin/python benchmarks/overload.py [OUT_DIR]
 

@@ -6,21 +6,22 @@ from handlesim.core.cache import ResolutionCache
 from handlesim.core.codes import ResponseCode
 from handlesim.core.handle import Handle, Prefix
 from handlesim.core.prefixes import http_site, prefix_record
-from handlesim.core.resolution import MAX_HOPS, Resolution, resolve_with
+from handlesim.core.resolution import MAX_HOPS, Resolution
+from handlesim.core.transport import drive
 from handlesim.core.values import URL, HandleValue, handle_hash
 
 from ..support.corenet import Net, three_tier
 
 
-def resolve(tt_net: Net, roots: list, text: str, cache: ResolutionCache | None = None) -> Resolution:  # type: ignore[type-arg]
+async def resolve(tt_net: Net, roots: list, text: str, cache: ResolutionCache | None = None) -> Resolution:  # type: ignore[type-arg]
     res = Resolution(Handle.from_text(text), roots, cache=cache)
-    resolve_with(res, tt_net.send, tt_net.clock)
+    await drive(res, tt_net, tt_net.clock.both)
     return res
 
 
-def test_three_hops_root_secondary_enterprise() -> None:
+async def test_three_hops_root_secondary_enterprise() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1")
+    res = await resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1")
     assert res.result is not None and res.result.code == ResponseCode.SUCCESS
     assert [v.data for v in res.result.values if v.type == URL] == ["https://id.example.cn/PUMP-1"]
     assert [(h.site, h.asked, h.code) for h in res.trace] == [
@@ -33,56 +34,56 @@ def test_three_hops_root_secondary_enterprise() -> None:
     assert res.hops == 3
 
 
-def test_case_insensitive_resolution_keeps_spelling() -> None:
+async def test_case_insensitive_resolution_keeps_spelling() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "88.101.2001/pump-1")
+    res = await resolve(tt.net, [tt.root_site], "88.101.2001/pump-1")
     assert res.result is not None and res.result.handle == "88.101.2001/PUMP-1"
 
 
-def test_undelegated_prefix_is_not_found_at_the_root() -> None:
+async def test_undelegated_prefix_is_not_found_at_the_root() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "88.999.1/X")
+    res = await resolve(tt.net, [tt.root_site], "88.999.1/X")
     assert res.result is not None and res.result.code == ResponseCode.HANDLE_NOT_FOUND
     assert [(h.site, h.code) for h in res.trace] == [("root", 100)]
     assert "88.999.1" in res.result.message
 
 
-def test_enterprise_unknown_to_its_secondary_is_not_found_at_the_second_hop() -> None:
+async def test_enterprise_unknown_to_its_secondary_is_not_found_at_the_second_hop() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "88.101.9999/X")
+    res = await resolve(tt.net, [tt.root_site], "88.101.9999/X")
     assert res.result is not None and res.result.code == ResponseCode.HANDLE_NOT_FOUND
     assert [(h.site, h.code) for h in res.trace] == [("root", 303), ("secondary", 100)]
 
 
-def test_missing_handle_is_not_found_at_the_enterprise() -> None:
+async def test_missing_handle_is_not_found_at_the_enterprise() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "88.101.2001/NOPE")
+    res = await resolve(tt.net, [tt.root_site], "88.101.2001/NOPE")
     assert res.result is not None and res.result.code == ResponseCode.HANDLE_NOT_FOUND
     assert [h.code for h in res.trace] == [303, 1, 100]
 
 
-def test_prefix_handle_itself_resolves() -> None:
+async def test_prefix_handle_itself_resolves() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "0.NA/88.101.2001")
+    res = await resolve(tt.net, [tt.root_site], "0.NA/88.101.2001")
     assert res.result is not None and res.result.code == ResponseCode.SUCCESS
     assert [h.code for h in res.trace] == [303, 1]
     assert all(v.type != "HS_SECKEY" for v in res.result.values), "secret keys are never public"
 
 
-def test_referral_loop_ends_with_a_clear_error() -> None:
+async def test_referral_loop_ends_with_a_clear_error() -> None:
     net = Net()
     root, root_site = net.add("root", ("0.NA",))
     bad, bad_site = net.add("bad", ("88",))
     root.store.put(prefix_record(Prefix("88.101"), sites=[], derived_sites=[bad_site]))
     # `bad` homes 88 but refers 88.101.* back to the root
     bad.store.put(prefix_record(Prefix("88.101"), sites=[], derived_sites=[root_site]))
-    res = resolve(net, [root_site], "88.101.2001/X")
+    res = await resolve(net, [root_site], "88.101.2001/X")
     assert res.result is not None and res.result.code == ResponseCode.ERROR
     assert "referral loop" in res.result.message
     assert len(res.trace) == 2
 
 
-def test_over_deep_referral_chain_stops_at_the_cap() -> None:
+async def test_over_deep_referral_chain_stops_at_the_cap() -> None:
     net = Net()
     root, root_site = net.add("root", ("0.NA",))
     depth = MAX_HOPS + 5
@@ -92,50 +93,50 @@ def test_over_deep_referral_chain_stops_at_the_cap() -> None:
         node, site = net.add(f"n{i}", (prefix.text,))
         holder.store.put(prefix_record(prefix, sites=[site], derived_sites=[site]))
         holder = node
-    res = resolve(net, [root_site], prefixes[-1].text + ".1/X")
+    res = await resolve(net, [root_site], prefixes[-1].text + ".1/X")
     assert res.result is not None and res.result.code == ResponseCode.RECURSION_COUNT_TOO_HIGH
     assert res.hops == MAX_HOPS
 
 
-def test_dead_server_fails_over_to_the_next_root() -> None:
+async def test_dead_server_fails_over_to_the_next_root() -> None:
     tt = three_tier()
     dead = http_site("dead-root", [("dead", 1)])
     tt.net.down.add(dead.servers[0].url())
-    res = resolve(tt.net, [dead, tt.root_site], "88.101.2001/PUMP-1")
+    res = await resolve(tt.net, [dead, tt.root_site], "88.101.2001/PUMP-1")
     assert res.result is not None and res.result.code == ResponseCode.SUCCESS
     assert res.trace[0].code is None and "refused" in res.trace[0].outcome
     assert res.hops == 4
 
 
-def test_all_servers_dead_is_a_clear_error() -> None:
+async def test_all_servers_dead_is_a_clear_error() -> None:
     tt = three_tier()
     tt.net.down.add(tt.ent_site.servers[0].url())
-    res = resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1")
+    res = await resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1")
     assert res.result is not None and res.result.code == ResponseCode.ERROR
     assert "no server answered" in res.result.message and "enterprise" in res.result.message
 
 
-def test_cache_makes_the_second_lookup_free_until_ttl_expiry() -> None:
+async def test_cache_makes_the_second_lookup_free_until_ttl_expiry() -> None:
     tt = three_tier()
     cache = ResolutionCache()
-    first = resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1", cache)
+    first = await resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1", cache)
     assert first.hops == 3
-    second = resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1", cache)
+    second = await resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1", cache)
     assert second.hops == 0 and all(h.cache_hit for h in second.trace)
     assert second.result == first.result
     tt.net.clock.advance(86400 + 1)
-    third = resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1", cache)
+    third = await resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1", cache)
     assert third.hops == 3
 
 
-def test_negative_answers_are_cached_only_when_enabled() -> None:
+async def test_negative_answers_are_cached_only_when_enabled() -> None:
     tt = three_tier()
     off = ResolutionCache()
-    resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", off)
-    assert resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", off).hops == 1  # only the prefix was cached
+    await resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", off)
+    assert (await resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", off)).hops == 1  # only the prefix was cached
     on = ResolutionCache(negative_ttl=30)
-    resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", on)
-    assert resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", on).hops == 0
+    await resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", on)
+    assert (await resolve(tt.net, [tt.root_site], "88.101.2001/NOPE", on)).hops == 0
 
 
 def test_hash_picks_the_server_inside_a_multi_server_site() -> None:
@@ -152,14 +153,14 @@ def test_hash_picks_the_server_inside_a_multi_server_site() -> None:
     assert len({by_prefix.server_for(Handle.from_text(f"88.101/x{i}")).server_id for i in range(20)}) == 1
 
 
-def test_trace_hops_serialise() -> None:
+async def test_trace_hops_serialise() -> None:
     tt = three_tier()
-    res = resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1")
+    res = await resolve(tt.net, [tt.root_site], "88.101.2001/PUMP-1")
     row = res.trace[0].to_dict()
     assert row["site"] == "root" and row["code"] == 303 and isinstance(row["duration_ms"], float)
 
 
-def test_values_written_are_what_resolution_returns() -> None:
+async def test_values_written_are_what_resolution_returns() -> None:
     tt = three_tier()
     value = HandleValue(7, "EMAIL", "ops@example.cn")
     from handlesim.core.codes import OpCode
@@ -169,14 +170,14 @@ def test_values_written_are_what_resolution_returns() -> None:
     h = Handle.from_text("88.101.2001/NEW")
     reply = tt.enterprise.handle(Request(OpCode.CREATE_HANDLE, h, values=(value,), identity=SERVER_ADMIN), 5.0)
     assert reply.ok
-    res = resolve(tt.net, [tt.root_site], "88.101.2001/NEW")
+    res = await resolve(tt.net, [tt.root_site], "88.101.2001/NEW")
     assert res.result is not None
     emails = [v for v in res.result.values if v.type == "EMAIL"]
     assert [v.data for v in emails] == ["ops@example.cn"] and emails[0].timestamp == 5
     assert any(v.type == "HS_ADMIN" for v in res.result.values), "a created handle gets an HS_ADMIN for its creator"
 
 
-def test_failed_servers_are_remembered_and_tried_last() -> None:
+async def test_failed_servers_are_remembered_and_tried_last() -> None:
     from handlesim.core.health import ServerHealth
 
     tt = three_tier()
@@ -185,21 +186,21 @@ def test_failed_servers_are_remembered_and_tried_last() -> None:
     health = ServerHealth(penalty=30)
     first = Resolution(Handle.from_text("88.101.2001/PUMP-1"), [dead, tt.root_site], health=health,
                        now=tt.net.clock())
-    resolve_with(first, tt.net.send, tt.net.clock)
+    await drive(first, tt.net, tt.net.clock.both)
     assert first.trace[0].site == "dead-root" and first.trace[0].code is None
     second = Resolution(Handle.from_text("88.101.2001/PUMP-1"), [dead, tt.root_site], health=health,
                         now=tt.net.clock())
-    resolve_with(second, tt.net.send, tt.net.clock)
+    await drive(second, tt.net, tt.net.clock.both)
     assert [h.site for h in second.trace] == ["root", "secondary", "enterprise"], "the dead root is skipped"
     tt.net.clock.advance(31)
     third = Resolution(Handle.from_text("88.101.2001/PUMP-1"), [dead, tt.root_site], health=health,
                        now=tt.net.clock())
-    resolve_with(third, tt.net.send, tt.net.clock)
+    await drive(third, tt.net, tt.net.clock.both)
     assert third.result is not None and third.result.ok  # after the penalty the dead root may be tried again
     assert health.snapshot()[dead.servers[0].url()]["failures"] >= 1
 
 
-def test_faster_site_is_asked_first() -> None:
+async def test_faster_site_is_asked_first() -> None:
     from handlesim.core.health import ServerHealth
 
     net = Net()
@@ -209,7 +210,7 @@ def test_faster_site_is_asked_first() -> None:
     health.answered(slow_site.servers[0].url(), 0.050)
     health.answered(fast_site.servers[0].url(), 0.0005)
     res = Resolution(Handle.from_text("88.999/X"), [slow_site, fast_site], health=health)
-    resolve_with(res, net.send, net.clock)
+    await drive(res, net, net.clock.both)
     assert res.trace[0].site == "fast-root"
 
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from handlesim.core.handle import Handle
+from handlesim.net import rest
 from handlesim.topology.running import RunningNode, Topology
 
 pyhandle_client = pytest.importorskip("pyhandle.client.resthandleclient")
@@ -103,3 +104,31 @@ async def test_pyhandle_secondary_admin_acts_at_its_enterprise(small: Topology) 
     registered, url, after = await asyncio.to_thread(workflow)
     assert registered == "88.101.1001/BY-SECONDARY" and url == "https://example.cn/sec" and after is None
     assert stored_urls(node, "88.101.1001/BY-SECONDARY") == []
+
+
+PYHANDLE_SUFFIXES = {"PYH sp ace": True, "PYH-中文": True, "PYH-a%b": True, "PYH-a;b=c": True,
+                     "PYH-a%2Fb": False, "dot/../PYH-DOT": False, "%2E/PYH-ESC": False}
+"""Suffix -> does pyhandle address exactly that handle? It pastes the handle into the URL unencoded; requests then
+quotes what is not valid in a URL (exact), but keeps `%XX` escapes (read as escapes) and resolves dot segments away.
+Our own clients encode such suffixes (rest.path_for); pyhandle users must encode them themselves."""
+
+
+@pytest.mark.parametrize(("suffix", "exact"), PYHANDLE_SUFFIXES.items())
+async def test_the_node_reads_the_handle_the_url_pyhandle_sends_names(small: Topology, suffix: str,
+                                                                      exact: bool) -> None:
+    import requests  # pyhandle's HTTP library
+
+    node = enterprise(small)
+    handle = f"88.101.1001/{suffix}"
+    sent = requests.Request("PUT", f"{node.url}/api/handles/{handle}").prepare().path_url
+    named = rest.handle_from_raw_path(sent).text
+    assert (named == handle) is exact, (sent, named)
+
+    def register_and_read() -> object:
+        client = client_for(node, "300:0.NA/88.101.1001", node.plan.secret)
+        client.register_handle(handle, f"https://example.cn/{suffix}", overwrite=True)
+        return client.get_value_from_handle(handle, "URL") if exact else None
+
+    read = await asyncio.to_thread(register_and_read)
+    assert stored_urls(node, named) == [f"https://example.cn/{suffix}"], (sent, named)
+    assert read == (f"https://example.cn/{suffix}" if exact else None)

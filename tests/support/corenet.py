@@ -1,16 +1,18 @@
-"""In-memory hierarchies for core tests: HandleService nodes pumped against each other with no sockets."""
+"""In-memory hierarchies for core tests: HandleService nodes pumped against each other with no sockets.
+
+`Net` is the in-memory Transport: `drive(resolution, net, net.clock.both)` walks its services as a network driver
+walks nodes; each hop costs a millisecond of the fake clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from handlesim.core.auth import hash_secret
-from handlesim.core.errors import TransportError
 from handlesim.core.handle import Handle, Prefix
-from handlesim.core.messages import Response
 from handlesim.core.prefixes import handle_record, http_site, owner_identity, prefix_record
 from handlesim.core.resolution import Step
 from handlesim.core.service import HandleService, ServiceConfig
+from handlesim.core.transport import Clock, Exchange
 from handlesim.core.values import URL, HandleValue, SiteInfo, ValueReference
 from handlesim.store import MemoryStore
 
@@ -29,10 +31,15 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    @property
+    def both(self) -> Clock:
+        """This clock as a driver's wall clock and timer."""
+        return Clock.virtual(self)
+
 
 @dataclass
 class Net:
-    """Services by URL; `send` delivers a step to the addressed node (or fails like a dead server)."""
+    """Services by URL; `exchange` delivers a step to the addressed node (or fails like a dead server)."""
 
     nodes: dict[str, HandleService] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
@@ -47,13 +54,13 @@ class Net:
         self.nodes[site.servers[0].url()] = service
         return service, site
 
-    def send(self, step: Step) -> Response:
+    async def exchange(self, step: Step) -> Exchange:
         url = step.server.url()
         self.sent.append(url)
         if url in self.down or url not in self.nodes:
-            raise TransportError(f"{url} refused the connection")
+            return Exchange.failed(f"{url} refused the connection")
         self.clock.advance(0.001)
-        return self.nodes[url].handle(step.request, self.clock())
+        return Exchange.answered(self.nodes[url].handle(step.request, self.clock()))
 
 
 @dataclass

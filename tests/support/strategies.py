@@ -61,3 +61,12 @@ value_lists = st.lists(handle_values(), max_size=5, unique_by=lambda v: v.index)
 def examples(wanted: int) -> int:
     """`wanted` hypothesis examples, or a quick 20 under `scripts/test --fast` (HYPOTHESIS_PROFILE=fast)."""
     return 20 if os.environ.get("HYPOTHESIS_PROFILE") == "fast" else wanted
+
+# Handle suffixes that stress exact addressing: dot segments, `%` and escapes, `/` runs, URL delimiters, non-ASCII.
+_ADDRESSING_PIECES = [".", "..", "/", "%", "%2F", "%25", "%2E", "%2e", "?", "#", "+", " ", "&", "=", ";", ":",
+                      "~", "hdl:", "\\", "中", "é", "PUMP-000001"]
+_HANDLE_CHARACTERS = st.characters(exclude_categories=("Cs",),
+                                   exclude_characters="".join(map(chr, range(0x20))) + "\x7f")
+_SUFFIX_PIECES = st.sampled_from(_ADDRESSING_PIECES) | st.text(_HANDLE_CHARACTERS, min_size=1, max_size=3)
+addressing_suffixes = st.lists(_SUFFIX_PIECES, min_size=1, max_size=8).map("".join)
+"""Suffixes of valid handles (no control characters, never empty) built from the pieces URLs trip over."""

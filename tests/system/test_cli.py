@@ -61,6 +61,26 @@ def test_register_resolve_delete_round_trip(running: Path) -> None:
     assert gone.returncode == 1 and json.loads(gone.stdout)["responseCode"] == 100
 
 
+def resolved_urls(running: Path, handle: str, *extra: str) -> list[str] | int:
+    """The URL values the CLI resolves for `handle`, or the response code when it resolves nothing."""
+    data = json.loads(handlesim("resolve", "--json", "--state-dir", str(running), *extra, handle, check=False).stdout)
+    return [v["data"]["value"] for v in data["values"] if v["type"] == "URL"] if data["responseCode"] == 1 \
+        else data["responseCode"]
+
+
+def test_dot_segments_and_escapes_in_a_suffix_address_exactly_that_handle(running: Path) -> None:
+    seeded = resolved_urls(running, "88.101.1001/PUMP-000001")
+    assert seeded == ["https://id.example.cn/88.101.1001/PUMP-000001"]
+    for handle in ("88.101.1001/a/../PUMP-000001", "88.101.1001/a%2Fb"):
+        handlesim("register", "--state-dir", str(running), handle, "--value", f"URL=https://example.cn/{handle}")
+        for via in ((), ("--via", "resolver")):
+            assert resolved_urls(running, handle, *via) == [f"https://example.cn/{handle}"], (handle, via)
+    assert resolved_urls(running, "88.101.1001/PUMP-000001") == seeded, "registering a/../PUMP-000001 left it alone"
+    assert resolved_urls(running, "88.101.1001/a/b") == 100, "a literal %2F is not a slash"
+    for via in ((), ("--via", "resolver")):
+        assert resolved_urls(running, "88.101.1001/./PUMP-000001", *via) == 100, via
+
+
 def test_bad_input_is_explained(running: Path) -> None:
     bad = handlesim("resolve", "--state-dir", str(running), "88..1/x", check=False)
     assert bad.returncode != 0 and "102" in bad.stderr and "empty segment" in bad.stderr

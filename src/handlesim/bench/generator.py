@@ -23,9 +23,12 @@ import msgpack
 from ..core.cache import ResolutionCache
 from ..core.handle import Handle
 from ..core.resolution import Resolution
+from ..core.transport import drive
 from ..core.values import SiteInfo
-from ..net.lean import LeanError, LeanPool, build_request, drive_resolution
+from ..net import rest
+from ..net.keepalive import KeepAlivePool, KeepAliveTransport, build_request
 from ..net.shaping import SOURCE_HEADER, NetPath
+from ..net.transport import SYSTEM_CLOCK, ConnectionBroken
 from ..wire import codec
 from .recording import Recorder
 from .scenario import fire_events
@@ -70,7 +73,7 @@ class WorkerSpec:
 class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.pool = LeanPool(spec.timeout)
+        self.pool = KeepAlivePool(spec.timeout)
         self.keys = KeyChooser(len(spec.targets), spec.distribution, spec.zipf_s, spec.seed * 7919 + spec.worker)
         self.rng = random.Random(spec.seed * 104729 + spec.worker)
         self.recorder = Recorder()
@@ -83,6 +86,7 @@ class Worker:
             self.net = NetPath.create(self.net.source, self.net.region, self.net.model, timeout=spec.timeout,
                                       endpoints=self.net.endpoints, stream=f"worker-{spec.worker}")
         self._headers = {SOURCE_HEADER: self.net.header} if self.net is not None else None
+        self.transport = KeepAliveTransport(self.pool, self.net)
 
     async def run(self) -> dict[str, Any]:
         spec = self.spec
@@ -155,7 +159,7 @@ class Worker:
             if mode in ("iterative-cold", "iterative-warm"):
                 return await self._iterative()
             return await self._get()
-        except (LeanError, OSError):
+        except (ConnectionBroken, OSError):
             return "transport", False
         except TimeoutError:
             return "timeout", False
@@ -180,7 +184,7 @@ class Worker:
     async def _iterative(self) -> tuple[str, bool]:
         target = self.spec.targets[self.keys.next()]
         resolution = Resolution(Handle.from_text(target.handle), self.spec.root_sites, cache=self.cache)
-        await drive_resolution(self.pool, resolution, self.net)
+        await drive(resolution, self.transport, SYSTEM_CLOCK)
         self.recorder.hops += resolution.hops
         self.recorder.lookups += 1
         result = resolution.result
@@ -197,8 +201,8 @@ class Worker:
         body = msgpack.packb({"values": values}, use_bin_type=True)
         headers = {"Content-Type": codec.MSGPACK, "Authorization": self.spec.credentials.get(prefix, ""),
                    **(self._headers or {})}
-        raw = build_request("PUT", target.host, target.port, "/api/handles/" + quote(handle, safe="/:.-_~"),
-                            body=body, headers=headers)
+        raw = build_request("PUT", target.host, target.port, rest.path_for(Handle.from_text(handle)), body=body,
+                            headers=headers)
         status, answer = await self._send(target.host, target.port, raw)
         return _outcome(status, answer)
 

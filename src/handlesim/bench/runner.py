@@ -44,7 +44,7 @@ class BenchConfig:
     """One benchmark run; the CLI builds it from options."""
 
     mode: str = "direct"
-    """direct | iterative-cold | iterative-warm | resolver | mixed (see README)."""
+    """direct | iterative-cold | iterative-warm | resolver | mixed (see docs/benchmarks.md)."""
     rate: float = 2000.0
     """Offered requests (lookups) per second, over all generator processes."""
     duration: float = 10.0
@@ -71,7 +71,7 @@ class BenchConfig:
     baseline: bool = True
     """Also measure the bare aiohttp route at the same rate, in the same run."""
     net: str | None = None
-    """loopback | model for the generator's own hops; None: as the running topology does (see README)."""
+    """loopback | model for the generator's own hops; None: as the running topology (docs/network-and-faults.md)."""
     client_region: str = ""
     """Where the generator sits in the network model (default: the model's client_region)."""
     scenario: str = ""

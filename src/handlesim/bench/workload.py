@@ -6,8 +6,9 @@ import bisect
 import itertools
 import random
 from dataclasses import dataclass
-from urllib.parse import quote
 
+from ..core.handle import Handle
+from ..net import rest
 from ..topology.plan import Role
 from ..topology.seed import suffix_for
 from ..topology.state import TopologyState
@@ -24,7 +25,7 @@ class Target:
 
     @property
     def path(self) -> str:
-        return "/api/handles/" + quote(self.handle, safe="/:.-_~")
+        return rest.path_for(Handle.from_text(self.handle))
 
 
 def seeded_targets(state: TopologyState, limit: int = 0) -> list[Target]:

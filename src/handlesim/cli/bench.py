@@ -15,7 +15,10 @@ DEFAULTS = BenchConfig()
 
 @main.command()
 @click.option("--mode", type=click.Choice(["direct", "iterative-cold", "iterative-warm", "resolver", "mixed"]),
-              default=DEFAULTS.mode, show_default=True, help="What each request does (see README: Benchmarks).")
+              default=DEFAULTS.mode, show_default=True,
+              help="What each request does: one hop to the enterprise (direct), the walk from the roots without or "
+                   "with a client cache (iterative-cold, iterative-warm), ask the recursive resolver (resolver), "
+                   "direct reads plus authenticated creates (mixed).")
 @click.option("--rate", type=float, default=DEFAULTS.rate, show_default=True, help="Offered lookups per second.")
 @click.option("--max", "find_max", is_flag=True, help="Search for the highest rate within --p99-bound/--error-bound.")
 @click.option("--p99-bound", type=float, default=MAX_SEARCH_P99_MS, show_default=True, help="--max: p99 limit in ms.")
@@ -27,10 +30,12 @@ DEFAULTS = BenchConfig()
 @click.option("--connections", type=int, default=DEFAULTS.connections, show_default=True,
               help="Connections per generator process.")
 @click.option("--processes", type=int, default=DEFAULTS.processes, show_default=True, help="Load-generator processes.")
-@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default=DEFAULTS.arrival, show_default=True)
+@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default=DEFAULTS.arrival, show_default=True,
+              help="Spacing of the open-loop sends: evenly, or as a Poisson process at the same mean rate.")
 @click.option("--keys", type=int, default=DEFAULTS.keys, help="Draw from this many seeded identifiers (0 = all).")
 @click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default=DEFAULTS.distribution,
-              show_default=True)
+              show_default=True,
+              help="How identifiers are drawn: all equally often, or Zipf (a few hot ones; see --zipf).")
 @click.option("--zipf", "zipf_s", type=float, default=DEFAULTS.zipf_s, show_default=True, help="Zipf exponent.")
 @click.option("--write-fraction", type=float, default=DEFAULTS.write_fraction, show_default=True,
               help="mixed: share of writes.")

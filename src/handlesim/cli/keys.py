@@ -17,7 +17,8 @@ from .app import fail, main
 
 @main.command()
 @click.argument("private_key_file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--type", "key_type", type=click.Choice(["ed25519", "rsa"]), default="ed25519", show_default=True)
+@click.option("--type", "key_type", type=click.Choice(["ed25519", "rsa"]), default="ed25519", show_default=True,
+              help="Kind of key pair to generate.")
 @click.option("--index", type=int, default=300, show_default=True, help="Index of the HS_PUBKEY value printed.")
 def keygen(private_key_file: Path, key_type: str, index: int) -> None:
     """Write a new private key to PRIVATE_KEY_FILE (PEM, mode 0600) and print its HS_PUBKEY value as REST JSON.

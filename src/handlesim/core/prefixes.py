@@ -6,6 +6,8 @@ HS_SITE tells clients where handles `88.101/*` live. The same builders serve eve
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .handle import Handle, Prefix
 from .storage import HandleRecord
 from .values import (
@@ -79,3 +81,27 @@ def admin_value(prefix: Prefix, permissions: AdminPermission = DEFAULT_ADMIN_PER
 def handle_record(handle: Handle, values: list[HandleValue], *, with_admin: bool = True) -> HandleRecord:
     extra = [admin_value(handle.prefix)] if with_admin and not any(v.index == ADMIN_INDEX for v in values) else []
     return HandleRecord(handle, tuple(sorted([*values, *extra], key=lambda v: v.index)))
+
+
+def native_interfaces(tcp_port: int, udp_port: int) -> tuple[Interface, ...]:
+    """A server's native-protocol interfaces as a Handle.Net site lists them: TCP for queries and administration,
+    UDP for queries only (administration needs the challenge-response a connection carries best)."""
+    return (Interface("TCP", tcp_port, query=True, admin=True), Interface("UDP", udp_port, query=True, admin=False))
+
+
+def with_native_interfaces(site: SiteInfo, ports: list[tuple[int, int]]) -> SiteInfo:
+    """`site` with each server's native interfaces added after its own: `ports[i]` is server i's (tcp, udp)."""
+    if len(ports) != len(site.servers):
+        raise ValueError(f"{len(ports)} port pairs for a site of {len(site.servers)} servers")
+    servers = tuple(replace(server, interfaces=(*server.interfaces, *native_interfaces(tcp, udp)))
+                    for server, (tcp, udp) in zip(site.servers, ports, strict=True))
+    return replace(site, servers=servers)
+
+
+def native_site(name: str, servers: list[tuple[str, int, int]], *, primary: bool = True, serial: int = 1,
+                hash_option: int = 2) -> SiteInfo:
+    """A site whose servers speak only the native protocol, on the given (address, tcp port, udp port)."""
+    infos = tuple(ServerInfo(i + 1, address, native_interfaces(tcp, udp))
+                  for i, (address, tcp, udp) in enumerate(servers))
+    return SiteInfo(servers=infos, serial_number=serial, primary=primary, hash_option=hash_option,  # type: ignore[arg-type]
+                    attributes=(("desc", name),))

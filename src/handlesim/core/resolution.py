@@ -1,6 +1,6 @@
-"""The resolution walk as a step object, shared by every driver (in-memory pump, aiohttp client, resolver node).
+"""The resolution walk as a step object, driven over any transport by `core.transport.drive`.
 
-A driver loops: `step = res.next_request(now)`; sends `step.request` to `step.server`; then calls
+The driver loops: `step = res.next_request(now)`; sends `step.request` to `step.server`; then calls
 `res.received(response, duration, now)` or `res.failed(reason, duration, now)`; until `next_request` returns None.
 Then `res.result` holds the final answer (values or an error response) and `res.trace` every hop.
 
@@ -10,13 +10,11 @@ a node answers that prefix handle's HS_SITE values; ask that site for the handle
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from .cache import ResolutionCache, cache_key
 from .codes import OpCode, ResponseCode
-from .errors import TransportError
 from .handle import Handle
 from .health import ServerHealth
 from .messages import Request, Response, error_response
@@ -283,25 +281,3 @@ def _outcome(response: Response) -> str:
     except ValueError:
         name = f"code {code}"
     return name
-
-
-SendFn = Callable[[Step], Response]
-ClockFn = Callable[[], float]
-
-
-def resolve_with(resolution: Resolution, send: SendFn, clock: ClockFn) -> Response:
-    """Drive a resolution synchronously: `send(step)` returns the response or raises TransportError.
-
-    This is the in-memory driver used by core tests and by virtual-time simulation; network drivers do the same loop
-    with awaits.
-    """
-    while (step := resolution.next_request(clock())) is not None:
-        started = clock()
-        try:
-            response = send(step)
-        except TransportError as exc:
-            resolution.failed(exc.message, clock() - started, clock())
-        else:
-            resolution.received(response, clock() - started, clock())
-    assert resolution.result is not None
-    return resolution.result

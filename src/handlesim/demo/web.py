@@ -176,7 +176,7 @@ class DemoWeb(AppServer):
         return web.json_response(view.to_json(), dumps=_dumps)
 
     async def _lookup(self, params: dict[str, Any]) -> LookupView:
-        text = str(params.get("handle", "")).strip()
+        text = str(params.get("handle", ""))  # exactly as given: a suffix may end in a space (the page trims input)
         mode = str(params.get("mode", "iterative"))
         if mode not in MODES:
             raise WebError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")

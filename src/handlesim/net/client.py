@@ -1,8 +1,7 @@
-"""The client transport: one pooled aiohttp session per process, driving core Resolution step objects over HTTP."""
+"""The aiohttp client transport: one pooled aiohttp session per process; single requests, and resolution steps."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ssl
 import time
@@ -10,6 +9,7 @@ from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from ..core.cache import ResolutionCache
 from ..core.codes import WRITE_OPS, OpCode
@@ -17,11 +17,13 @@ from ..core.errors import HandleError, TransportError
 from ..core.handle import Handle
 from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
-from ..core.resolution import Resolution
+from ..core.resolution import Resolution, Step
+from ..core.transport import Exchange, drive
 from ..core.values import ServerInfo, SiteInfo, ValueReference
 from ..wire import codec
 from . import rest
-from .shaping import SOURCE_HEADER, MessageLost, NetPath
+from .shaping import SOURCE_HEADER, NetPath
+from .transport import SYSTEM_CLOCK, UnreadableAnswer, exchange_over_network
 
 
 def basic_authorization(identity: ValueReference, secret: str) -> str:
@@ -84,6 +86,17 @@ class HandleClient:
                          extra_params: list[tuple[str, str]] | None = None) -> tuple[Response, float]:
         """`send`, also returning the seconds the network model added (0 on loopback)."""
         base = server if isinstance(server, str) else server.url()
+        exchange = await self._exchange(base, request, credentials, extra_params)
+        if exchange.response is None:
+            raise TransportError(exchange.failure)
+        return exchange.response, exchange.modelled
+
+    async def exchange(self, step: Step) -> Exchange:
+        """The Transport side: one resolution step (a failure names the server's URL, as `send` errors do)."""
+        return await self._exchange(step.server.url(), step.request)
+
+    async def _exchange(self, base: str, request: Request, credentials: tuple[ValueReference, str] | None = None,
+                        extra_params: list[tuple[str, str]] | None = None) -> Exchange:
         if self.cache is not None and request.op in WRITE_OPS and request.handle is not None:
             self.cache.invalidate(request.handle.key)
         call = rest.http_call(request, self.media)
@@ -96,28 +109,27 @@ class HandleClient:
             headers["Authorization"] = basic_authorization(*credentials)
         if self.net is not None:
             headers[SOURCE_HEADER] = self.net.header
+        # encoded: the path is sent as rest.path_for spelled it (yarl would resolve `.`/`..` segments away)
+        url = URL(base + call.path, encoded=True)
 
-        async def exchange() -> tuple[bytes, str, int]:
-            async with self.session.request(call.method, base + call.path, params=call.params, data=call.body,
+        async def send() -> Response:
+            async with self.session.request(call.method, url, params=call.params, data=call.body,
                                             headers=headers) as reply:
-                return await reply.read(), reply.headers.get("Content-Type", codec.JSON), reply.status
-        modelled = 0.0
-        try:
-            if self.net is None:
-                body, content_type, status = await exchange()
-            else:
-                where = urlsplit(base)
-                (body, content_type, status), modelled = await self.net.exchange(
-                    where.hostname or "", where.port or 80, exchange)
-                self.modelled += modelled
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            reason = f"timed out after {self.timeout:g} s" if type(exc) is TimeoutError else _describe(exc)
-            raise TransportError(f"{base}: {reason}") from None
-        try:
-            answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
-        except HandleError as exc:
-            raise TransportError(f"{base}: unreadable answer (HTTP {status}: {exc.message})") from None
-        return (replace(answer, created=True) if status == 201 else answer), modelled
+                body, status = await reply.read(), reply.status
+                content_type = reply.headers.get("Content-Type", codec.JSON)
+            try:
+                answer = codec.decode_response(body, codec.MSGPACK if codec.MSGPACK in content_type else codec.JSON)
+            except HandleError as exc:
+                raise UnreadableAnswer(status, exc.message) from None
+            return replace(answer, created=True) if status == 201 else answer
+
+        where = urlsplit(base)
+        exchange = await exchange_over_network(where.hostname or "", where.port or 80, send, net=self.net,
+                                               timeout_s=self.timeout)
+        if exchange.response is None:
+            return replace(exchange, failure=f"{base}: {exchange.failure}")
+        self.modelled += exchange.modelled
+        return exchange
 
     async def resolve(self, handle: Handle, root_sites: list[SiteInfo], *, types: tuple[str, ...] = (),
                       indexes: tuple[int, ...] = (), cache: ResolutionCache | None = None,
@@ -127,7 +139,7 @@ class HandleClient:
         chosen = self.cache if cache is None else cache
         resolution = Resolution(handle, root_sites, types=types, indexes=indexes, cache=chosen,
                                 authoritative=authoritative, health=self.health, now=time.time())
-        await self.drive(resolution)
+        await drive(resolution, self, SYSTEM_CLOCK)
         return resolution
 
     async def resolve_via(self, resolver_url: str, handle: Handle, *, types: tuple[str, ...] = (),
@@ -135,26 +147,6 @@ class HandleClient:
         """Ask a recursive resolver node to walk for us; with `trace`, its hops come back in `extra["trace"]`."""
         request = Request(OpCode.RESOLUTION, handle, types=types, indexes=indexes)
         return await self.send(resolver_url, request, extra_params=[("trace", "true")] if trace else None)
-
-    async def drive(self, resolution: Resolution) -> None:
-        while (step := resolution.next_request(time.time())) is not None:
-            started = time.perf_counter()
-            try:
-                response, modelled = await self.send_timed(step.server, step.request)
-            except TransportError as exc:
-                resolution.failed(exc.message, time.perf_counter() - started, time.time())
-            else:
-                resolution.received(response, time.perf_counter() - started, time.time(), modelled=modelled)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, MessageLost):
-        return f"timed out ({exc})"
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"connection refused ({exc.os_error.strerror or exc.os_error})"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def locate(client: HandleClient, prefix_handle: Handle, root_sites: list[SiteInfo]) -> list[SiteInfo]:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..core import keys
-from ..core.auth import parse_identity, verify_secret
+from ..core.auth import parse_hashed_secret, parse_identity, verify_secret
 from ..core.errors import (
     AuthenticationFailed,
     AuthenticationNeeded,
@@ -215,11 +215,9 @@ class Authenticator:
         if key_type == HS_SECKEY:
             if params.get("alg", SECKEY_ALG).upper() != SECKEY_ALG:
                 raise InvalidCredential(f"an HS_SECKEY answer uses alg={SECKEY_ALG}")
-            verified = await self._check_secret_mac(identity, message, answer)
+            verified = await self.verify_secret_mac(identity, message, answer)
         elif key_type == HS_PUBKEY:
-            key_data = await self._public_key(identity)
-            verified = key_data is not None and keys.verify_signature(key_data, message, answer,
-                                                                      params.get("alg", "SHA256"))
+            verified = await self.verify_key_signature(identity, message, answer, params.get("alg", "SHA256"))
         else:
             raise OperationNotSupported(f"challenge-response with {key_type} is not supported; use HS_PUBKEY or "
                                         "HS_SECKEY")
@@ -247,7 +245,26 @@ class Authenticator:
         return {"id": identity.to_text(), "type": HS_SECKEY, "alg": SECKEY_ALG, "scheme": "pbkdf2_sha256",
                 "salt": base64.b64encode(salt).decode("ascii"), "iterations": iterations}
 
-    async def _check_secret_mac(self, identity: ValueReference, message: bytes, mac: bytes) -> bool:
+    async def verify_key_signature(self, identity: ValueReference, message: bytes, signature: bytes,
+                                   alg: str) -> bool:
+        """Does `signature` over `message` verify under the identity's HS_PUBKEY (fetched from its holder if it
+        lives elsewhere)?"""
+        key_data = await self._public_key(identity)
+        return key_data is not None and keys.verify_signature(key_data, message, signature, alg)
+
+    def local_secret_digest(self, identity: ValueReference) -> bytes | None:
+        """The PBKDF2 digest of the identity's secret when this node holds it (None otherwise): the key of the
+        native protocol's HS_SECKEY challenge answers other than HMAC-SHA256, which only the holder can check."""
+        handle = Handle.from_text(identity.handle)
+        if not self._is_local(handle):
+            return None
+        stored = self._stored_secret(handle.key, identity)
+        parsed = parse_hashed_secret(stored) if stored is not None else None
+        return parsed[2] if parsed is not None else None
+
+    async def verify_secret_mac(self, identity: ValueReference, message: bytes, mac: bytes) -> bool:
+        """Is `mac` HMAC-SHA256(PBKDF2 digest of the identity's secret, message)? Asks the holder when the key
+        lives elsewhere."""
         handle = Handle.from_text(identity.handle)
         if self._is_local(handle):
             stored = self._stored_secret(handle.key, identity)

@@ -11,12 +11,15 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..core.cache import ResolutionCache
+from ..core.codes import ResponseCode
 from ..core.health import DEFAULT_TIMEOUT, ServerHealth
 from ..core.messages import Request, Response
 from ..core.resolution import Resolution
+from ..core.transport import drive
 from ..core.values import SiteInfo
-from .lean import LeanPool, drive_resolution
+from .keepalive import KeepAlivePool, KeepAliveTransport
 from .shaping import NetPath
+from .transport import SYSTEM_CLOCK
 
 
 @dataclass
@@ -33,7 +36,7 @@ class RecursiveResolver:
     root_sites: list[SiteInfo]
     cache: ResolutionCache = field(default_factory=ResolutionCache)
     stats: RecursionStats = field(default_factory=RecursionStats)
-    pool: LeanPool = field(default_factory=lambda: LeanPool(timeout=DEFAULT_TIMEOUT))
+    pool: KeepAlivePool = field(default_factory=lambda: KeepAlivePool(timeout=DEFAULT_TIMEOUT))
     health: ServerHealth = field(default_factory=ServerHealth)
     """Which upstream servers answer fastest and which failed lately (orders failover for every walk)."""
     net: NetPath | None = None
@@ -45,7 +48,7 @@ class RecursiveResolver:
         resolution = Resolution(request.handle, self.root_sites, types=request.types, indexes=request.indexes,
                                 cache=self.cache, authoritative=request.authoritative, health=self.health,
                                 now=time.time())
-        await drive_resolution(self.pool, resolution, self.net)
+        await drive(resolution, KeepAliveTransport(self.pool, self.net), SYSTEM_CLOCK)
         self.stats.walks += 1
         if resolution.hops == 0:
             self.stats.answered_from_cache += 1
@@ -70,3 +73,9 @@ class RecursiveResolver:
     def snapshot(self) -> dict[str, object]:
         return {**self.cache.stats(), "walks": self.stats.walks, "answered_from_cache": self.stats.answered_from_cache,
                 "upstream_requests": self.stats.upstream_requests, "at": time.time()}
+
+
+def walk_needed(answer: Response, request: Request, resolver: RecursiveResolver | None) -> bool:
+    """Whether a node answers `request` by walking the hierarchy for the client: it asked recursively (a REST GET,
+    a native request with RECU) for a handle this node does not home, and the node has a resolver."""
+    return resolver is not None and request.recursive and answer.code == ResponseCode.SERVER_NOT_RESPONSIBLE

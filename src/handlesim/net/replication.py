@@ -18,7 +18,9 @@ from typing import Any
 
 import aiohttp
 
+from ..core.codes import WRITE_OPS, OpCode
 from ..core.handle import Handle
+from ..core.messages import Request, Response
 from ..core.service import HandleService
 from ..core.storage import OutboxEntry
 from ..core.values import ValueReference
@@ -62,6 +64,12 @@ class Replicator:
     def changed(self, handle: Handle, *, deleted: bool = False) -> None:
         """Called after this node committed a client's write to `handle` (the service has logged it)."""
         self._kick()
+
+    def answered(self, request: Request, answer: Response) -> None:
+        """Called with every request a client interface answered: successful writes are pushed to the peers."""
+        if answer.ok and request.handle is not None and request.op in WRITE_OPS:
+            changed = Handle.from_text(answer.handle) if answer.handle else request.handle
+            self.changed(changed, deleted=request.op == OpCode.DELETE_HANDLE)
 
     def pending(self, peer: Peer) -> int:
         return len(self.service.outbox(peer.name))

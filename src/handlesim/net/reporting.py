@@ -26,7 +26,8 @@ from ..core.reports import MAX_CHILDREN, NodeReport, ReportBook, check_forwarded
 from ..core.values import PREFIX_SITE_TYPES, SITE_TYPES, ValueReference
 from ..wire import codec
 from .client import basic_authorization
-from .lean import LeanError, LeanPool, build_request
+from .keepalive import KeepAlivePool, build_request
+from .transport import ConnectionBroken
 
 if TYPE_CHECKING:
     from .server import NodeServer
@@ -116,8 +117,8 @@ class ReportSender:
 
     Each round sends the enterprises' reports first, so the secondaries forward this round's figures. A periodic
     round is paced: the enterprises' reports spread over most of the interval and the secondaries' over the rest,
-    so a thousand reports never arrive as one burst in the middle of a benchmark. Reports travel over the lean
-    keep-alive transport (one idle connection per parent, no reconnects)."""
+    so a thousand reports never arrive as one burst in the middle of a benchmark. Reports travel over a
+    keep-alive pool (one idle connection per parent, no reconnects)."""
 
     def __init__(self, interval: float, *, timeout: float = REPORT_TIMEOUT_S,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -128,7 +129,7 @@ class ReportSender:
         self.reporters: list[_Reporter] = []
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
-        self._pool: LeanPool | None = None
+        self._pool: KeepAlivePool | None = None
 
     def add(self, server: NodeServer, targets: list[str], identity: ValueReference, secret: str) -> None:
         """`targets`: base URLs (http://host:port) of the nodes `server` reports to."""
@@ -167,7 +168,7 @@ class ReportSender:
         """Send every node's report once (enterprises, then secondaries); returns how many were delivered.
         `paced`: spread the sends over the interval (LEAF_SHARE of it for the enterprises) instead of at once."""
         if self._pool is None:
-            self._pool = LeanPool(timeout=self.timeout, max_idle=1024, ssl_context=self.ssl_context)
+            self._pool = KeepAlivePool(timeout=self.timeout, max_idle=1024, ssl_context=self.ssl_context)
         semaphore = asyncio.Semaphore(CONCURRENT_REPORTS)
         delivered = 0
         for forwarding, share in ((False, LEAF_SHARE), (True, 1.0 - LEAF_SHARE)):
@@ -203,7 +204,7 @@ class ReportSender:
                         raise _Refused(f"HTTP {status}: {answer[:200]!r}")
                     delivered += 1
                     reporter.sent += 1
-                except (LeanError, OSError, TimeoutError, _Refused) as exc:
+                except (ConnectionBroken, OSError, TimeoutError, _Refused) as exc:
                     reporter.failures += 1
                     reporter.last_error = f"{host}:{port}: {exc or type(exc).__name__}"
         return delivered

@@ -15,7 +15,10 @@ from ..core.handle import DEFAULT_MAX_HANDLE_BYTES, Handle, Prefix
 from ..core.messages import Request
 from ..wire import codec, mapping
 
-HANDLE_ROUTE = "/api/handles/{handle:.+}"
+HANDLE_PATH = "/api/handles/"
+HANDLE_ROUTE = HANDLE_PATH + "{handle:.+}"
+HANDLE_ROUTE_SEGMENTS = HANDLE_PATH.count("/")
+"""A raw path split this many times at `/` leaves the encoded handle last."""
 LIST_ROUTE = "/api/handles"
 PREFIXES_ROUTE = "/api/prefixes"
 
@@ -45,21 +48,36 @@ def parse_int(raw: str, name: str, *, minimum: int = 0, maximum: int = 2**31 - 1
     return number
 
 
-def handle_from_path(text: str, *, max_bytes: int = DEFAULT_MAX_HANDLE_BYTES) -> Handle:
-    """The handle named in a URL path: percent-decoded, with a `hdl:` / `doi:` style scheme stripped."""
-    if "%" in text:
-        text = unquote(text, errors="surrogateescape")
-    if ":" in text[:10]:
-        lowered = text.lower()
+def handle_from_raw_path(raw_path: str, *, max_bytes: int = DEFAULT_MAX_HANDLE_BYTES) -> Handle:
+    """The handle a request on HANDLE_ROUTE names, read from the raw path (as sent, still percent-encoded) and
+    decoded exactly once: `%252F` is the text `%2F`, `%2E%2E` is a `..` segment, and `a/../X` is not `X`.
+
+    The route's matched text cannot be used: aiohttp has already decoded it, and a second decoding would turn a
+    literal `%2F` into `/`. A `hdl:` / `doi:` style scheme is stripped only where it is written out unencoded."""
+    encoded = raw_path.split("/", HANDLE_ROUTE_SEGMENTS)[-1]  # the router matched: the route's segments are there
+    if ":" in encoded[:10]:
+        lowered = encoded.lower()
         for scheme in _URI_SCHEMES:
             if lowered.startswith(scheme):
-                text = text[len(scheme):]
+                encoded = encoded[len(scheme):]
                 break
+    text = unquote(encoded, errors="surrogateescape") if "%" in encoded else encoded
     return Handle.from_text(text, max_bytes=max_bytes)
 
 
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
 def path_for(handle: Handle) -> str:
-    return "/api/handles/" + quote(handle.text, safe="/:.-_~")
+    """The request path that addresses exactly `handle`, the one every client builds (handle_from_raw_path reads it).
+
+    Everything but unreserved characters and `/` is percent-encoded (so `%` travels as `%25`), and a `.` or `..`
+    segment of the suffix as `%2E` / `%2E%2E`: HTTP clients, proxies and yarl resolve dot segments away, so
+    `88.101.1001/a/../X` would otherwise reach `88.101.1001/X`. Send the path as it is (yarl: `encoded=True`)."""
+    encoded = quote(handle.text, safe="/-_.~")
+    if "." in handle.suffix:
+        encoded = "/".join(_DOT_SEGMENTS.get(segment, segment) for segment in encoded.split("/"))
+    return HANDLE_PATH + encoded
 
 
 @dataclass(frozen=True, slots=True)

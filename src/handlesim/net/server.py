@@ -463,8 +463,8 @@ class NodeServer:
                               "(limit body_timeout_s); the request changed nothing") from None
 
     def _handle_in_path(self, request: web.Request) -> Handle:
-        return rest.handle_from_path(request.match_info["handle"],
-                                     max_bytes=self.service.config.limits.max_handle_bytes)
+        return rest.handle_from_raw_path(request.rel_url.raw_path,
+                                         max_bytes=self.service.config.limits.max_handle_bytes)
 
     def _http_error(self, request: web.Request, status: int, code: int, message: str) -> web.Response:
         media = media_of(request.headers.get("Accept"))
@@ -495,8 +495,11 @@ class BodyTimeout(Exception):
 
 
 def _path_handle(request: web.Request) -> str:
-    raw = request.match_info.get("handle", "") if request.match_info else ""
+    """The handle an error reply names: the one in the path of a handle route, as far as it can be read."""
+    matched = request.match_info.get("handle", "") if request.match_info else ""
+    if not matched:
+        return ""
     try:
-        return rest.handle_from_path(raw).text if raw else ""
+        return rest.handle_from_raw_path(request.rel_url.raw_path).text
     except (HandleError, ProtocolError):
-        return raw
+        return matched

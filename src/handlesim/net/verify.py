@@ -34,11 +34,13 @@ from ..core.handle import Handle
 from ..core.messages import Response
 from ..core.resolution import Resolution
 from ..core.service import HandleService
+from ..core.transport import drive
 from ..core.values import HS_PUBKEY, HS_SECKEY, KeyData, ValueReference
 from ..wire import codec
 from ..wire.fields import FieldReader
-from .lean import LeanError, build_request, drive_resolution
+from .keepalive import KeepAliveTransport, build_request
 from .recursion import RecursiveResolver
+from .transport import SYSTEM_CLOCK, ConnectionBroken
 
 VERIFY_ROUTE = "/api/verify"
 CHALLENGE_TTL = 30.0
@@ -147,7 +149,7 @@ class RemoteVerifier:
         resolution = Resolution(Handle.from_text(identity.handle), self.resolver.root_sites,
                                 indexes=(identity.index,), authoritative=True, health=self.resolver.health,
                                 now=time.time())
-        await drive_resolution(self.resolver.pool, resolution)
+        await drive(resolution, KeepAliveTransport(self.resolver.pool), SYSTEM_CLOCK)
         answered = [hop for hop in resolution.trace if not hop.cache_hit
                     and hop.code in (ResponseCode.SUCCESS, ResponseCode.VALUES_NOT_FOUND)]
         result = resolution.result
@@ -226,5 +228,5 @@ class RemoteVerifier:
         try:
             _, answer = await self.resolver.pool.request(host, port, raw)
             return codec.decode_response(answer, codec.MSGPACK)
-        except (LeanError, OSError, TimeoutError, HandleError) as exc:
+        except (ConnectionBroken, OSError, TimeoutError, HandleError) as exc:
             raise TransportError(f"cannot reach the key holder {url}: {exc or type(exc).__name__}") from None

@@ -28,7 +28,7 @@ from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReference
 from ..net.client import HandleClient
-from ..net.lean import LeanPool
+from ..net.keepalive import KeepAlivePool
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
 from ..net.server import NodeServer
@@ -201,7 +201,7 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
     failover = topology.plan.config.failover
     return RecursiveResolver(topology.root_site_list, cache,
-                             pool=LeanPool(timeout=failover.timeout, ssl_context=topology.client_ssl),
+                             pool=KeepAlivePool(timeout=failover.timeout, ssl_context=topology.client_ssl),
                              health=ServerHealth(penalty=failover.failed_for), net=network.net_path_for(node, topology))
 
 

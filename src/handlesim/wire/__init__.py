@@ -2,4 +2,5 @@
 
 `fields` reads untrusted decoded data, `data` maps value data formats, `mapping` whole values, `codec` bodies,
 responses and requests.
+The native Handle protocol (RFC 3652 binary messages over UDP/TCP) has its own codec in `wire.native`.
 """

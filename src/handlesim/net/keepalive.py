@@ -1,4 +1,5 @@
-"""A lean HTTP/1.1 keep-alive client (resolver walks, load generation): one request in flight per connection.
+"""A pool of HTTP/1.1 keep-alive connections (resolver walks, reports, load generation): one request in flight per
+connection; and the transport that carries resolution steps over it.
 
 aiohttp's client costs ~200 us of CPU per request on this machine kind, which would make the generator the bottleneck;
 this one builds request bytes once and parses only the status line and Content-Length.
@@ -11,21 +12,21 @@ import socket
 import ssl
 import time
 from collections import deque
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from ..core.errors import HandleError
-from ..core.resolution import Resolution
+from ..core.messages import Response
+from ..core.resolution import Step
+from ..core.transport import Exchange
 from ..wire import codec
 from . import rest
 from .shaping import SOURCE_HEADER, NetPath
+from .transport import ConnectFailed, ConnectionBroken, UnreadableAnswer, exchange_over_network
 
 MAX_RESPONSE = 8 * 1024 * 1024
-
-
-class LeanError(Exception):
-    """The connection broke or answered something that is not HTTP/1.1 with a Content-Length."""
 
 
 class _Connection(asyncio.Protocol):
@@ -45,7 +46,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(LeanError(f"connection closed ({exc or 'by peer'})"))
+            self.waiter.set_exception(ConnectionBroken(f"connection closed ({exc or 'by peer'})"))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -57,7 +58,7 @@ class _Connection(asyncio.Protocol):
         head = bytes(self.buffer[:end])
         length = _content_length(head)
         if length is None or length > MAX_RESPONSE:
-            self.waiter.set_exception(LeanError("answer without a usable Content-Length"))
+            self.waiter.set_exception(ConnectionBroken("answer without a usable Content-Length"))
             return
         total = end + 4 + length
         if len(self.buffer) < total:
@@ -67,7 +68,7 @@ class _Connection(asyncio.Protocol):
         try:
             status = int(head[9:12])
         except ValueError:
-            self.waiter.set_exception(LeanError(f"bad status line {head[:40]!r}"))
+            self.waiter.set_exception(ConnectionBroken(f"bad status line {head[:40]!r}"))
             return
         self.waiter.set_result((status, body))
 
@@ -110,7 +111,7 @@ def build_request(method: str, host: str, port: int, path: str, *, body: bytes =
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
 
 
-class LeanPool:
+class KeepAlivePool:
     """Idle keep-alive connections per (host, port); a request borrows one (or opens one) and gives it back.
 
     At most `max_idle` connections stay open while idle (the least recently used are closed), so spreading load
@@ -175,8 +176,10 @@ class LeanPool:
             _, conn = await asyncio.wait_for(loop.create_connection(
                 _Connection, host, port, ssl=self.ssl_context,
                 server_hostname=host if self.ssl_context is not None else None), self.timeout)
+        except TimeoutError:
+            raise  # the pool's timeout, worded as such
         except OSError as exc:  # ssl.SSLError included
-            raise LeanError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+            raise ConnectFailed(host, port, exc) from None
         self._all.append(conn)
         self.opened += 1
         if self._sweeper is None:
@@ -194,32 +197,30 @@ class LeanPool:
         self._idle.clear()
 
 
-async def drive_resolution(pool: LeanPool, resolution: Resolution, net: NetPath | None = None) -> None:
-    """Drive a core Resolution over lean keep-alive connections (msgpack, one GET per step).
+@dataclass(frozen=True, slots=True)
+class KeepAliveTransport:
+    """Resolution steps over a KeepAlivePool's connections (one msgpack GET per step), seen through `net`.
 
-    The recursive resolver and the benchmark's iterative mode both walk this way; it costs about a third of the CPU of
-    the aiohttp client per hop, which is what a resolver's cache misses are made of. With `net`, every hop is framed
-    by the network model's delays (and may be lost), and names its source for partition faults."""
-    clock = time.perf_counter
-    headers = {SOURCE_HEADER: net.header} if net is not None else None
-    while (step := resolution.next_request(time.time())) is not None:
+    The pool is shared (a resolver node's walks and its identity checks use one); each view names its own place in
+    the network model. The recursive resolver and the benchmark's iterative mode walk this way; it costs about a
+    third of the CPU of the aiohttp client per hop, which is what a resolver's cache misses are made of."""
+
+    pool: KeepAlivePool
+    net: NetPath | None = None
+    """The network model between the sender and the nodes (None: plain loopback, and no source header)."""
+
+    async def exchange(self, step: Step) -> Exchange:
         call = rest.http_call(step.request, codec.MSGPACK)
         path = call.path + ("?" + urlencode(call.params) if call.params else "")
-        server = step.server
-        host, port = server.address, server.http_interface().port
-        raw = build_request("GET", host, port, path, headers=headers)
-        started = clock()
-        modelled = 0.0
+        host, port = step.server.address, step.server.http_interface().port
+        net = self.net
+        raw = build_request("GET", host, port, path, headers={SOURCE_HEADER: net.header} if net is not None else None)
+        return await exchange_over_network(host, port, partial(self._send, host, port, raw), net=net,
+                                           timeout_s=self.pool.timeout)
+
+    async def _send(self, host: str, port: int, raw: bytes) -> Response:
+        status, body = await self.pool.request(host, port, raw)
         try:
-            if net is None:
-                _, body = await pool.request(host, port, raw)
-            else:
-                (_, body), modelled = await net.exchange(host, port, partial(pool.request, host, port, raw))
-            answer = codec.decode_response(body, codec.MSGPACK)
-        except (LeanError, OSError, TimeoutError, HandleError) as exc:
-            # a message the network model lost is a timeout too, but says so
-            reason = f"timed out after {pool.timeout:g} s" if type(exc) is TimeoutError else \
-                str(exc) or type(exc).__name__
-            resolution.failed(reason, clock() - started, time.time(), modelled=modelled)
-        else:
-            resolution.received(answer, clock() - started, time.time(), modelled=modelled)
+            return codec.decode_response(body, codec.MSGPACK)
+        except HandleError as exc:
+            raise UnreadableAnswer(status, exc.message) from None
