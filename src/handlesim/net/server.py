@@ -433,6 +433,8 @@ class NodeServer:
             if request.protocol is not None:
                 request.protocol.force_close()
             return refusal
+        except ConnectionResetError:  # the client hung up mid-request (Ctrl-C, its timeout): nobody to answer
+            return web.Response(status=400, text="connection lost before the request arrived whole")
         except Exception:  # the boundary: a bug must not take the node down or leak a stack trace
             log.exception("unexpected error on %s %s", request.method, request.path)
             self._count_edge_error(request, int(ResponseCode.ERROR))
