@@ -20,7 +20,8 @@ import aiohttp
 
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import RunningNode, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import RunningNode
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "small.toml"
 

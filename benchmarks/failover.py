@@ -48,9 +48,11 @@ from handlesim.core.transport import drive  # noqa: E402
 from handlesim.net import rest  # noqa: E402
 from handlesim.net.keepalive import KeepAlivePool, KeepAliveTransport, build_request  # noqa: E402
 from handlesim.net.transport import SYSTEM_CLOCK  # noqa: E402
-from handlesim.topology.config import FailoverSpec, MirrorSpec, RootSpec, load_config  # noqa: E402
+from handlesim.topology.config import load_config  # noqa: E402
 from handlesim.topology.plan import build_plan  # noqa: E402
-from handlesim.topology.runner import Topology, launch  # noqa: E402
+from handlesim.topology.runner import launch  # noqa: E402
+from handlesim.topology.running import Topology  # noqa: E402
+from handlesim.topology.schema import FailoverSpec, MirrorSpec, RootSpec  # noqa: E402
 from handlesim.topology.seed import identifiers_for  # noqa: E402
 
 VICTIMS = {"root": "root-qingdao", "primary": "ent-88.101.1001", "busiest": "ent-88.101.1001"}

@@ -11,7 +11,8 @@ from hypothesis import settings
 
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import Topology
 
 from .support.paths import CONFIGS
 

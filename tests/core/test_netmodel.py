@@ -23,6 +23,7 @@ from handlesim.core.netmodel import (
 from handlesim.topology.config import ConfigError, load_config, load_network, parse_config
 
 from ..support.paths import CONFIGS
+from ..support.statefiles import a_node, a_state, running_in
 
 QINGDAO = Region("Qingdao", 36.07, 120.38)
 BEIJING = Region("Beijing", 39.90, 116.40)
@@ -172,8 +173,8 @@ def test_model_mode_needs_a_model_and_clients_follow_the_topology() -> None:
         model_for(bare, "model")
     small = build_plan(load_config(CONFIGS / "small.toml"))
     assert default_net_mode(small) == "model"
-    described = {"net": "model", "network": model_for(small, "model").to_dict(),  # type: ignore[union-attr]
-                 "faults": {"enabled": False}, "nodes": [{"host": "127.0.0.1", "port": 1, "region": "Beijing"}]}
+    described = a_state(net="model", network=model_for(small, "model").to_dict(),  # type: ignore[union-attr]
+                        nodes=(a_node(port=1, region="Beijing"),))
     path = client_path(described, None, timeout=1.0)
     assert path is not None and path.model is not None and path.region == "Shanghai"
     assert path.region_of("127.0.0.1", 1) == "Beijing" and path.header == "client Shanghai"
@@ -182,19 +183,18 @@ def test_model_mode_needs_a_model_and_clients_follow_the_topology() -> None:
     with pytest.raises(NetModeError, match="no region 'Lhasa'"):
         client_path(described, None, region="Lhasa", timeout=1.0)
     with pytest.raises(NetModeError, match="has no network model"):
-        client_path({"net": "loopback", "nodes": []}, "model", timeout=1.0)
+        client_path(a_state(nodes=()), "model", timeout=1.0)
 
 
 def test_fault_commands_explain_a_topology_without_fault_injection(tmp_path: Path) -> None:
-    import json
-
     from click.testing import CliRunner
 
     from handlesim.cli import main
+    from handlesim.topology.state import write_state
 
-    (tmp_path / "topology.json").write_text(json.dumps({"name": "t", "nodes": [], "roots": [],
-                                                        "faults": {"enabled": False, "control_url": None}}))
-    result = CliRunner().invoke(main, ["fault", "kill", "root-qingdao", "--state-dir", str(tmp_path)])
+    write_state(a_state(tmp_path))
+    with running_in(tmp_path):
+        result = CliRunner().invoke(main, ["fault", "kill", "root-qingdao", "--state-dir", str(tmp_path)])
     assert result.exit_code != 0 and "fault injection off" in result.output and "--faults" in result.output
 
 

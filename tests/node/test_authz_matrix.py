@@ -27,7 +27,8 @@ from handlesim.core.handle import Handle
 from handlesim.core.prefixes import admin_value
 from handlesim.core.storage import HandleRecord
 from handlesim.core.values import SECRET_PERMISSIONS, URL, AdminRecord, HandleValue
-from handlesim.topology.runner import RunningNode, Topology, operator_secret
+from handlesim.topology.runner import operator_secret
+from handlesim.topology.running import RunningNode, Topology
 
 ENTERPRISE = "88.101.1001"
 OK, CREATED = (200, 1), (201, 1)

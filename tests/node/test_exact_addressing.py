@@ -28,7 +28,7 @@ from handlesim.net import rest
 from handlesim.net.client import HandleClient
 from handlesim.net.keepalive import KeepAlivePool, KeepAliveTransport, build_request
 from handlesim.net.transport import SYSTEM_CLOCK
-from handlesim.topology.runner import RunningNode, Topology
+from handlesim.topology.running import RunningNode, Topology
 from handlesim.topology.state import load_state
 from handlesim.wire import codec
 

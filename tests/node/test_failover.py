@@ -16,7 +16,8 @@ from handlesim.core.messages import Request
 from handlesim.net.client import HandleClient
 from handlesim.topology.config import parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import Topology
 from handlesim.topology.seed import identifiers_for
 
 TIMEOUT = 0.3

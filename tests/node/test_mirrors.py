@@ -15,7 +15,8 @@ from handlesim.core.values import HandleValue
 from handlesim.net.client import HandleClient
 from handlesim.topology.config import parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import Topology
 
 from ..support.waiting import eventually
 

@@ -21,9 +21,11 @@ from handlesim.core.values import ValueReference
 from handlesim.net.client import basic_authorization
 from handlesim.net.reporting import ReportSender
 from handlesim.net.server import NodeServer
-from handlesim.topology.config import ConfigError, MonitoringSpec, load_config, parse_config
+from handlesim.topology.config import ConfigError, load_config, parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import Topology
+from handlesim.topology.schema import MonitoringSpec
 
 from ..support.paths import CONFIGS
 from ..support.waiting import eventually

@@ -21,7 +21,8 @@ from handlesim.core.storage import HandleRecord
 from handlesim.core.values import HS_SECKEY, KEY_INDEX, SECRET_PERMISSIONS, HandleValue
 from handlesim.net.native import NativeListener
 from handlesim.store import MemoryStore
-from handlesim.topology.runner import Topology
+from handlesim.topology.runner import describe
+from handlesim.topology.running import Topology
 
 from ..support import rfcclient as rfc
 from ..support.waiting import eventually
@@ -242,7 +243,7 @@ async def test_recursive_request_is_walked_by_the_nodes_resolver(small: Topology
     """A native RECU request at a node that does not home the handle is answered by that node's resolver (REST
     walk underneath), exactly as a REST GET would be."""
     node = next(n for n in small.nodes.values() if n.plan.role == "resolver" or n.server.resolver is not None)
-    target = str(small.describe()["examples"][0])
+    target = describe(small).examples[0]
     listener = NativeListener(node.server.service, resolver=node.server.resolver)
     await listener.start(HOST, 0, 0)
     try:

@@ -17,8 +17,9 @@ from handlesim.core.prefixes import owner_identity
 from handlesim.core.values import HandleValue
 from handlesim.net.client import HandleClient, locate
 from handlesim.topology.config import load_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
+from handlesim.topology.plan import Role, build_plan
+from handlesim.topology.runner import describe, launch
+from handlesim.topology.running import Topology
 from handlesim.topology.state import load_state
 
 from ..support.paths import CONFIGS
@@ -31,7 +32,7 @@ async def client() -> AsyncIterator[HandleClient]:
 
 
 def an_identifier(topology: Topology) -> str:
-    examples = topology.describe()["examples"]
+    examples = describe(topology).examples
     assert examples
     return str(examples[0])
 
@@ -132,14 +133,14 @@ async def test_msgpack_and_json_on_the_same_route(small: Topology) -> None:
 
 async def test_sim_endpoints_and_state_file(small: Topology) -> None:
     state = load_state(small.state_dir)
-    assert {n["role"] for n in state.nodes} >= {"root", "secondary", "enterprise"}
+    assert {n.role for n in state.nodes} >= {Role.ROOT, Role.SECONDARY, Role.ENTERPRISE}
     root = state.nodes[0]
     async with aiohttp.ClientSession() as http:
-        async with http.get(root["url"] + "/_sim/health") as health:
+        async with http.get(root.url + "/_sim/health") as health:
             assert (await health.json())["status"] == "ok"
-        async with http.get(root["url"] + "/_sim/stats") as stats:
+        async with http.get(root.url + "/_sim/stats") as stats:
             body = await stats.json()
-    assert body["node"] == root["id"] and body["store_handles"] >= 1 and "uptime_s" in body
+    assert body["node"] == root.id and body["store_handles"] >= 1 and "uptime_s" in body
     creds = small.state_dir / "credentials.json"
     assert creds.stat().st_mode & 0o777 == 0o600
 
@@ -168,7 +169,7 @@ async def test_sqlite_restart_keeps_data(tmp_path: Path) -> None:
 
 
 async def test_second_up_on_the_same_state_dir_is_refused(small: Topology) -> None:
-    from handlesim.topology.runner import LaunchError
+    from handlesim.topology.running import LaunchError
 
     config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
     with pytest.raises(LaunchError, match="another `handlesim up` is running"):

@@ -15,7 +15,8 @@ from handlesim.core.values import HASH_OPTION_NAMES, HandleValue, SiteInfo, hand
 from handlesim.net.client import HandleClient, locate, write_target
 from handlesim.topology.config import ConfigError, parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import RunningNode, Topology, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import RunningNode, Topology
 from handlesim.topology.seed import identifiers_for
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from handlesim.core.handle import Handle
 from handlesim.net import rest
-from handlesim.topology.runner import RunningNode, Topology
+from handlesim.topology.running import RunningNode, Topology
 
 pyhandle_client = pytest.importorskip("pyhandle.client.resthandleclient")
 handleexceptions = pytest.importorskip("pyhandle.handleexceptions")

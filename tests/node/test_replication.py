@@ -16,7 +16,8 @@ from handlesim.net.client import HandleClient
 from handlesim.net.server import NodeServer
 from handlesim.topology.config import parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import ROOT_OPERATOR, RunningNode, Topology, launch, operator_secret
+from handlesim.topology.runner import ROOT_OPERATOR, launch, operator_secret
+from handlesim.topology.running import RunningNode, Topology
 
 from ..support.waiting import eventually
 

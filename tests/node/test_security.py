@@ -15,7 +15,8 @@ from handlesim.core.auth import is_hashed_secret
 from handlesim.core.handle import Handle
 from handlesim.core.values import HS_SECKEY
 from handlesim.store import SqliteStore
-from handlesim.topology.runner import CREDENTIALS_FILE, Topology
+from handlesim.topology.running import Topology
+from handlesim.topology.statedir import CREDENTIALS_FILE
 
 from ..support.livenode import OWNER_AUTH, OWNER_SECRET, PREFIX, USER_AUTH, USER_SECRET, basic, live_node, seeded_store
 

@@ -28,7 +28,7 @@ from handlesim.net.sessionclient import (
     signed_header,
 )
 from handlesim.net.sessions import SessionConfig, SessionTable
-from handlesim.topology.runner import RunningNode, Topology
+from handlesim.topology.running import RunningNode, Topology
 from handlesim.wire import codec
 
 from .test_authz_matrix import node_by_prefix

@@ -17,7 +17,8 @@ from handlesim.net.client import HandleClient
 from handlesim.net.tls import client_context
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
+from handlesim.topology.runner import launch
+from handlesim.topology.running import Topology
 from handlesim.topology.state import load_state
 
 from ..support.paths import CONFIGS
@@ -39,8 +40,8 @@ async def test_nodes_serve_https_and_clients_pin_the_generated_ca(small_tls: Top
     assert small_tls.tls is not None
     assert stat.S_IMODE(small_tls.tls.key.stat().st_mode) == 0o600
     state = load_state(small_tls.state_dir)
-    assert state.data["tls"]["ca"] == str(small_tls.tls.ca)
-    assert all(n["url"].startswith("https://") for n in state.nodes)
+    assert state.tls is not None and state.tls.ca == small_tls.tls.ca
+    assert all(n.url.startswith("https://") for n in state.nodes)
     node = node_by_prefix(small_tls, "88.101.1001")
     pinned = client_context(small_tls.tls.ca)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pinned)) as http:

@@ -121,7 +121,7 @@ def test_port_conflict_is_a_clear_error(tmp_path: Path) -> None:
         result = handlesim("up", "--config", "configs/small.toml", "--base-port", str(port),
                            "--state-dir", str(tmp_path / "s"), check=False)
     assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "base_port" in result.stderr
-    assert os.path.exists(tmp_path / "s")
+    assert not os.path.exists(tmp_path / "s"), "a failed up leaves no debris"
 
 
 def test_resolve_via_resolver_shows_walk_then_cache(running: Path) -> None:

@@ -19,7 +19,7 @@ from handlesim.cli import main
 from handlesim.demo.lookup import hops_from_trace
 from handlesim.demo.narration import EN, ZH, outcome_words
 from handlesim.demo.web import DemoWeb, DemoWebConfig
-from handlesim.topology.runner import Topology
+from handlesim.topology.running import Topology
 from handlesim.topology.state import load_state
 
 from ..support.paths import ROOT
@@ -244,9 +244,10 @@ async def controlled(tmp_path: Path) -> AsyncIterator[tuple[Topology, str]]:
     """The small topology with a mirror per enterprise, and a page that runs in the same process (node controls)."""
     from dataclasses import replace
 
-    from handlesim.topology.config import MirrorSpec, load_config
+    from handlesim.topology.config import load_config
     from handlesim.topology.plan import build_plan
     from handlesim.topology.runner import launch
+    from handlesim.topology.schema import MirrorSpec
 
     config = load_config(ROOT / "configs" / "small.toml").with_overrides(base_port=0)
     config = replace(config, mirrors=MirrorSpec(enterprise=1))

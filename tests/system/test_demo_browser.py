@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from handlesim.demo.web import DemoWeb
-from handlesim.topology.runner import Topology
+from handlesim.topology.running import Topology
 from handlesim.topology.state import load_state
 
 from ..support.paths import ARTIFACTS

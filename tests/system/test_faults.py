@@ -21,11 +21,13 @@ from handlesim.core.handle import Handle
 from handlesim.core.messages import Request
 from handlesim.net.client import HandleClient
 from handlesim.net.shaping import NetPath
-from handlesim.topology.config import TopologyConfig, parse_config
+from handlesim.topology.config import parse_config
 from handlesim.topology.network import client_path
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import Topology, launch
-from handlesim.topology.state import load_state
+from handlesim.topology.runner import describe, launch
+from handlesim.topology.running import Topology
+from handlesim.topology.schema import TopologyConfig
+from handlesim.topology.state import FaultsEntry, load_state
 
 from ..support.paths import ROOT
 from ..support.processes import handlesim, up_process
@@ -87,7 +89,7 @@ async def test_sim_changes_are_refused_unless_fault_injection_is_on(start: Calla
             assert await reply.json() == {"enabled": False}
         async with http.get(root + "/_sim/nothing-here") as reply:
             assert reply.status == 404
-    assert topology.control is None and topology.describe()["faults"] == {"enabled": False, "control_url": None}
+    assert topology.control is None and describe(topology).faults == FaultsEntry(False, None)
     async with HandleClient(timeout=2.0) as client:  # nothing changed: the root still answers
         answer = await client.send(root, lookup("0.NA/88.101"))
     assert answer.code == ResponseCode.SUCCESS
@@ -97,8 +99,9 @@ async def test_sim_changes_are_refused_unless_fault_injection_is_on(start: Calla
 
 async def test_modelled_delays_appear_in_traces_for_client_and_resolver_walks(start: Callable[..., Any]) -> None:
     topology = await start(small_config(), net="model")
-    described = topology.describe()
-    assert described["net"] == "model" and described["network"]["client_region"] == "Shanghai"
+    described = describe(topology)
+    assert described.net == "model" and described.network is not None
+    assert described.network["client_region"] == "Shanghai"
     model = topology.model
     assert model is not None
 
@@ -136,7 +139,7 @@ async def test_lost_messages_time_out_and_the_walk_fails_over(start: Callable[..
 
     topology = await start(small_config(two_roots_and_a_lossy_link), net="model")
     async with HandleClient(timeout=0.3) as client:
-        client.net = client_path(topology.describe(), None, timeout=0.3)
+        client.net = client_path(describe(topology), None, timeout=0.3)
         started = time.perf_counter()
         first = await client.resolve(Handle.from_text("88.101.1001/PUMP-000001"), topology.root_sites)
         assert time.perf_counter() - started >= 0.3  # the lost message was waited for, like a real timeout

@@ -120,7 +120,7 @@ async def test_ray_actors_serve_partitioned_sites_over_tls_under_the_network_mod
     topology = await supervisor.boot()
     try:
         state = load_state(topology.state_dir)
-        assert state.data["net"] == "model" and all(n["url"].startswith("https://") for n in state.nodes)
+        assert state.net == "model" and all(n.url.startswith("https://") for n in state.nodes)
         enterprise = plan.enterprises[0]
         async with HandleClient(timeout=5.0, ssl_context=state.ssl_context()) as client:
             for record in identifiers_for(enterprise, plan.config.seed)[:3]:

@@ -13,7 +13,7 @@ from handlesim.bench.report import server_time_table
 from handlesim.bench.runner import _with_server_time
 from handlesim.cli import main
 from handlesim.core.latency import LatencyHistogram
-from handlesim.topology.runner import Topology
+from handlesim.topology.running import Topology
 
 ENTERPRISE = "ent-88.101.1001"
 

@@ -24,7 +24,7 @@ from handlesim.core.values import HandleValue
 from handlesim.net.client import HandleClient
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import LaunchError
+from handlesim.topology.running import LaunchError
 from handlesim.topology.seed import suffix_for
 from handlesim.topology.supervisor import ProcessEngine, ProcessShard, Supervisor, resolve_worker_count, shard_nodes
 

@@ -21,7 +21,7 @@ from handlesim.demo.web import DemoWeb, DemoWebConfig
 from handlesim.net.client import HandleClient
 from handlesim.topology.config import parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import LaunchError
+from handlesim.topology.running import LaunchError
 from handlesim.topology.seed import identifiers_for
 from handlesim.topology.state import load_state
 from handlesim.topology.supervisor import ProcessEngine, ProcessShard, Supervisor
@@ -39,7 +39,7 @@ async def test_partitioned_sites_over_tls_span_workers_and_a_killed_server_comes
     watcher = asyncio.ensure_future(supervisor.watch())
     try:
         state = load_state(topology.state_dir)
-        assert state.data["tls"] and all(n["url"].startswith("https://") for n in state.nodes)
+        assert state.tls is not None and all(n.url.startswith("https://") for n in state.nodes)
         machinery = plan.by_id["sec-machinery"]
         assert {topology.workers[s] for s in plan.servers_of(machinery.node_id)} == {0, 1}, "one site, two workers"
         enterprises = [plan.by_id[c] for c in plan.children_of(machinery.node_id)]
@@ -81,8 +81,9 @@ async def test_workers_apply_the_network_model_to_their_nodes_walks(tmp_path: Pa
     supervisor = Supervisor(plan, tmp_path / "state", ProcessEngine(), 2, store_kind="memory", net="model")
     topology = await supervisor.boot()
     try:
-        described = load_state(topology.state_dir).data
-        assert described["net"] == "model" and described["network"]["client_region"] == "Shanghai"
+        described = load_state(topology.state_dir)
+        assert described.net == "model" and described.network_model is not None
+        assert described.network_model.client_region == "Shanghai"
         model = topology.model
         assert model is not None
 

@@ -24,6 +24,7 @@ from typing import Any
 from ..core import latency as server_latency
 from ..net.shaping import NetPath
 from ..topology.network import NetModeError, client_path
+from ..topology.plan import Role
 from ..topology.state import TopologyState, load_state
 from .baseline import BaselineServer
 from .generator import MODES, WorkerSpec, basic_header, run_worker
@@ -32,6 +33,10 @@ from .scenario import Scenario, load_scenario, post_fault
 from .workload import Target, seeded_targets
 
 SCHEMA_VERSION = 1
+MAX_SEARCH_P99_MS = 10.0
+"""`bench --max`: the highest rate whose p99 stays within this many milliseconds..."""
+MAX_SEARCH_ERROR_RATE = 0.001
+"""...and whose share of errors stays within this."""
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,10 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
         "kind": "handlesim-bench",
         "started_at": started,
         "config": asdict(config),
-        "topology": {"name": state.data.get("name"), "nodes": len(state.nodes),
-                     "roles": dict(Counter(n["role"] for n in state.nodes)), "keys": len(targets)},
+        "topology": {"name": state.name, "nodes": len(state.nodes),
+                     "roles": dict(Counter(n.role.value for n in state.nodes)), "keys": len(targets)},
         "net": "model" if net is not None and net.model is not None else "loopback",
-        "network": {"topology_net": state.data.get("net", "loopback"),
+        "network": {"topology_net": state.net,
                     "client_region": net.region if net is not None and net.model is not None else None},
         "machine": machine(),
         "versions": versions(),
@@ -156,7 +161,7 @@ def _scenario(state: TopologyState, config: BenchConfig) -> Scenario | None:
     if not config.scenario:
         return None
     scenario = load_scenario(config.scenario)
-    if not (state.data.get("faults") or {}).get("control_url"):
+    if state.control_url is None:
         raise ValueError(f"{config.scenario}: the topology runs without fault injection; start it with "
                          "`handlesim up --faults` (bench --config starts it so when given --scenario)")
     late = [e for e in scenario.events if e.at >= config.duration]
@@ -168,15 +173,15 @@ def _scenario(state: TopologyState, config: BenchConfig) -> Scenario | None:
 
 def _net_path(state: TopologyState, config: BenchConfig) -> NetPath | None:
     try:
-        return client_path(state.data, config.net, region=config.client_region or None, timeout=config.timeout)
+        return client_path(state, config.net, region=config.client_region or None, timeout=config.timeout)
     except NetModeError as exc:
         raise ValueError(str(exc)) from None
 
 
 def _heal_after(state: TopologyState, config: BenchConfig, progress: Progress | None) -> None:
     scenario = load_scenario(config.scenario)
-    if scenario.heal_at_end:
-        ok, message = post_fault(str(state.data["faults"]["control_url"]), {"action": "heal"})
+    if scenario.heal_at_end and state.control_url is not None:
+        ok, message = post_fault(state.control_url, {"action": "heal"})
         if progress is not None:
             progress(f"scenario over: heal {'done' if ok else 'failed: ' + message}")
 
@@ -210,14 +215,14 @@ def _relay_progress(queue: Any, futures: list[Any], processes: int, progress: Pr
 
 def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode: str, worker: int,
           baseline: tuple[str, int] | None) -> WorkerSpec:
-    resolver = next(((str(n["host"]), int(n["port"])) for n in state.nodes if n["role"] == "resolver"), None)
+    resolver = next(((n.host, n.port) for n in state.with_role(Role.RESOLVER)), None)
     if mode == "resolver" and resolver is None:
         raise ValueError("the running topology has no resolver node (add [[resolvers]] to its config)")
     credentials = {}
     if mode == "mixed":
-        secrets = state.credentials()
-        credentials = {n["prefix"]: basic_header(n["identity"], secrets[n["identity"]])
-                       for n in state.nodes if n["role"] == "enterprise" and n["identity"] in secrets}
+        secrets = state.credentials_by_identity()
+        credentials = {n.prefix: basic_header(n.identity, secrets[n.identity])
+                       for n in state.with_role(Role.ENTERPRISE) if n.identity in secrets}
     scenario = _scenario(state, config) if baseline is None else None
     events = [{"at": e.at, "label": e.label, "body": e.body} for e in scenario.events] if scenario else []
     return WorkerSpec(
@@ -226,7 +231,7 @@ def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode
         zipf_s=config.zipf_s, seed=config.seed, timeout=config.timeout, resolver=resolver, baseline=baseline,
         root_sites=state.root_sites, write_fraction=config.write_fraction, credentials=credentials, worker=worker,
         net=_net_path(state, config) if baseline is None else None, events=events,
-        control_url=str((state.data.get("faults") or {}).get("control_url") or ""))
+        control_url=state.control_url or "")
 
 
 def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
@@ -308,7 +313,8 @@ def ratios(run: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]
     }
 
 
-def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 10.0, max_error_rate: float = 0.001,
+def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = MAX_SEARCH_P99_MS,
+                  max_error_rate: float = MAX_SEARCH_ERROR_RATE,
                   start: float = 1000.0, progress: Progress | None = None, bare_route: bool = False) -> dict[str, Any]:
     """Like resperf: raise the offered rate until p99, errors or achieved rate break the bounds, then bisect.
 
@@ -350,16 +356,16 @@ def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 
 
 def _node_stats(state: TopologyState, mode: str) -> dict[str, Any]:
     """`/_sim/stats` of the nodes that matter for the mode (resolvers; roots and secondaries for iterative)."""
-    roles = {"resolver": ("resolver",), "iterative-cold": ("root", "secondary"),
-             "iterative-warm": ("root", "secondary")}.get(mode, ())
+    roles = {"resolver": (Role.RESOLVER,), "iterative-cold": (Role.ROOT, Role.SECONDARY),
+             "iterative-warm": (Role.ROOT, Role.SECONDARY)}.get(mode, ())
     out = {}
     for node in state.nodes:
-        if node["role"] in roles:
+        if node.role in roles:
             try:
-                with urllib.request.urlopen(node["url"] + "/_sim/stats", timeout=5) as reply:  # noqa: S310
-                    out[node["id"]] = json.loads(reply.read())
+                with urllib.request.urlopen(node.url + "/_sim/stats", timeout=5) as reply:  # noqa: S310
+                    out[node.id] = json.loads(reply.read())
             except OSError:
-                out[node["id"]] = {}
+                out[node.id] = {}
     return out
 
 
@@ -387,7 +393,7 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
 def server_timers(state: TopologyState) -> dict[str, dict[str, Any]]:
     """Every node's server-side timers by node id: one request to each process's metrics port when topology.json
     names it, else each node's `/_sim/stats`."""
-    urls = state.data.get("metrics_urls") or ([state.data["metrics_url"]] if state.data.get("metrics_url") else [])
+    urls = state.metrics_endpoints
     out: dict[str, dict[str, Any]] = {}
     try:
         for url in urls:
@@ -399,8 +405,8 @@ def server_timers(state: TopologyState) -> dict[str, dict[str, Any]]:
         out.clear()
     for node in state.nodes:
         try:
-            with urllib.request.urlopen(node["url"] + "/_sim/stats", timeout=5) as reply:  # noqa: S310
-                out[node["id"]] = json.loads(reply.read())
+            with urllib.request.urlopen(node.url + "/_sim/stats", timeout=5) as reply:  # noqa: S310
+                out[node.id] = json.loads(reply.read())
         except (OSError, ValueError):
             continue
     return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..core.handle import Handle
 from ..net import rest
+from ..topology.plan import Role
 from ..topology.seed import suffix_for
 from ..topology.state import TopologyState
 
@@ -30,12 +31,12 @@ class Target:
 def seeded_targets(state: TopologyState, limit: int = 0) -> list[Target]:
     """Every identifier `up` seeded (rebuilt from topology.json, no node is asked), enterprise by enterprise."""
     targets = []
-    for node in state.nodes:
-        if node["role"] != "enterprise" or node.get("mirror_of") or node.get("server_of"):
+    for node in state.with_role(Role.ENTERPRISE):
+        if not node.is_primary:
             continue
-        for serial in range(1, int(node.get("identifiers", 0)) + 1):
-            handle = f"{node['prefix']}/{suffix_for(str(node.get('industry', '')), serial)}"
-            targets.append(Target(handle, str(node["host"]), int(node["port"]), str(node["id"])))
+        for serial in range(1, node.identifiers + 1):
+            handle = f"{node.prefix}/{suffix_for(node.industry, serial)}"
+            targets.append(Target(handle, node.host, node.port, node.id))
     if limit and len(targets) > limit:
         targets = random.Random(0).sample(targets, limit)
     return targets

@@ -6,7 +6,7 @@ Nothing outside this package imports it.
 
 from __future__ import annotations
 
-from . import bench, demo, fault, keys, lookup, network, stats, up, write  # noqa: F401 - importing a module registers its commands
+from . import bench, demo, fault, keys, lifecycle, lookup, network, stats, up, write  # noqa: F401 - importing a module registers its commands
 from .app import main
 
 __all__ = ["main"]

@@ -6,7 +6,7 @@ import asyncio
 import json
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -18,7 +18,7 @@ from ..core.values import HandleValue
 from ..net.client import HandleClient
 from ..topology.config import ConfigError, load_config
 from ..topology.network import NetModeError, client_path
-from ..topology.plan import build_plan
+from ..topology.plan import Role, TopologyPlan, build_plan
 from ..topology.state import DEFAULT_STATE_DIR, StateError, TopologyState, load_state
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -38,7 +38,7 @@ def default_config(name: str = "plan.toml") -> Path:
     return local if local.exists() else PACKAGE_CONFIGS / name
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
@@ -56,19 +56,13 @@ def main() -> None:
     """handlesim: a Handle System root / secondary / enterprise hierarchy on loopback."""
 
 
-def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> Any:
+def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> TopologyPlan:
+    """The plan of a topology file with the command line's overrides (checked like the file's own values)."""
     try:
-        config = load_config(path)
+        config = load_config(path).with_overrides(base_port=base_port, identifiers_per_enterprise=identifiers)
+        return build_plan(config)
     except ConfigError as exc:
         fail(str(exc))
-    overrides: dict[str, Any] = {}
-    if base_port is not None:
-        overrides["base_port"] = base_port
-    if identifiers is not None:
-        overrides["identifiers_per_enterprise"] = identifiers
-    if overrides:
-        config = config.with_overrides(**overrides)
-    return build_plan(config)
 
 
 def code_name(code: int) -> str:
@@ -93,7 +87,7 @@ def value_json(value: HandleValue) -> dict[str, Any]:
     return value_to_dict(value)
 
 
-def running_state(state_dir: Path) -> Any:
+def running_state(state_dir: Path) -> TopologyState:
     try:
         return load_state(state_dir)
     except StateError as exc:
@@ -105,21 +99,19 @@ def parse_handle(text: str) -> Handle:
         return Handle.from_text(text)
     except HandleError as exc:
         fail(f"{int(exc.response_code)} invalid handle: {exc.message}")
-        raise
 
 
-def print_tiers(description: dict[str, Any]) -> None:
-    nodes = description["nodes"]
-    click.echo(f"topology {description['name']}:")
-    for role in ("root", "secondary", "enterprise", "resolver"):
-        members = [n for n in nodes if n["role"] == role]
+def print_tiers(state: TopologyState) -> None:
+    click.echo(f"topology {state.name}:")
+    for role in Role:
+        members = state.with_role(role)
         if not members:
             continue
-        ports = [n["port"] for n in members]
-        sample = ", ".join(f"{n['id']}" for n in members[:3]) + (", ..." if len(members) > 3 else "")
+        ports = [n.port for n in members]
+        sample = ", ".join(n.id for n in members[:3]) + (", ..." if len(members) > 3 else "")
         click.echo(f"  {role:<11} {len(members):>5}  ports {min(ports)}-{max(ports)}  {sample}")
-    if description.get("examples"):
-        click.echo("  try: handlesim resolve --trace " + description["examples"][0])
+    if state.examples:
+        click.echo("  try: handlesim resolve --trace " + state.examples[0])
 
 
 
@@ -137,10 +129,9 @@ def topology_client(state: TopologyState, timeout: float, *, net: str | None = N
     """A client of the running topology: its CA pinned (`up --tls`) and its network mode followed, so this
     command's own hops pay the modelled delays when the topology runs with the model (`net` overrides)."""
     try:
-        path = client_path(state.data, net, region=region, timeout=timeout)
+        path = client_path(state, net, region=region, timeout=timeout)
     except NetModeError as exc:
         fail(str(exc))
-        raise
     client = HandleClient(timeout=timeout, ssl_context=state.ssl_context())
     client.net = path
     return client

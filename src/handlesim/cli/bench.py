@@ -7,30 +7,38 @@ from pathlib import Path
 
 import click
 
+from ..bench.runner import MAX_SEARCH_ERROR_RATE, MAX_SEARCH_P99_MS, BenchConfig
 from .app import fail, main, running_state, state_dir_option
+
+DEFAULTS = BenchConfig()
 
 
 @main.command()
 @click.option("--mode", type=click.Choice(["direct", "iterative-cold", "iterative-warm", "resolver", "mixed"]),
-              default="direct", show_default=True,
+              default=DEFAULTS.mode, show_default=True,
               help="What each request does: one hop to the enterprise (direct), the walk from the roots without or "
                    "with a client cache (iterative-cold, iterative-warm), ask the recursive resolver (resolver), "
                    "direct reads plus authenticated creates (mixed).")
-@click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered lookups per second.")
+@click.option("--rate", type=float, default=DEFAULTS.rate, show_default=True, help="Offered lookups per second.")
 @click.option("--max", "find_max", is_flag=True, help="Search for the highest rate within --p99-bound/--error-bound.")
-@click.option("--p99-bound", type=float, default=10.0, show_default=True, help="--max: p99 limit in ms.")
-@click.option("--error-bound", type=float, default=0.001, show_default=True, help="--max: error-rate limit.")
-@click.option("--duration", type=float, default=10.0, show_default=True, help="Measured seconds.")
-@click.option("--warmup", type=float, default=2.0, show_default=True, help="Seconds of load before measuring.")
-@click.option("--connections", type=int, default=32, show_default=True, help="Connections per generator process.")
-@click.option("--processes", type=int, default=1, show_default=True, help="Load-generator processes.")
-@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default="constant", show_default=True,
+@click.option("--p99-bound", type=float, default=MAX_SEARCH_P99_MS, show_default=True, help="--max: p99 limit in ms.")
+@click.option("--error-bound", type=float, default=MAX_SEARCH_ERROR_RATE, show_default=True,
+              help="--max: error-rate limit.")
+@click.option("--duration", type=float, default=DEFAULTS.duration, show_default=True, help="Measured seconds.")
+@click.option("--warmup", type=float, default=DEFAULTS.warmup, show_default=True,
+              help="Seconds of load before measuring.")
+@click.option("--connections", type=int, default=DEFAULTS.connections, show_default=True,
+              help="Connections per generator process.")
+@click.option("--processes", type=int, default=DEFAULTS.processes, show_default=True, help="Load-generator processes.")
+@click.option("--arrival", type=click.Choice(["constant", "poisson"]), default=DEFAULTS.arrival, show_default=True,
               help="Spacing of the open-loop sends: evenly, or as a Poisson process at the same mean rate.")
-@click.option("--keys", type=int, default=0, help="Draw from this many seeded identifiers (0 = all).")
-@click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default="uniform", show_default=True,
+@click.option("--keys", type=int, default=DEFAULTS.keys, help="Draw from this many seeded identifiers (0 = all).")
+@click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default=DEFAULTS.distribution,
+              show_default=True,
               help="How identifiers are drawn: all equally often, or Zipf (a few hot ones; see --zipf).")
-@click.option("--zipf", "zipf_s", type=float, default=1.0, show_default=True, help="Zipf exponent.")
-@click.option("--write-fraction", type=float, default=0.05, show_default=True, help="mixed: share of writes.")
+@click.option("--zipf", "zipf_s", type=float, default=DEFAULTS.zipf_s, show_default=True, help="Zipf exponent.")
+@click.option("--write-fraction", type=float, default=DEFAULTS.write_fraction, show_default=True,
+              help="mixed: share of writes.")
 @click.option("--no-baseline", is_flag=True, help="Skip measuring the bare aiohttp route in the same run.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Start this topology (memory stores) for the run instead of using a running one.")
@@ -44,11 +52,12 @@ from .app import fail, main, running_state, state_dir_option
                    "topology starts in loopback unless --net model).")
 @click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="With --config: the [network] model file (e.g. configs/network-china.toml).")
-@click.option("--client-region", default="", help="Where the generator sits in the network model.")
+@click.option("--client-region", default=DEFAULTS.client_region, help="Where the generator sits in the network model.")
 @click.option("--scenario", "scenario_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Fire this scenario's timed faults while measuring (TOML; see benchmarks/scenarios/).")
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds before a request times out.")
-@click.option("--seed", type=int, default=1, show_default=True,
+@click.option("--timeout", type=float, default=DEFAULTS.timeout, show_default=True,
+              help="Seconds before a request times out.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Seed of key choice and arrivals (another seed draws other keys, e.g. past a warm cache).")
 @click.option("--ray-address", default=None, metavar="ADDR|local",
               help="Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance here); "
@@ -63,7 +72,7 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
     from contextlib import nullcontext
 
     from ..bench.report import markdown, write_outputs
-    from ..bench.runner import BenchConfig, find_max_rate, run_bench, started_topology
+    from ..bench.runner import find_max_rate, run_bench, started_topology
 
     config = BenchConfig(mode=mode, rate=rate, duration=duration, warmup=warmup, connections=connections,
                          processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
@@ -100,7 +109,6 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
             result = run_bench(state, config, progress)
         except ValueError as exc:
             fail(str(exc))
-            return
         if find_max:
             result["max_search"] = found
             if bare is not None:

@@ -14,9 +14,11 @@ from ..core.errors import HandleError
 from ..demo.narration import LANGUAGES
 from ..demo.walkthrough import DemoRun
 from ..demo.web import DemoWeb, DemoWebConfig, WebError
-from ..topology.config import ConfigError, MirrorSpec, load_config
+from ..topology.config import ConfigError, load_config
 from ..topology.plan import build_plan
-from ..topology.runner import LaunchError, Topology, launch
+from ..topology.runner import launch
+from ..topology.running import LaunchError, Topology
+from ..topology.schema import MirrorSpec
 from ..topology.state import StateError, TopologyState, load_state
 from .app import default_config, fail, main, run_async, running_state, state_dir_option, until_signalled
 
@@ -29,10 +31,12 @@ from .app import default_config, fail, main, run_async, running_state, state_dir
 @click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True, help="Narration language.")
 @click.option("--pace", is_flag=True, help="Wait for Enter before every step (for a class).")
 @click.option("--prefix", default=None, help="Enterprise prefix to register under (default: one with a mirror).")
-@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds before a silent node fails.")
+@click.option("--timeout", type=float, default=DemoRun.timeout, show_default=True,
+              help="Seconds before a silent node fails.")
 @click.option("--web", is_flag=True, help="Instead of the terminal walk-through, start the topology (with mirrors) and "
               "serve the teaching page, where nodes can be stopped and started.")
-@click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
+@click.option("--web-port", type=int, default=DemoWebConfig.port, show_default=True,
+              help="Loopback port of the page (0 = any).")
 def demo(config_path: Path | None, state_dir: Path | None, lang: str, pace: bool, prefix: str | None,
          timeout: float, web: bool, web_port: int) -> None:
     """A guided lookup: register, resolve hop by hop, the cache, the resolver, a node dying."""
@@ -63,7 +67,6 @@ def _demo_plan(config_path: Path) -> Any:
         config = load_config(config_path).with_overrides(base_port=0)
     except ConfigError as exc:
         fail(str(exc))
-        raise
     if config.mirrors.enterprise == 0:
         config = replace(config, mirrors=replace(config.mirrors or MirrorSpec(), enterprise=1))
     return build_plan(config)
@@ -76,7 +79,6 @@ async def _launch_for_demo(config_path: Path, screen: Any, scratch: str) -> Topo
         topology = await launch(plan, Path(scratch) / "state", store_kind="memory")
     except LaunchError as exc:
         fail(str(exc))
-        raise
     screen.say("started", nodes=len(topology.nodes), seconds=topology.boot_seconds)
     return topology
 
@@ -109,8 +111,9 @@ async def _page_in_process(config_path: Path, screen: Any, port: int) -> None:
 
 @main.command()
 @state_dir_option
-@click.option("--port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any free).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on.")
+@click.option("--port", type=int, default=DemoWebConfig.port, show_default=True,
+              help="Loopback port of the page (0 = any free).")
+@click.option("--host", default=DemoWebConfig.host, show_default=True, help="Loopback address to listen on.")
 def web(state_dir: Path, port: int, host: str) -> None:
     """Serve the teaching page (topology picture, animated lookups, live counters) for a running topology."""
     state = running_state(state_dir)

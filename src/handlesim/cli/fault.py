@@ -9,15 +9,15 @@ from typing import Any
 import click
 
 from ..net.faults import request_fault
+from ..topology.state import TopologyState
 from .app import fail, json_option, main, running_state, state_dir_option
 
 
-def control_url(state: Any) -> str:
-    faults = state.data.get("faults") or {}
-    if not faults.get("enabled") or not faults.get("control_url"):
+def control_url(state: TopologyState) -> str:
+    if state.control_url is None:
         fail("the running topology has fault injection off; start it with `handlesim up --faults` "
              "(or `faults = true` in its file)")
-    return str(faults["control_url"])
+    return state.control_url
 
 
 def post_fault(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
@@ -26,7 +26,6 @@ def post_fault(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
         status, answer = request_fault(url, body)
     except OSError as exc:
         fail(f"cannot reach the control port {url}: {exc}")
-        raise
     if status != 200:
         fail(f"{(body or {}).get('action', 'status')}: {status} {answer.get('message', '')}")
     return answer

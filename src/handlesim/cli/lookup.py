@@ -15,6 +15,8 @@ from ..core.codes import OpCode
 from ..core.errors import HandleError
 from ..core.messages import Request, Response
 from ..net.client import HandleClient, locate
+from ..topology.plan import Role
+from ..topology.state import TopologyState
 from .app import (
     code_name,
     data_text,
@@ -86,13 +88,12 @@ def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], i
         sys.exit(1)
 
 
-def _resolver_url(state: Any, via: str) -> str:
-    nodes = [n for n in state.nodes if n["role"] == "resolver"] if via == "resolver" else \
-        [n for n in state.nodes if n["id"] == via]
+def _resolver_url(state: TopologyState, via: str) -> str:
+    nodes = state.with_role(Role.RESOLVER) if via == "resolver" else [n for n in state.nodes if n.id == via]
     if not nodes:
         fail(f"no node {via!r} in the running topology" if via != "resolver" else
              "the running topology has no resolver node (add a [[resolvers]] entry to its config)")
-    return str(nodes[0]["url"])
+    return nodes[0].url
 
 
 def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float, modelled: float | None) -> None:

@@ -47,7 +47,7 @@ def _model(config_path: Path | None, network_file: Path | None, state_dir: Path)
             return config.network.model(config.seed)
     except ConfigError as exc:
         fail(str(exc))
-    described = running_state(state_dir).data.get("network")
-    if not described:
+    model = running_state(state_dir).network_model
+    if model is None:
         fail(f"the topology running in {state_dir} uses no network model (loopback)")
-    return NetworkModel.from_dict(described)
+    return model

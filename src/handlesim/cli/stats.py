@@ -13,9 +13,11 @@ from typing import Any
 
 import click
 
+from ..topology.monitoring import REPORTING_ROLES
+from ..topology.plan import Role
+from ..topology.state import TopologyState
 from .app import fail, json_option, main, running_state, state_dir_option
 
-REPORTING_ROLES = ("secondary", "enterprise")
 WIDE = 150
 
 
@@ -36,23 +38,23 @@ def stats(state_dir: Path, root_id: str | None, top: int, watch: bool, interval:
     """Registrations, resolutions, errors and rates by tier, industry and enterprise, as the roots see them."""
     state = running_state(state_dir)
     if as_json:  # one JSON document; with --watch one per refresh (JSON Lines)
-        for view in _views(state.data, root_id, top, interval, (rounds + 1 if rounds else 0) if watch else 1):
+        for view in _views(state, root_id, top, interval, (rounds + 1 if rounds else 0) if watch else 1):
             click.echo(json.dumps(view, ensure_ascii=False, indent=None if watch else 1))
         return
     from rich.console import Console
 
     console = Console() if sys.stdout.isatty() else Console(width=WIDE)  # pipes and files get every column
     if not watch:
-        console.print(render(national_view(state.data, root_id, top)))
+        console.print(render(national_view(state, root_id, top)))
         return
     from rich.live import Live
 
     with contextlib.suppress(KeyboardInterrupt), Live(console=console, refresh_per_second=4) as live:
-        for view in _views(state.data, root_id, top, interval, rounds + 1 if rounds else 0):
+        for view in _views(state, root_id, top, interval, rounds + 1 if rounds else 0):
             live.update(render(view))
 
 
-def _views(topology: dict[str, Any], root_id: str | None, top: int, interval: float,
+def _views(topology: TopologyState, root_id: str | None, top: int, interval: float,
            count: int) -> Iterator[dict[str, Any]]:
     """The picture now, then every `interval` seconds; `count` pictures in all (0: until Ctrl-C)."""
     produced = 0
@@ -72,47 +74,46 @@ def _get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(reply.read())
 
 
-def national_view(topology: dict[str, Any], root_id: str | None = None, top: int = 10) -> dict[str, Any]:
+def national_view(topology: TopologyState, root_id: str | None = None, top: int = 10) -> dict[str, Any]:
     """The picture of one root (`GET /api/reports`), plus the nodes that never reported and every root's own
     replication lag."""
-    roots = [r for r in topology.get("roots", []) if root_id is None or r["id"] == root_id]
+    roots = [r for r in topology.roots if root_id is None or r.id == root_id]
     if not roots:
         fail(f"no root {root_id!r} in the running topology")
     picture: dict[str, Any] | None = None
     errors = []
     for root in roots:
         try:
-            picture = _get_json(root["url"] + "/api/reports")
+            picture = _get_json(root.url + "/api/reports")
             break
         except (OSError, ValueError) as exc:
-            errors.append(f"{root['id']}: {exc}")
+            errors.append(f"{root.id}: {exc}")
     if picture is None:
         fail("no root answered: " + "; ".join(errors))
-        raise AssertionError  # (fail raises)
     reported = {row["node"] for row in picture["nodes"]}
-    expected = [n for n in topology.get("nodes", []) if n["role"] in REPORTING_ROLES]
-    picture["never_reported"] = sorted(n["id"] for n in expected if n["id"] not in reported)
+    expected = [n for n in topology.nodes if n.role in REPORTING_ROLES]
+    picture["never_reported"] = sorted(n.id for n in expected if n.id not in reported)
     picture["lagging"] = list(picture.get("lagging", [])) + _root_lag(topology, picture["receiver"])
-    enterprises = [row for row in picture["nodes"] if row["role"] == "enterprise"]
+    enterprises = [row for row in picture["nodes"] if row["role"] == Role.ENTERPRISE]
     picture["top_enterprises"] = enterprises[:top]
     return picture
 
 
-def _root_lag(topology: dict[str, Any], asked: str) -> list[dict[str, Any]]:
+def _root_lag(topology: TopologyState, asked: str) -> list[dict[str, Any]]:
     """Replication state of the roots other than the one asked (its own is in its picture)."""
     lagging = []
-    for root in topology.get("roots", []):
-        if root["id"] == asked:
+    for root in topology.roots:
+        if root.id == asked:
             continue
         try:
-            replication = _get_json(root["url"] + "/_sim/stats").get("replication", {})
+            replication = _get_json(root.url + "/_sim/stats").get("replication", {})
         except (OSError, ValueError):
-            lagging.append({"node": root["id"], "peer": "-", "pending": 0, "lag_s": 0.0, "failures": 0,
+            lagging.append({"node": root.id, "peer": "-", "pending": 0, "lag_s": 0.0, "failures": 0,
                             "unreachable": True})
             continue
         for peer, state in replication.items():
             if state.get("lag_s", 0.0) > 1.0 or (state.get("pending") and state.get("failures")):
-                lagging.append({"node": root["id"], "peer": peer, "pending": state["pending"],
+                lagging.append({"node": root.id, "peer": peer, "pending": state["pending"],
                                 "lag_s": state["lag_s"], "failures": state["failures"]})
     return lagging
 

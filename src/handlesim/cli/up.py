@@ -13,10 +13,13 @@ from typing import Any
 
 import click
 
-from ..topology.network import NetModeError, default_net_mode
+from ..demo.web import DemoWebConfig
+from ..topology.network import default_net_mode
 from ..topology.plan import build_plan
-from ..topology.runner import LaunchError, Topology, launch
-from ..topology.state import load_state
+from ..topology.ports import port_taken
+from ..topology.runner import describe, launch
+from ..topology.running import LaunchError, Topology
+from ..topology.state import TopologyState, load_state
 from ..topology.supervisor import ProcessEngine, Supervisor, refuse_unsupported, resolve_worker_count
 from .app import (
     default_config,
@@ -28,75 +31,9 @@ from .app import (
     run_async,
     running_state,
     state_dir_option,
-    until_signalled,
 )
+from .booting import Progress, Signals
 from .demo import serve_page, serve_page_for
-
-
-@main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Topology TOML file (default: configs/plan.toml).")
-@state_dir_option
-@click.option("--store", "store_kind", type=click.Choice(["sqlite", "memory"]), default="sqlite", show_default=True,
-              help="sqlite keeps every node's data under the state dir across restarts.")
-@click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
-@click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
-@click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
-              help="Apply the network model to node-to-node hops (default: model when the topology has a "
-                   "[network] section, else loopback).")
-@click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Take the [network] model from this file (e.g. configs/network-china.toml).")
-@click.option("--faults/--no-faults", "faults", default=None,
-              help="Serve fault injection (POST /_sim/fault, `handlesim fault`); default: the file's `faults` key. "
-                   "Not with --workers or --engine ray yet.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Override the config's [failover] timeout: seconds before a silent server counts as failed.")
-@click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
-              "<state-dir>/tls (clients pin tls/ca.pem).")
-@click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups; with "
-              "workers it cannot stop and start nodes).")
-@click.option("--web-port", type=int, default=8080, show_default=True, help="Loopback port of the page (0 = any).")
-@click.option("--metrics-port", type=click.IntRange(-1, 65535), default=0, show_default=True,
-              help="Loopback port serving Prometheus /metrics for every node (0: a free port, written to "
-                   "topology.json as metrics_url; -1: none).")
-@click.option("--workers", default=None, metavar="N|auto",
-              help="Worker processes (or Ray actors) sharing the nodes; auto = one per core. Default: 1 (all nodes "
-                   "in this process); with --engine ray, one per core of the cluster.")
-@click.option("--engine", type=click.Choice(["process", "ray"]), default="process", show_default=True,
-              help="Where workers run: local processes, or Ray actors (needs the `ray` extra).")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: a local Ray instance.")
-@click.option("--bind-node-ip", is_flag=True,
-              help="With --engine ray: nodes bind their Ray machine's IP instead of the config's loopback host, "
-                   "so nodes on different machines reach each other.")
-def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
-       identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
-       timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int, workers: str | None,
-       engine: str, ray_address: str | None, bind_node_ip: bool) -> None:
-    """Start every node of a topology on loopback and keep it running until Ctrl-C."""
-    plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
-    if timeout is not None:
-        config = plan.config
-        plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
-    if engine == "process" and (ray_address or bind_node_ip):
-        fail("--ray-address and --bind-node-ip need --engine ray")
-    try:
-        count = resolve_worker_count(workers)
-    except LaunchError as exc:
-        fail(str(exc))
-    options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None,
-                        None if metrics_port < 0 else metrics_port, workers, engine, ray_address, bind_node_ip)
-    if engine == "ray" or count > 1:
-        try:  # before any worker (or Ray) starts
-            refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_node_ip)
-        except LaunchError as exc:
-            fail(str(exc))
-    if engine == "ray":
-        run_async(_up_ray(plan, state_dir, options))
-    elif count > 1:
-        run_async(_up_supervised(plan, state_dir, options, ProcessEngine(), count, None))
-    else:
-        run_async(_up(plan, state_dir, options))
 
 
 @dataclass(frozen=True)
@@ -121,6 +58,84 @@ class UpOptions:
     """The Ray cluster to join (None: a local Ray instance for this run)."""
     bind_node_ip: bool = False
     """Ray actors' nodes bind their machine's IP address instead of the config's host."""
+    reset: bool = False
+    """Wipe what the state dir holds (another topology's stores, a stale topology.json) before booting."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Topology TOML file (default: configs/plan.toml).")
+@state_dir_option
+@click.option("--store", "store_kind", type=click.Choice(["sqlite", "memory"]), default=UpOptions.store_kind,
+              show_default=True,
+              help="sqlite keeps every node's data under the state dir across restarts.")
+@click.option("--base-port", type=int, default=None, help="Override the config's base port (0 = ephemeral ports).")
+@click.option("--identifiers", type=int, default=None, help="Override identifiers seeded per enterprise.")
+@click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
+              help="Apply the network model to node-to-node hops (default: model when the topology has a "
+                   "[network] section, else loopback).")
+@click.option("--network", "network_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Take the [network] model from this file (e.g. configs/network-china.toml).")
+@click.option("--faults/--no-faults", "faults", default=None,
+              help="Serve fault injection (POST /_sim/fault, `handlesim fault`); default: the file's `faults` key. "
+                   "Not with --workers or --engine ray yet.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override the config's [failover] timeout: seconds before a silent server counts as failed.")
+@click.option("--tls", is_flag=True, help="Serve every REST port over HTTPS with a certificate generated into "
+              "<state-dir>/tls (clients pin tls/ca.pem).")
+@click.option("--web", is_flag=True, help="Also serve the teaching page (topology picture, animated lookups; with "
+              "workers it cannot stop and start nodes).")
+@click.option("--web-port", type=int, default=DemoWebConfig.port, show_default=True,
+              help="Loopback port of the page (0 = any).")
+@click.option("--metrics-port", type=click.IntRange(-1, 65535), default=UpOptions.metrics_port, show_default=True,
+              help="Loopback port serving Prometheus /metrics for every node (0: a free port, written to "
+                   "topology.json as metrics_url; -1: none).")
+@click.option("--workers", default=None, metavar="N|auto",
+              help="Worker processes (or Ray actors) sharing the nodes; auto = one per core. Default: 1 (all nodes "
+                   "in this process); with --engine ray, one per core of the cluster.")
+@click.option("--engine", type=click.Choice(["process", "ray"]), default=UpOptions.engine, show_default=True,
+              help="Where workers run: local processes, or Ray actors (needs the `ray` extra).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: a local Ray instance.")
+@click.option("--bind-node-ip", is_flag=True,
+              help="With --engine ray: nodes bind their Ray machine's IP instead of the config's loopback host, "
+                   "so nodes on different machines reach each other.")
+@click.option("--reset", is_flag=True,
+              help="Wipe the state dir's stores, credentials and stale files first (e.g. another topology's).")
+def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
+       identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
+       timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int, workers: str | None,
+       engine: str, ray_address: str | None, bind_node_ip: bool, reset: bool) -> None:
+    """Start every node of a topology on loopback and keep it running until Ctrl-C, SIGTERM or `handlesim down`."""
+    plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
+    if timeout is not None:
+        config = plan.config
+        plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
+    if engine == "process" and (ray_address or bind_node_ip):
+        fail("--ray-address and --bind-node-ip need --engine ray")
+    try:
+        count = resolve_worker_count(workers)
+    except LaunchError as exc:
+        fail(str(exc))
+    options = UpOptions(store_kind, net or default_net_mode(plan), tls, web_port if web else None,
+                        None if metrics_port < 0 else metrics_port, workers, engine, ray_address, bind_node_ip,
+                        reset)
+    if options.web_port:  # found before the boot, not after it
+        reason = port_taken(DemoWebConfig.host, options.web_port)
+        if reason is not None:
+            fail(f"the teaching page cannot listen on {DemoWebConfig.host}:{options.web_port}: {reason}; choose "
+                 "another with --web-port (0: any free port)")
+    if engine == "ray" or count > 1:
+        try:  # before any worker (or Ray) starts
+            refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_node_ip)
+        except LaunchError as exc:
+            fail(str(exc))
+    if engine == "ray":
+        run_async(_up_ray(plan, state_dir, options))
+    elif count > 1:
+        run_async(_up_supervised(plan, state_dir, options, ProcessEngine(), count, None))
+    else:
+        run_async(_up(plan, state_dir, options))
 
 
 def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> Any:
@@ -136,14 +151,16 @@ def with_network(plan: Any, network_file: Path | None, faults: bool | None) -> A
 
 async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
     """Every node in this process; the page (`--web`) may stop and start them."""
-    progress = _Progress()
-    topology = await _booted(launch(plan, state_dir, store_kind=options.store_kind, progress=progress,
-                                    tls=options.tls, net=options.net, metrics_port=options.metrics_port),
-                              progress)
+    signals = Signals()
+    signals.install()
+    progress = Progress()
+    topology = await signals.booted(launch(plan, state_dir, store_kind=options.store_kind, progress=progress,
+                                           tls=options.tls, net=options.net, metrics_port=options.metrics_port,
+                                           reset=options.reset), progress)
     page = None
     if options.web_port is not None:  # before the ready line, so `ready:` means the page is up too
         try:
-            page = await serve_page_for(topology, "127.0.0.1", options.web_port)
+            page = await serve_page_for(topology, DemoWebConfig.host, options.web_port)
         except BaseException:
             await topology.stop()
             raise
@@ -153,23 +170,25 @@ async def _up(plan: Any, state_dir: Path, options: UpOptions) -> None:
             await page.stop()
         await topology.stop()
 
-    await _serve_until_signalled(topology, state_dir, stop)
+    await _serve_until_signalled(topology, state_dir, signals, stop)
 
 
 async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine: Any, count: int,
                          bind_host: str | None) -> None:
-    progress = _Progress()
+    signals = Signals()
+    signals.install()
+    progress = Progress()
     supervisor = Supervisor(plan, state_dir, engine, count, store_kind=options.store_kind, bind_host=bind_host,
                             progress=progress, report=lambda message: click.echo(message, err=True),
-                            tls=options.tls, net=options.net)
-    topology = await _booted(supervisor.boot(), progress)
+                            tls=options.tls, net=options.net, reset=options.reset)
+    topology = await signals.booted(supervisor.boot(), progress)
     for status in supervisor.statuses.values():
         click.echo(f"  worker {status['worker']}: pid {status['pid']}, {status['nodes']} nodes, "
                    f"peak RSS {status['peak_rss_mb']:.0f} MB, {status['cpu_seconds']:.1f} s CPU to boot", err=True)
     page = None
     if options.web_port is not None:  # the nodes live in the workers: the page shows and resolves, but cannot
         try:                          # stop and start them
-            page = await serve_page(load_state(state_dir), "127.0.0.1", options.web_port)
+            page = await serve_page(load_state(state_dir), DemoWebConfig.host, options.web_port)
         except BaseException:
             await supervisor.stop()
             raise
@@ -179,25 +198,16 @@ async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine:
             await page.stop()
         await supervisor.stop()
 
-    await _serve_until_signalled(topology, state_dir, stop, supervisor.watch())
+    await _serve_until_signalled(topology, state_dir, signals, stop, supervisor.watch())
 
 
-async def _booted(boot: Awaitable[Topology], progress: _Progress) -> Topology:
-    try:
-        return await boot
-    except (LaunchError, NetModeError) as exc:
-        fail(str(exc))
-        raise
-    finally:
-        progress.close()
-
-
-async def _serve_until_signalled(topology: Topology, state_dir: Path, stop: Callable[[], Awaitable[None]],
+async def _serve_until_signalled(topology: Topology, state_dir: Path, signals: Signals,
+                                 stop: Callable[[], Awaitable[None]],
                                  watch: Coroutine[Any, Any, None] | None = None) -> None:
     """Print the ready line, keep the topology (and its watcher) running until Ctrl-C or SIGTERM, then stop."""
     _announce(topology, state_dir)
     watcher = asyncio.ensure_future(watch) if watch is not None else None
-    await until_signalled()
+    await signals.stop_requested.wait()
     if watcher is not None:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -212,7 +222,6 @@ async def _up_ray(plan: Any, state_dir: Path, options: UpOptions) -> None:
         from ..topology.ray_engine import RayEngine
     except ImportError:
         fail("--engine ray needs Ray: pip install 'handlesim[ray]'")
-        return
     engine = RayEngine(options.ray_address)
     try:
         cores = engine.cpu_count()
@@ -224,56 +233,30 @@ async def _up_ray(plan: Any, state_dir: Path, options: UpOptions) -> None:
 
 
 def _announce(topology: Topology, state_dir: Path) -> None:
-    description = topology.describe()
-    print_tiers(description)
-    print_network(description)
-    metrics = description.get("metrics_urls") or [description[key] for key in ("metrics_url",) if description.get(key)]
+    state = describe(topology)
+    print_tiers(state)
+    print_network(state)
+    metrics = state.metrics_endpoints
     if metrics:
         click.echo(f"  metrics    {', '.join(metrics)}  (Prometheus; `handlesim stats` for the national picture)")
-    workers = f" in {description['workers']} {topology.engine} workers" if topology.engine != "inline" else ""
-    click.echo(f"ready: {len(description['nodes'])} nodes up{workers} in {topology.boot_seconds:.2f} s; "
+    workers = f" in {state.workers} {topology.engine} workers" if topology.engine != "inline" else ""
+    click.echo(f"ready: {len(state.nodes)} nodes up{workers} in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
 
 
 
-def print_network(described: dict[str, Any]) -> None:
+def print_network(state: TopologyState) -> None:
     """One line on the network model and one on fault injection, when they are on."""
-    model = described.get("network")
-    if model:
-        regions = [r["name"] for r in model["regions"]]
+    model = state.network_model
+    if model is not None:
+        regions = list(model.regions)
         click.echo(f"  network    model: {len(regions)} regions ({', '.join(regions[:8])}"
-                   f"{', ...' if len(regions) > 8 else ''}), clients in {model['client_region']}")
+                   f"{', ...' if len(regions) > 8 else ''}), clients in {model.client_region}")
     else:
         click.echo("  network    loopback (no modelled delay)")
-    faults = described.get("faults") or {}
-    if faults.get("enabled"):
-        click.echo(f"  faults     on: `handlesim fault ...` or POST {faults['control_url']}/_sim/fault")
-
-
-class _Progress:
-    """A one-line progress bar on stderr while a large topology boots (silent when stderr is not a terminal)."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.phase = ""
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if phase != self.phase:
-            if self.phase and not self.tty:
-                click.echo(f"  {self.phase}: done", err=True)
-            self.phase = phase
-        if self.tty and (done == total or done % max(total // 50, 1) == 0):
-            width = 30
-            filled = width * done // max(total, 1)
-            click.echo(f"\r  {phase:<22} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", err=True,
-                       nl=False)
-
-    def close(self) -> None:
-        if self.tty and self.phase:
-            click.echo("", err=True)
-        elif self.phase:
-            click.echo(f"  {self.phase}: done", err=True)
+    if state.control_url is not None:
+        click.echo(f"  faults     on: `handlesim fault ...` or POST {state.control_url}/_sim/fault")
 
 
 @main.command("topology")
@@ -283,11 +266,11 @@ def topology_cmd(state_dir: Path, as_json: bool) -> None:
     """Show the running topology: tiers, counts, identifiers to try."""
     state = running_state(state_dir)
     if as_json:
-        click.echo(json.dumps(state.data, indent=1, ensure_ascii=False))
+        click.echo(json.dumps(state.to_data(), indent=1, ensure_ascii=False))
         return
-    print_tiers(state.data)
-    print_network(state.data)
-    for example in state.data.get("examples", [])[1:]:
+    print_tiers(state)
+    print_network(state)
+    for example in state.examples[1:]:
         click.echo(f"       handlesim resolve {example}")
 
 

@@ -7,6 +7,7 @@ resolution recorded (`Resolution.trace`, or a resolver's `?trace=true` answer).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..core.handle import Handle
 from ..core.messages import Response, error_response
 from ..core.values import HandleValue, SiteInfo
 from ..net.client import HandleClient
+from ..topology.state import NodeEntry
 from ..wire.mapping import value_to_dict
 
 CACHE_SITE = "cache"
@@ -89,9 +91,9 @@ class LookupView:
         return data
 
 
-def roles_by_node(nodes: list[dict[str, Any]]) -> dict[str, str]:
+def roles_by_node(nodes: Sequence[NodeEntry]) -> dict[str, str]:
     """Node id -> role, from topology.json's node list."""
-    return {str(n["id"]): str(n["role"]) for n in nodes}
+    return {n.id: n.role.value for n in nodes}
 
 
 def hops_from_trace(trace: list[dict[str, Any]], roles: dict[str, str]) -> tuple[HopView, ...]:
@@ -155,14 +157,14 @@ async def lookup_iterative(client: HandleClient, handle: Handle, root_sites: lis
     return _view(handle, "iterative", "roots", resolution.result, hops, started)
 
 
-async def lookup_via_resolver(client: HandleClient, handle: Handle, resolver: dict[str, Any],
+async def lookup_via_resolver(client: HandleClient, handle: Handle, resolver: NodeEntry,
                               roles: dict[str, str]) -> LookupView:
     """Ask a recursive resolver node (a topology.json node entry) to walk for us; its trace comes back with the
     answer. A resolver that does not answer is shown as one failed hop."""
     started = time.perf_counter()
-    node_id = str(resolver["id"])
+    node_id = resolver.id
     try:
-        answer = await client.resolve_via(str(resolver["url"]), handle, trace=True)
+        answer = await client.resolve_via(resolver.url, handle, trace=True)
     except HandleError as exc:
         failed = HopView(1, node_id, "resolver", handle.text, None, f"no answer: {exc.message}", (),
                          round((time.perf_counter() - started) * 1000, 3), False, True)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..topology.plan import Role
+from ..topology.state import NodeEntry
 from .lookup import HopView, LookupView
 from .narration import outcome_words, say
 
@@ -63,20 +65,19 @@ class TerminalScreen:
     def title(self) -> None:
         self.console.rule(Text(self.text("title"), style="bold reverse"))
 
-    def tiers(self, nodes: list[dict[str, Any]]) -> None:
-        counts = {role: [n for n in nodes if n["role"] == role and not n.get("mirror_of")]
-                  for role in ("root", "secondary", "enterprise", "resolver")}
-        mirrors = sum(1 for n in nodes if n.get("mirror_of"))
+    def tiers(self, nodes: Sequence[NodeEntry]) -> None:
+        counts = {role: [n for n in nodes if n.role == role and n.mirror_of is None] for role in Role}
+        mirrors = sum(1 for n in nodes if n.mirror_of)
         extra = self.text("tiers_mirrors", count=mirrors) if mirrors else ""
-        self.say("tiers", roots=len(counts["root"]), secondaries=len(counts["secondary"]),
-                 enterprises=len(counts["enterprise"]), resolvers=len(counts["resolver"]), mirrors=extra)
+        self.say("tiers", roots=len(counts[Role.ROOT]), secondaries=len(counts[Role.SECONDARY]),
+                 enterprises=len(counts[Role.ENTERPRISE]), resolvers=len(counts[Role.RESOLVER]), mirrors=extra)
         table = Table(box=None, padding=(0, 2), show_edge=False)
         table.add_column(self.text("col_tier"))
         table.add_column(self.text("col_nodes"), justify="right")
         table.add_column(self.text("col_prefixes"), overflow="ellipsis", no_wrap=True, max_width=50)
         for role, members in counts.items():
             if members:
-                names = ", ".join(f"{n['id']}" if role in ("root", "resolver") else str(n["prefix"])
+                names = ", ".join(n.id if role in (Role.ROOT, Role.RESOLVER) else n.prefix
                                   for n in members[:6]) + (", ..." if len(members) > 6 else "")
                 table.add_row(Text(self.text(f"tier_{role}"), style=ROLE_STYLE[role]), str(len(members)), names)
         self.console.print(table)

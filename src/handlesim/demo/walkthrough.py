@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..core.cache import ResolutionCache
 from ..core.codes import OpCode
@@ -19,8 +20,9 @@ from ..core.messages import Request
 from ..core.prefixes import owner_identity
 from ..core.values import HandleValue
 from ..net.client import HandleClient
-from ..topology.runner import Topology
-from ..topology.state import TopologyState
+from ..topology.plan import Role
+from ..topology.running import Topology
+from ..topology.state import NodeEntry, TopologyState
 from .lookup import LookupView, lookup_iterative, lookup_via_resolver, roles_by_node
 
 MIRROR_WAIT_S = 5.0
@@ -36,7 +38,7 @@ class Screen(Protocol):
     def say(self, key: str, **facts: object) -> None:
         """One sentence of narration."""
 
-    def tiers(self, nodes: list[dict[str, Any]]) -> None:
+    def tiers(self, nodes: Sequence[NodeEntry]) -> None:
         """The topology's tiers."""
 
     def lookup(self, view: LookupView) -> None:
@@ -68,24 +70,24 @@ class DemoRun:
     def roles(self) -> dict[str, str]:
         return roles_by_node(self.state.nodes)
 
-    def enterprise(self) -> dict[str, Any]:
-        primaries = [n for n in self.state.nodes if n["role"] == "enterprise" and not n.get("mirror_of")]
+    def enterprise(self) -> NodeEntry:
+        primaries = [n for n in self.state.with_role(Role.ENTERPRISE) if n.mirror_of is None]
         if not primaries:
             raise HandleError("the topology has no enterprise node to register at")
         if self.prefix is not None:
-            chosen = [n for n in primaries if n["prefix"] == self.prefix]
+            chosen = [n for n in primaries if n.prefix == self.prefix]
             if not chosen:
                 raise HandleError(f"no enterprise node homes prefix {self.prefix}")
             return chosen[0]
-        mirrored = {n.get("mirror_of") for n in self.state.nodes}
-        return next((n for n in primaries if n["id"] in mirrored), primaries[0])
+        mirrored = {n.mirror_of for n in self.state.nodes}
+        return next((n for n in primaries if n.id in mirrored), primaries[0])
 
-    def mirror_of(self, node_id: str) -> dict[str, Any] | None:
-        return next((n for n in self.state.nodes if n.get("mirror_of") == node_id), None)
+    def mirror_of(self, node_id: str) -> NodeEntry | None:
+        return next((n for n in self.state.nodes if n.mirror_of == node_id), None)
 
     async def run(self, screen: Screen) -> list[tuple[str, LookupView]]:
         enterprise = self.enterprise()
-        handle = Handle(Prefix(enterprise["prefix"]), f"DEMO-{time.strftime('%H%M%S')}")
+        handle = Handle(Prefix(enterprise.prefix), f"DEMO-{time.strftime('%H%M%S')}")
         screen.tiers(self.state.nodes)
         await self._register(screen, enterprise, handle)
         async with HandleClient(timeout=self.timeout) as client:
@@ -96,9 +98,9 @@ class DemoRun:
         screen.summary(self.lookups)
         return self.lookups
 
-    async def _register(self, screen: Screen, enterprise: dict[str, Any], handle: Handle) -> None:
+    async def _register(self, screen: Screen, enterprise: NodeEntry, handle: Handle) -> None:
         await screen.step("step_register")
-        screen.say("register", prefix=handle.prefix.text, node=enterprise["id"], handle=handle.text)
+        screen.say("register", prefix=handle.prefix.text, node=enterprise.id, handle=handle.text)
         credentials = self.state.credentials_for(owner_identity(handle.prefix))
         values = (HandleValue(1, "URL", f"https://id.example.cn/{handle.suffix.lower()}"),
                   HandleValue(2, "PRODUCT_NAME", "teaching demo pump"),
@@ -106,11 +108,11 @@ class DemoRun:
         request = Request(OpCode.CREATE_HANDLE, handle, values=values, overwrite=True)
         started = time.perf_counter()
         async with HandleClient(timeout=self.timeout) as client:
-            reply = await client.send(str(enterprise["url"]), request, credentials=credentials)
+            reply = await client.send(enterprise.url, request, credentials=credentials)
         if not reply.ok:
-            screen.say("register_failed", node=enterprise["id"], message=reply.message)
+            screen.say("register_failed", node=enterprise.id, message=reply.message)
             raise HandleError(f"registering {handle.text} failed: {int(reply.code)} {reply.message}")
-        screen.say("registered", node=enterprise["id"], ms=(time.perf_counter() - started) * 1000)
+        screen.say("registered", node=enterprise.id, ms=(time.perf_counter() - started) * 1000)
 
     async def _iterative(self, screen: Screen, client: HandleClient, handle: Handle) -> None:
         cache = ResolutionCache()
@@ -127,33 +129,33 @@ class DemoRun:
         screen.say("cache_done", hops=again.upstream_hops, ms=again.elapsed_ms, first_ms=walk.elapsed_ms)
 
     async def _resolver(self, screen: Screen, client: HandleClient, handle: Handle) -> None:
-        resolver = next((n for n in self.state.nodes if n["role"] == "resolver"), None)
+        resolver = next(iter(self.state.with_role(Role.RESOLVER)), None)
         if resolver is None:
             return
         await screen.step("step_resolver")
-        screen.say("resolver", node=resolver["id"])
+        screen.say("resolver", node=resolver.id)
         first = await lookup_via_resolver(client, handle, resolver, self.roles)
         self._show(screen, "summary_resolver", first)
         screen.say("resolver_done", hops=first.upstream_hops, ms=first.elapsed_ms)
         await screen.step("step_resolver_again")
-        screen.say("resolver_again", node=resolver["id"])
+        screen.say("resolver_again", node=resolver.id)
         async with HandleClient(timeout=self.timeout) as other_client:
             second = await lookup_via_resolver(other_client, handle, resolver, self.roles)
         self._show(screen, "summary_resolver_cache", second)
         screen.say("resolver_again_done", hops=second.upstream_hops, ms=second.elapsed_ms)
 
-    async def _failover(self, screen: Screen, enterprise: dict[str, Any], handle: Handle) -> None:
+    async def _failover(self, screen: Screen, enterprise: NodeEntry, handle: Handle) -> None:
         await screen.step("step_failover")
-        mirror = self.mirror_of(enterprise["id"])
+        mirror = self.mirror_of(enterprise.id)
         if self.topology is None:
             screen.say("failover_skipped")
             return
         if mirror is None:
-            screen.say("failover_no_mirror", node=enterprise["id"])
+            screen.say("failover_no_mirror", node=enterprise.id)
             return
-        screen.say("failover", node=enterprise["id"], mirror=mirror["id"])
-        await self._replicated(mirror["id"], handle)
-        await self.topology.nodes[enterprise["id"]].server.stop()
+        screen.say("failover", node=enterprise.id, mirror=mirror.id)
+        await self._replicated(mirror.id, handle)
+        await self.topology.nodes[enterprise.id].server.stop()
         async with HandleClient(timeout=self.timeout) as fresh_client:
             view = await lookup_iterative(fresh_client, handle, self.state.root_sites, self.roles,
                                           cache=ResolutionCache())
@@ -162,7 +164,7 @@ class DemoRun:
             screen.say("failover_lost", message=view.message)
             return
         lost = sum(h.duration_ms for h in view.hops if h.failed)
-        screen.say("failover_done", node=enterprise["id"], mirror=mirror["id"], failed_ms=lost, ms=view.elapsed_ms)
+        screen.say("failover_done", node=enterprise.id, mirror=mirror.id, failed_ms=lost, ms=view.elapsed_ms)
 
     async def _replicated(self, mirror_id: str, handle: Handle) -> None:
         assert self.topology is not None

@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -29,12 +30,13 @@ from ..core.errors import HandleError
 from ..core.handle import Handle
 from ..net.apps import AppServer
 from ..net.client import HandleClient
-from ..topology.runner import Topology
-from ..topology.state import TopologyState
+from ..topology.plan import Role
+from ..topology.running import Topology
+from ..topology.state import NodeEntry, TopologyState
 from .lookup import MODES, LookupView, lookup_iterative, lookup_via_resolver, roles_by_node
 
 STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-TIERS = ("root", "secondary", "enterprise", "resolver")
+TIERS = tuple(Role)
 POLL_CONCURRENCY = 32
 """Stats requests in flight at once while polling (a 1,000-node topology is polled in ~32 rounds)."""
 
@@ -63,6 +65,10 @@ class DemoWebConfig:
     """Seconds a node has to answer /_sim/stats before it is shown as down."""
     client_cache_capacity: int = 4096
     """Answers the page's own iterative client keeps between lookups (so a repeated lookup shows the cache)."""
+    host: str = "127.0.0.1"
+    """The loopback address the page listens on (`handlesim web --host`)."""
+    port: int = 8080
+    """The port the page listens on (`--web-port`, `web --port`; 0: any free port)."""
 
 
 @dataclass
@@ -129,11 +135,10 @@ class DemoWeb(AppServer):
 
     async def describe_topology(self, request: web.Request) -> web.StreamResponse:
         poll = await self._poll()
-        nodes = [{"id": n["id"], "role": n["role"], "prefix": n.get("prefix", ""), "parent": n.get("parent"),
-                  "industry": n.get("industry", ""), "region": n.get("region", ""), "mirror_of": n.get("mirror_of"),
-                  "url": n.get("url", ""), "up": poll.stats.get(n["id"]) is not None} for n in self.state.nodes]
-        return web.json_response({"name": self.state.data.get("name", ""), "nodes": nodes,
-                                  "examples": self.state.data.get("examples", []),
+        nodes = [{"id": n.id, "role": n.role, "prefix": n.prefix, "parent": n.parent, "industry": n.industry,
+                  "region": n.region, "mirror_of": n.mirror_of, "url": n.url, "up": poll.stats.get(n.id) is not None}
+                 for n in self.state.nodes]
+        return web.json_response({"name": self.state.name, "nodes": nodes, "examples": list(self.state.examples),
                                   "controllable": self.topology is not None}, dumps=_dumps)
 
     async def control_node(self, request: web.Request) -> web.StreamResponse:
@@ -186,8 +191,8 @@ class DemoWeb(AppServer):
         cache = self.cache if use_cache else ResolutionCache(16)
         return await lookup_iterative(self.client, handle, self.state.root_sites, self.roles, cache=cache)
 
-    def _resolver(self, node_id: str) -> dict[str, Any]:
-        resolvers = [n for n in self.state.nodes if n["role"] == "resolver" and (not node_id or n["id"] == node_id)]
+    def _resolver(self, node_id: str) -> NodeEntry:
+        resolvers = [n for n in self.state.with_role(Role.RESOLVER) if not node_id or n.id == node_id]
         if not resolvers:
             raise WebError(f"no resolver node {node_id!r}" if node_id else "the topology has no resolver node")
         return resolvers[0]
@@ -221,19 +226,19 @@ class DemoWeb(AppServer):
         session = self._poller
         semaphore = asyncio.Semaphore(POLL_CONCURRENCY)
 
-        async def stats_of(node: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        async def stats_of(node: NodeEntry) -> tuple[str, dict[str, Any] | None]:
             async with semaphore:
                 try:
-                    async with session.get(f"{node['url']}/_sim/stats") as reply:
-                        return str(node["id"]), (await reply.json()) if reply.status == 200 else None
+                    async with session.get(f"{node.url}/_sim/stats") as reply:
+                        return node.id, (await reply.json()) if reply.status == 200 else None
                 except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
-                    return str(node["id"]), None
+                    return node.id, None
 
         results = await asyncio.gather(*(stats_of(n) for n in self.state.nodes))
         return _Poll(time.monotonic(), dict(results))
 
 
-def tier_counters(nodes: list[dict[str, Any]], previous: _Poll | None, latest: _Poll,
+def tier_counters(nodes: Sequence[NodeEntry], previous: _Poll | None, latest: _Poll,
                   client_cache: ResolutionCache) -> dict[str, Any]:
     """Per tier: nodes up, requests served, requests/s since the previous sweep, cache hits (each node's resolver
     cache: the walks it answered without asking upstream). Per node: up and requests/s (for the picture)."""
@@ -242,9 +247,8 @@ def tier_counters(nodes: list[dict[str, Any]], previous: _Poll | None, latest: _
              for role in TIERS}
     per_node: dict[str, dict[str, Any]] = {}
     for node in nodes:
-        node_id, role = str(node["id"]), str(node["role"])
-        tier = tiers.setdefault(role, {"nodes": 0, "up": 0, "requests": 0, "requests_per_s": 0.0,
-                                       "cache_hits": 0, "cache_misses": 0})
+        node_id = node.id
+        tier = tiers[node.role]
         tier["nodes"] += 1
         stats = latest.stats.get(node_id)
         before = previous.stats.get(node_id) if previous is not None else None

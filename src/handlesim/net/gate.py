@@ -141,6 +141,8 @@ class EdgeGate:
             if request.protocol is not None:
                 request.protocol.force_close()
             return answer
+        if isinstance(exc, ConnectionResetError):  # the client hung up mid-request (Ctrl-C, its timeout)
+            return web.Response(status=400, text="connection lost before the request arrived whole")  # nobody reads it
         log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
         self._count_edge_error(request, int(ResponseCode.ERROR))
         return refusal(request, 500, ResponseCode.ERROR, "internal error; the request changed nothing")

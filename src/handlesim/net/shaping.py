@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..core.netmodel import NetworkModel
 
@@ -89,8 +89,3 @@ class NetPath:
             raise MessageLost(f"answer from {target or host} lost in the network model")
         await asyncio.sleep(back)
         return result, out + back
-
-
-def endpoints_of(nodes: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
-    """(host, port) -> region for the nodes of a topology.json."""
-    return {(str(n["host"]), int(n["port"])): str(n.get("region") or "") for n in nodes}

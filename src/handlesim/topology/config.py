@@ -1,8 +1,9 @@
-"""Topology configuration: dataclasses (one docstring per field) loaded from TOML and validated with clear errors.
+"""Reading topology files: TOML -> the schema's dataclasses (`schema.py`, `network_spec.py`), validated with clear
+errors.
 
 Every error is a `ConfigError` whose message reads `<file>: <key path>: <what is wrong and what is expected>`, e.g.
 `configs/plan.toml: secondaries[3].prefix: '89.104' must be directly under the national prefix '88' (like 88.101)`.
-Unknown keys are errors too, so a typo never silently falls back to a default.
+Unknown keys are errors too, so a typo never silently falls back to a default. Defaults come from the dataclasses.
 """
 
 from __future__ import annotations
@@ -12,313 +13,46 @@ import ipaddress
 import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ..core.errors import InvalidHandle
 from ..core.handle import Prefix
-from ..core.health import DEFAULT_FAILED_FOR, DEFAULT_TIMEOUT
-from ..core.netmodel import JITTER_DISTRIBUTIONS, LinkOverride, NetworkModel, Region, build_model
+from ..core.netmodel import JITTER_DISTRIBUTIONS
 from ..core.service import ServiceLimits
 from ..net.limits import ServerLimits
+from .network_spec import LinkSpec, NetworkSpec, RegionSpec
+from .schema import (
+    ENTERPRISE_ID_PREFIX,
+    HASH_OPTIONS,
+    ConfigError,
+    EnterpriseSpec,
+    ExplicitEnterprise,
+    FailoverSpec,
+    MirrorSpec,
+    MonitoringSpec,
+    NodeLimits,
+    ResolverSpec,
+    RootSpec,
+    SecondarySpec,
+    ServersSpec,
+    TopologyConfig,
+    check_ports,
+    used_regions,
+)
 
-MAX_PORT = 65535
-MIN_BASE_PORT = 1024
+__all__ = ["ConfigError", "load_config", "load_network", "parse_config", "read_toml"]
+
 NODE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 """Node ids name store files and appear in traces: letters, digits, '.', '_' and '-', at most 80 characters."""
 MIRROR_ID = re.compile(r".*-mirror[0-9]+")
 """Ids the plan gives mirror servers (`<primary>-mirror1`); reserved."""
 SERVER_ID = re.compile(r".*-server[0-9]+(-mirror[0-9]+)?")
 """Ids the plan gives the further servers of hash-partitioned sites (`<node>-server2`); reserved."""
-HASH_OPTIONS = ("prefix", "suffix", "handle")
-"""What a partitioned site hashes to pick a handle's server (Handle.Net hash options 0, 1, 2)."""
 GLOBAL_REGISTRY = Prefix("0")
 """`0` and everything under it (0.NA, ...) belong to the global prefix registry, never to a national prefix."""
-ENTERPRISE_ID_PREFIX = "ent-"
-"""Generated enterprises are called `ent-<prefix>`; other nodes may not take ids of that shape."""
-
-
-class ConfigError(Exception):
-    """A topology file is wrong: the message names the file, the key and what was expected."""
-
-
-@dataclass(frozen=True)
-class RootSpec:
-    """A root node; all roots are multi-primary operators of the one root registry (`0.NA/*`)."""
-
-    id: str
-    """Node id, e.g. `root-qingdao`."""
-    region: str = ""
-    """Where the node sits (used by the network model and shown in traces)."""
-
-
-@dataclass(frozen=True)
-class SecondarySpec:
-    """An industry secondary node: homes a prefix directly under the national prefix and delegates enterprises."""
-
-    id: str
-    """Node id, e.g. `sec-machinery`."""
-    prefix: str
-    """The secondary node's prefix, directly under the national prefix (e.g. `88.101`)."""
-    industry: str = ""
-    """Industry in English (machinery, home appliances, ...); picks the products its enterprises are seeded with."""
-    name_zh: str = ""
-    """Industry name in Chinese (机械, 家电, ...)."""
-    region: str = ""
-    """Where the node sits."""
-    weight: float = 1.0
-    """Share of the generated enterprises this secondary serves, relative to the other secondaries (> 0)."""
-
-
-@dataclass(frozen=True)
-class ExplicitEnterprise:
-    """A hand-written enterprise node (`[[enterprises.explicit]]`), for small teaching topologies."""
-
-    id: str
-    """Node id; defaults to `ent-<prefix>` in the file."""
-    prefix: str
-    """Enterprise prefix, directly under its secondary's prefix (e.g. `88.101.1001`)."""
-    secondary: str
-    """Id of the secondary node that delegates the prefix."""
-    region: str = ""
-    """Where the node sits (default: its secondary's region)."""
-
-
-@dataclass(frozen=True)
-class EnterpriseSpec:
-    """Enterprise nodes: generated ones spread over the secondaries, plus any explicit ones."""
-
-    count: int = 0
-    """Enterprise nodes generated and spread over the secondaries by weight (deterministic for a seed)."""
-    identifiers_per_enterprise: int = 100
-    """Identifiers seeded at each enterprise (generated and explicit)."""
-    first_number: int = 1001
-    """Generated enterprise prefixes are numbered from this under each secondary: 88.101.1001, 88.101.1002, ...
-    (numbers an explicit enterprise already uses are skipped)."""
-    explicit: tuple[ExplicitEnterprise, ...] = ()
-    """Hand-written enterprises, in addition to the generated ones."""
-
-
-@dataclass(frozen=True)
-class ResolverSpec:
-    """A public recursive resolver node (公共递归节点): homes nothing, walks the hierarchy for clients, caches."""
-
-    id: str
-    """Node id, e.g. `resolver-qingdao`."""
-    region: str = ""
-    """Where the node sits."""
-    cache_capacity: int = 16_384
-    """Most answers the shared cache holds (LRU); at least 1."""
-    negative_ttl: float = 5.0
-    """Seconds a not-found answer is cached (0 = off)."""
-
-
-@dataclass(frozen=True)
-class MirrorSpec:
-    """Mirror servers by role: read-only copies kept current by replication, listed after the primary in HS_SITE."""
-
-    secondary: int = 0
-    """Mirror servers per secondary node."""
-    enterprise: int = 0
-    """Mirror servers per enterprise node."""
-
-
-@dataclass(frozen=True)
-class ServersSpec:
-    """Hash-partitioned sites by role: each node's site gets this many servers, each its own aiohttp service and
-    store holding only the handles the site's hash assigns to it (a node's mirrors get as many servers)."""
-
-    secondary: int = 1
-    """Servers per secondary site (1 = not partitioned)."""
-    enterprise: int = 1
-    """Servers per enterprise site (1 = not partitioned)."""
-    hash_option: str = "handle"
-    """What picks a handle's server: `prefix`, `suffix` or `handle` (the whole handle), upper-cased and MD5-hashed
-    as Handle.Net's SiteInfo.getHandleHash does."""
-
-
-@dataclass(frozen=True)
-class FailoverSpec:
-    """How clients inside the topology (resolvers, nodes walking for REST clients) treat silent servers."""
-
-    timeout: float = DEFAULT_TIMEOUT
-    """Seconds before a server that does not answer counts as failed and the next one is tried (> 0)."""
-    failed_for: float = DEFAULT_FAILED_FOR
-    """Seconds a failed server is tried only after every other server of the same query."""
-
-
-@dataclass(frozen=True)
-class RegionSpec:
-    """A region of the network model (`[[network.regions]]`)."""
-
-    name: str
-    """Region name nodes refer to in their `region` key (e.g. `Qingdao`)."""
-    latitude: float | None = None
-    """Degrees north; with longitude, delays to other located regions derive from the distance."""
-    longitude: float | None = None
-    """Degrees east."""
-
-
-@dataclass(frozen=True)
-class LinkSpec:
-    """An explicit link between two regions (`[[network.links]]`, both directions); unset keys keep the defaults."""
-
-    between: tuple[str, str]
-    """The two region names (the same name twice: traffic inside that region)."""
-    delay_ms: float | None = None
-    """One-way base delay in milliseconds (default: derived from coordinates)."""
-    jitter: str | None = None
-    """Jitter distribution on this link: none, uniform, normal or exponential."""
-    jitter_ms: float | None = None
-    """Scale of the jitter in milliseconds."""
-    loss: float | None = None
-    """Probability that one message on this link is lost (0 <= loss < 1)."""
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """The network model (`[network]`): where regions are, how long messages take, jitter and loss."""
-
-    regions: tuple[RegionSpec, ...] = ()
-    """The regions (at least one); a node's `region` must name one (an empty region means the first)."""
-    links: tuple[LinkSpec, ...] = ()
-    """Explicit links overriding the derived delay, jitter or loss between two regions."""
-    base_ms: float = 1.0
-    """Fixed one-way milliseconds added to every link between two regions (access links, equipment)."""
-    route_factor: float = 1.8
-    """How much longer fibre routes are than the great circle (1.5-2 is typical)."""
-    local_ms: float = 0.25
-    """One-way milliseconds inside one region."""
-    jitter: str = "none"
-    """Default jitter distribution: none, uniform (0..jitter_ms), normal (sigma jitter_ms), exponential (mean)."""
-    jitter_ms: float = 0.0
-    """Default jitter scale in milliseconds."""
-    loss: float = 0.0
-    """Default probability that a message (request or answer) is lost; a lost message surfaces as a timeout."""
-    client_region: str = ""
-    """Where the CLI and the load generator sit (default: the first region)."""
-    seed: int | None = None
-    """Seed of the model's random streams (default: the topology's seed)."""
-
-    def model(self, topology_seed: int) -> NetworkModel:
-        """The pure model the transports sample from."""
-        return build_model(
-            [Region(r.name, r.latitude, r.longitude) for r in self.regions], base=self.base_ms / 1000,
-            route_factor=self.route_factor, local=self.local_ms / 1000, jitter=self.jitter,
-            jitter_scale=self.jitter_ms / 1000, loss=self.loss,
-            overrides=[LinkOverride(link.between[0], link.between[1],
-                                    None if link.delay_ms is None else link.delay_ms / 1000, link.jitter,
-                                    None if link.jitter_ms is None else link.jitter_ms / 1000, link.loss)
-                       for link in self.links],
-            client_region=self.client_region, seed=topology_seed if self.seed is None else self.seed)
-
-
-@dataclass(frozen=True)
-class NodeLimits:
-    """Input and load limits every node of the topology applies (`[limits]`; one flat table of the keys below)."""
-
-    service: ServiceLimits = field(default_factory=ServiceLimits)
-    """Handle-level limits (handle/suffix length, values per handle, value size, filters, page size, group depth)."""
-    server: ServerLimits = field(default_factory=ServerLimits)
-    """HTTP-level limits (body size and time, connections, in-flight requests, per-client rate)."""
-
-
-@dataclass(frozen=True)
-class MonitoringSpec:
-    """Operations monitoring (`[monitoring]`): how often nodes report their statistics up the hierarchy."""
-
-    report_interval: float = 5.0
-    """Seconds between reports: every enterprise to its secondary, every secondary (with its enterprises' latest
-    reports) to every root; 0 turns upward reporting off."""
-    stale_after: float = 3.0
-    """A node whose last report is older than this many of its intervals is listed as having stopped reporting."""
-
-
-@dataclass(frozen=True)
-class TopologyConfig:
-    """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
-
-    name: str
-    """A label for the topology (shown by `up` and in results)."""
-    seed: int = 2022
-    """Seed for everything generated: spread of enterprises, regions, secrets, identifier values."""
-    national_prefix: str = "88"
-    """Prefix under which secondaries get theirs (88.101, ...)."""
-    host: str = "127.0.0.1"
-    """IPv4 loopback address every node binds (127.0.0.0/8); HS_SITE records carry it as the servers' address."""
-    base_port: int = 20000
-    """Node i listens on base_port + i (1024 or more); 0 gives every node an ephemeral port (tests)."""
-    secret_iterations: int = 1000
-    """PBKDF2 iterations for generated secret keys (simulation speed; Handle.Net uses 10,000)."""
-    roots: tuple[RootSpec, ...] = ()
-    """Multi-primary root nodes sharing the root registry (at least one)."""
-    secondaries: tuple[SecondarySpec, ...] = ()
-    """Industry secondary nodes."""
-    enterprises: EnterpriseSpec = field(default_factory=EnterpriseSpec)
-    """Enterprise nodes."""
-    resolvers: tuple[ResolverSpec, ...] = ()
-    """Public recursive resolver nodes."""
-    mirrors: MirrorSpec = field(default_factory=MirrorSpec)
-    """Mirror servers per node, by role."""
-    source: str = "<memory>"
-    """Where the configuration came from (for messages); not a key of the file."""
-    servers: ServersSpec = field(default_factory=ServersSpec)
-    """Servers per site, by role (hash partitioning)."""
-    failover: FailoverSpec = field(default_factory=FailoverSpec)
-    """Timeouts and failed-server memory of the topology's own clients."""
-    network: NetworkSpec | None = None
-    """The network model (`[network]`); None: loopback only."""
-    faults: bool = False
-    """Serve the fault-injection endpoints (`POST /_sim/fault`); off, they answer 403 and change nothing."""
-    limits: NodeLimits = field(default_factory=NodeLimits)
-    """Input and load limits of every node (`[limits]`)."""
-    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
-    """Upward reporting of operating statistics."""
-
-    @property
-    def enterprise_count(self) -> int:
-        """Primary enterprise nodes: generated plus explicit."""
-        return self.enterprises.count + len(self.enterprises.explicit)
-
-    @property
-    def node_count(self) -> int:
-        """Every node the plan will hold, mirrors included (each needs a port)."""
-        enterprises = self.enterprise_count
-        secondaries = len(self.secondaries)
-        return (len(self.roots) + len(self.resolvers)
-                + secondaries * self.servers.secondary * (1 + self.mirrors.secondary)
-                + enterprises * self.servers.enterprise * (1 + self.mirrors.enterprise))
-
-    def with_network(self, network: NetworkSpec | None, *, faults: bool | None = None) -> TopologyConfig:
-        """A copy with another network model (e.g. from `--network FILE`) and fault switch."""
-        if network is not None:
-            unknown = sorted(_used_regions(self) - {r.name for r in network.regions})
-            if unknown:
-                raise ConfigError(f"{self.source}: region: {', '.join(unknown)} not in the network model's regions "
-                                  f"({', '.join(r.name for r in network.regions)})")
-        return replace(self, network=network if network is not None else self.network,
-                       faults=self.faults if faults is None else faults)
-
-    def with_overrides(self, *, base_port: int | None = None,
-                       identifiers_per_enterprise: int | None = None, enterprise_count: int | None = None,
-                       ) -> TopologyConfig:
-        """A copy with command-line overrides applied (checked like the file's own values)."""
-        config = self
-        if base_port is not None:
-            config = replace(config, base_port=base_port)
-        if identifiers_per_enterprise is not None:
-            _check_minimum(self.source, "enterprises.identifiers_per_enterprise (override)", identifiers_per_enterprise)
-            config = replace(config, enterprises=replace(config.enterprises,
-                                                         identifiers_per_enterprise=identifiers_per_enterprise))
-        if enterprise_count is not None:
-            _check_minimum(self.source, "enterprises.count (override)", enterprise_count)
-            if enterprise_count and not config.secondaries:
-                raise ConfigError(f"{self.source}: enterprises.count (override): needs at least one [[secondaries]]")
-            config = replace(config, enterprises=replace(config.enterprises, count=enterprise_count))
-        _check_ports(config, lambda message: _raise(f"{self.source}: base_port: {message}"))
-        return config
 
 
 def read_toml(path: str | Path, error: type[Exception] = ConfigError) -> dict[str, Any]:
@@ -343,11 +77,11 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
     top = _Reader(data, source, "")
     top.known(TopologyConfig)
     name = top.nonempty("name")
-    seed = top.integer("seed", 2022)
+    seed = top.integer("seed", TopologyConfig.seed)
     national = _national_prefix(top)
     host = _host(top)
-    base_port = top.integer("base_port", 20000)
-    secret_iterations = top.integer("secret_iterations", 1000, minimum=1)
+    base_port = top.integer("base_port", TopologyConfig.base_port)
+    secret_iterations = top.integer("secret_iterations", TopologyConfig.secret_iterations, minimum=1)
     claims = _Claims()
     roots = tuple(_root(r, claims) for r in top.items("roots"))
     if not roots:
@@ -367,8 +101,8 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         monitoring=_monitoring(top),
     )
     if "network" in top.data:
-        config = replace(config, network=_network(top.table("network"), _used_regions(config)))
-    _check_ports(config, lambda message: top.fail("base_port", message))
+        config = replace(config, network=_network(top.table("network"), used_regions(config)))
+    check_ports(config, lambda message: top.fail("base_port", message))
     return config
 
 
@@ -384,9 +118,6 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
         return "a number"
     return " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
 
-
-def _raise(message: str) -> NoReturn:
-    raise ConfigError(message)
 
 
 class _Reader:
@@ -499,7 +230,7 @@ def _not_an_enterprise_id(reader: _Reader, node_id: str) -> None:
 
 def _national_prefix(top: _Reader) -> Prefix:
     if "national_prefix" not in top.data:
-        return Prefix("88")
+        return Prefix(TopologyConfig.national_prefix)
     national = top.prefix("national_prefix")
     if national.is_under(GLOBAL_REGISTRY):
         top.fail("national_prefix", f"{national.text!r} is under 0, which is reserved for the global prefix "
@@ -508,7 +239,7 @@ def _national_prefix(top: _Reader) -> Prefix:
 
 
 def _host(top: _Reader) -> str:
-    host = top.text("host", "127.0.0.1")
+    host = top.text("host", TopologyConfig.host)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -518,23 +249,6 @@ def _host(top: _Reader) -> str:
         top.fail("host", f"{host!r} is not an IPv4 loopback address; handlesim nodes bind 127.0.0.0/8 only "
                          "(e.g. 127.0.0.1), so a simulation never listens on a real network")
     return host
-
-
-def _check_minimum(source: str, key: str, value: int) -> None:
-    if value < 0:
-        raise ConfigError(f"{source}: {key}: must be at least 0, not {value}")
-
-
-def _check_ports(config: TopologyConfig, fail: Callable[[str], NoReturn]) -> None:
-    port = config.base_port
-    if port == 0:
-        return
-    if not MIN_BASE_PORT <= port <= MAX_PORT:
-        fail(f"{port} is not a usable base port (use {MIN_BASE_PORT}..{MAX_PORT}, or 0 for ephemeral ports)")
-    last = port + config.node_count - 1
-    if last > MAX_PORT:
-        fail(f"{config.node_count:,} nodes from port {port} would need ports up to {last}, past {MAX_PORT} "
-             f"(use a base_port of at most {MAX_PORT - config.node_count + 1}, or 0 for ephemeral ports)")
 
 
 # -- one function per table ----------------------------------------------------------------------------------------
@@ -556,19 +270,19 @@ def _secondary(r: _Reader, national: Prefix, claims: _Claims) -> SecondarySpec:
                          f"(like {national.text}.101)")
     claims.prefix(r, prefix)
     return SecondarySpec(node_id, prefix.text, r.text("industry"), r.text("name_zh"), r.text("region"),
-                         r.number("weight", 1.0, positive=True))
+                         r.number("weight", SecondarySpec.weight, positive=True))
 
 
 def _enterprises(top: _Reader, secondaries: tuple[SecondarySpec, ...], claims: _Claims) -> EnterpriseSpec:
     table = top.table("enterprises")
     table.known(EnterpriseSpec)
-    count = table.integer("count", 0)
+    count = table.integer("count", EnterpriseSpec.count)
     if count and not secondaries:
         table.fail("count", f"{count} enterprises need at least one [[secondaries]] entry to hang under")
     by_id = {s.id: s for s in secondaries}
     explicit = tuple(_explicit(item, by_id, claims) for item in table.items("explicit"))
-    return EnterpriseSpec(count, table.integer("identifiers_per_enterprise", 100),
-                          table.integer("first_number", 1001, minimum=1), explicit)
+    return EnterpriseSpec(count, table.integer("identifiers_per_enterprise", EnterpriseSpec.identifiers_per_enterprise),
+                          table.integer("first_number", EnterpriseSpec.first_number, minimum=1), explicit)
 
 
 def _explicit(r: _Reader, secondaries: Mapping[str, SecondarySpec], claims: _Claims) -> ExplicitEnterprise:
@@ -595,36 +309,32 @@ def _resolver(r: _Reader, claims: _Claims) -> ResolverSpec:
     r.known(ResolverSpec)
     node_id = claims.node_id(r)
     _not_an_enterprise_id(r, node_id)
-    return ResolverSpec(node_id, r.text("region"), r.integer("cache_capacity", 16_384, minimum=1),
-                        r.number("negative_ttl", 5.0, positive=False))
+    return ResolverSpec(node_id, r.text("region"), r.integer("cache_capacity", ResolverSpec.cache_capacity, minimum=1),
+                        r.number("negative_ttl", ResolverSpec.negative_ttl, positive=False))
 
 
 def _mirrors(top: _Reader) -> MirrorSpec:
     table = top.table("mirrors")
     table.known(MirrorSpec)
-    return MirrorSpec(table.integer("secondary", 0), table.integer("enterprise", 0))
+    return MirrorSpec(table.integer("secondary", MirrorSpec.secondary),
+                      table.integer("enterprise", MirrorSpec.enterprise))
 
 
 def _servers(top: _Reader) -> ServersSpec:
     table = top.table("servers")
     table.known(ServersSpec)
-    option = table.text("hash_option", "handle")
+    option = table.text("hash_option", ServersSpec.hash_option)
     if option not in HASH_OPTIONS:
         table.fail("hash_option", f"{option!r} is not a hash option; use one of {', '.join(HASH_OPTIONS)}")
-    return ServersSpec(table.integer("secondary", 1, minimum=1), table.integer("enterprise", 1, minimum=1), option)
+    return ServersSpec(table.integer("secondary", ServersSpec.secondary, minimum=1),
+                       table.integer("enterprise", ServersSpec.enterprise, minimum=1), option)
 
 
 def _failover(top: _Reader) -> FailoverSpec:
     table = top.table("failover")
     table.known(FailoverSpec)
-    return FailoverSpec(table.number("timeout", DEFAULT_TIMEOUT, positive=True),
-                        table.number("failed_for", DEFAULT_FAILED_FOR, positive=False))
-
-
-def _used_regions(config: TopologyConfig) -> set[str]:
-    regions = {r.region for r in config.roots} | {s.region for s in config.secondaries}
-    regions |= {e.region for e in config.enterprises.explicit} | {r.region for r in config.resolvers}
-    return regions - {""}
+    return FailoverSpec(table.number("timeout", FailoverSpec.timeout, positive=True),
+                        table.number("failed_for", FailoverSpec.failed_for, positive=False))
 
 
 def load_network(path: str | Path, seed_source: str = "") -> NetworkSpec:
@@ -652,16 +362,17 @@ def _network(table: _Reader, used_regions: set[str]) -> NetworkSpec:
     if unknown:
         table.fail("regions", f"nodes sit in {', '.join(unknown)}, which is not a [[network.regions]] entry "
                               f"(known: {', '.join(names)})")
-    jitter = _jitter_name(table, "jitter", "none")
+    jitter = _jitter_name(table, "jitter", NetworkSpec.jitter)
     client_region = table.text("client_region", "")
     if client_region and client_region not in names:
         table.fail("client_region", f"{client_region!r} is not a region (known: {', '.join(names)})")
     spec = NetworkSpec(
         regions=regions, links=tuple(_link(r, names) for r in table.items("links")),
-        base_ms=table.number("base_ms", 1.0, positive=False),
-        route_factor=table.number("route_factor", 1.8, positive=True),
-        local_ms=table.number("local_ms", 0.25, positive=False), jitter=jitter,
-        jitter_ms=table.number("jitter_ms", 0.0, positive=False), loss=_loss(table, "loss", 0.0),
+        base_ms=table.number("base_ms", NetworkSpec.base_ms, positive=False),
+        route_factor=table.number("route_factor", NetworkSpec.route_factor, positive=True),
+        local_ms=table.number("local_ms", NetworkSpec.local_ms, positive=False), jitter=jitter,
+        jitter_ms=table.number("jitter_ms", NetworkSpec.jitter_ms, positive=False),
+        loss=_loss(table, "loss", NetworkSpec.loss),
         client_region=client_region,
         seed=table.integer("seed", 0) if "seed" in table.data else None)
     try:
@@ -739,5 +450,5 @@ def _limits(top: _Reader) -> NodeLimits:
 def _monitoring(top: _Reader) -> MonitoringSpec:
     table = top.table("monitoring")
     table.known(MonitoringSpec)
-    return MonitoringSpec(table.number("report_interval", 5.0, positive=False),
-                          table.number("stale_after", 3.0, positive=True))
+    return MonitoringSpec(table.number("report_interval", MonitoringSpec.report_interval, positive=False),
+                          table.number("stale_after", MonitoringSpec.stale_after, positive=True))

@@ -9,38 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ..core.values import ValueReference
 from ..net.metrics import MetricsServer
 from ..net.reporting import ReportSender
+from .plan import Role
+from .running import LaunchError, Monitoring, Topology
+from .statedir import SCRAPE_TARGETS_FILE
 
-if TYPE_CHECKING:
-    from .runner import Topology
-
-REPORTING_ROLES = ("secondary", "enterprise")
-SCRAPE_TARGETS_FILE = "prometheus-nodes.json"
-"""Every node's host:port for Prometheus file-based discovery (each node serves its own `/metrics`)."""
-
-
-@dataclass
-class Monitoring:
-    sender: ReportSender
-    metrics: MetricsServer | None
-    host: str
-
-    @property
-    def metrics_url(self) -> str | None:
-        return f"http://{self.host}:{self.metrics.port}/metrics" if self.metrics is not None else None
-
-    def describe(self) -> dict[str, Any]:
-        return {"metrics_url": self.metrics_url, "report_interval": self.sender.interval}
-
-    async def stop(self) -> None:
-        await self.sender.stop()
-        if self.metrics is not None:
-            await self.metrics.stop()
+REPORTING_ROLES = (Role.SECONDARY, Role.ENTERPRISE)
 
 
 def report_targets(topology: Topology, node_id: str) -> list[str]:
@@ -51,8 +28,8 @@ def report_targets(topology: Topology, node_id: str) -> list[str]:
     if primary.role not in REPORTING_ROLES or primary.parent_id is None:
         return []
     # by address, not by running node: with worker processes the parent usually lives in another process
-    if primary.role == "secondary":
-        return [topology.url_of(n.node_id) for n in plan.nodes if n.role == "root"]
+    if primary.role == Role.SECONDARY:
+        return [topology.url_of(n.node_id) for n in plan.nodes if n.role == Role.ROOT]
     return [topology.url_of(primary.parent_id)]
 
 
@@ -77,11 +54,12 @@ async def start_monitoring(topology: Topology, metrics_port: int | None) -> Moni
             await metrics.start(host, metrics_port)
         except OSError as exc:
             await sender.stop()
-            from .runner import LaunchError  # (runner imports this module)
-
-            raise LaunchError(f"the metrics port {host}:{metrics_port} is not available: {exc.strerror}; "
-                              "choose another with --metrics-port") from None
+            raise LaunchError(metrics_port_taken(host, metrics_port, exc.strerror or str(exc))) from None
     return Monitoring(sender, metrics, host)
+
+
+def metrics_port_taken(host: str, port: int, reason: str) -> str:
+    return f"the metrics port {host}:{port} is not available: {reason}; choose another with --metrics-port"
 
 
 def write_scrape_targets(topology: Topology) -> None:

@@ -1,17 +1,15 @@
 """The network model and fault injection of a launched topology: each node's NetPath, the fault controller and its
-control port, and what topology.json says about them (so the CLI and the load generator use the same model)."""
+control port, what topology.json says about them, and the path its clients take (so the CLI and the load generator
+use the same model)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ..core.netmodel import NetworkModel
 from ..net.faults import ControlServer, FaultController
-from ..net.shaping import NetPath, endpoints_of
+from ..net.shaping import NetPath
 from .plan import NodePlan, TopologyPlan
-
-if TYPE_CHECKING:
-    from .runner import RunningNode, Topology
+from .running import RunningNode, Topology
+from .state import FaultsEntry, TopologyState
 
 NET_MODES = ("loopback", "model")
 
@@ -59,15 +57,16 @@ async def start_control(topology: Topology) -> None:
         await topology.control.start(topology.plan.config.host, 0)
 
 
-def describe(topology: Topology) -> dict[str, Any]:
-    """The topology.json keys of this module: `net`, `network` (the model as data) and `faults`."""
+def net_mode(topology: Topology) -> str:
+    """What topology.json's `net` says: `model` when the nodes' own hops go through the network model."""
+    return "model" if topology.model is not None else "loopback"
+
+
+def faults_entry(topology: Topology) -> FaultsEntry:
+    """What topology.json's `faults` says: on or off, and where the control port listens."""
     control = topology.control
-    return {
-        "net": "model" if topology.model is not None else "loopback",
-        "network": topology.model.to_dict() if topology.model is not None else None,
-        "faults": {"enabled": topology.faults is not None,
-                   "control_url": f"http://{topology.plan.config.host}:{control.port}" if control else None},
-    }
+    return FaultsEntry(topology.faults is not None,
+                       f"http://{topology.plan.config.host}:{control.port}" if control else None)
 
 
 def controller_for(plan: TopologyPlan) -> FaultController | None:
@@ -77,27 +76,24 @@ def controller_for(plan: TopologyPlan) -> FaultController | None:
     return FaultController(enabled=True, regions=tuple(r.name for r in spec.regions) if spec is not None else ())
 
 
-def client_path(data: dict[str, Any], net: str | None, *, region: str | None = None, timeout: float,
+def client_path(state: TopologyState, net: str | None, *, region: str | None = None, timeout: float,
                 stream: str = "") -> NetPath | None:
     """The path a client (CLI, load generator) of a running topology takes, from its topology.json.
 
     `net` None follows the topology (`model` when it runs with the model); `model` needs the topology's model.
     Without the model, a path still exists when fault injection is on, so partitions can tell clients apart."""
-    mode = net or str(data.get("net") or "loopback")
+    mode = net or state.net or "loopback"
     if mode not in NET_MODES:
         raise NetModeError(f"unknown network mode {mode!r} (use loopback or model)")
-    described = data.get("network")
-    if mode == "model" and not described:
+    if mode == "model" and state.network is None:
         raise NetModeError("the running topology has no network model (start it with a [network] section or "
                            "`up --network configs/network-china.toml`)")
-    model = NetworkModel.from_dict(described) if mode == "model" and described else None
-    faults_on = bool((data.get("faults") or {}).get("enabled"))
-    if model is None and not faults_on:
+    model = state.network_model if mode == "model" else None
+    if model is None and not state.faults.enabled:
         return None
     if region and model is not None and region not in model.regions:
         raise NetModeError(f"no region {region!r} in the network model (known: {', '.join(model.regions)})")
     where = region or (model.client_region if model is not None else "")
-    if not where and described:
-        where = str(described.get("client_region") or "")
-    return NetPath.create("client", where, model, timeout=timeout, endpoints=endpoints_of(data.get("nodes", [])),
-                          stream=stream)
+    if not where and state.network:
+        where = str(state.network.get("client_region") or "")
+    return NetPath.create("client", where, model, timeout=timeout, endpoints=state.endpoints, stream=stream)

@@ -11,14 +11,24 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
+from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 from ..core.handle import NA_PREFIX_TEXT, ascii_upper
-from .config import ENTERPRISE_ID_PREFIX, MAX_PORT, ConfigError, SecondarySpec, TopologyConfig
+from .schema import ENTERPRISE_ID_PREFIX, MAX_PORT, ConfigError, SecondarySpec, TopologyConfig
 
-Role = Literal["root", "secondary", "enterprise", "resolver"]
-ROLES: tuple[Role, ...] = ("root", "secondary", "enterprise", "resolver")
+
+class Role(StrEnum):
+    """What the topology makes of a node (one node type, four roles). Mirrors and the further servers of a
+    hash-partitioned site keep their primary's role (`NodePlan.mirror_of`, `server_of` say what they are)."""
+
+    ROOT = "root"
+    SECONDARY = "secondary"
+    ENTERPRISE = "enterprise"
+    RESOLVER = "resolver"
+
+
 ROOT_IDENTITY = f"300:{NA_PREFIX_TEXT}/{NA_PREFIX_TEXT}"
 """The root operators' shared identity: the key at index 300 of the root registry's own handle."""
 SAME_REGION_SHARE = 0.6
@@ -97,7 +107,7 @@ class TopologyPlan:
         """Ids of the mirror servers of a primary node."""
         return list(self._mirrors.get(node_id, []))
 
-    def with_role(self, role: str) -> list[NodePlan]:
+    def with_role(self, role: Role) -> list[NodePlan]:
         """Primary nodes of a role, one per site (mirrors and a partitioned site's further servers are in `nodes`,
         `mirrors_of` and `servers_of`)."""
         return [n for n in self.nodes if n.role == role and n.mirror_of is None and n.server_of is None]
@@ -117,19 +127,19 @@ class TopologyPlan:
 
     @property
     def roots(self) -> list[NodePlan]:
-        return self.with_role("root")
+        return self.with_role(Role.ROOT)
 
     @property
     def secondaries(self) -> list[NodePlan]:
-        return self.with_role("secondary")
+        return self.with_role(Role.SECONDARY)
 
     @property
     def enterprises(self) -> list[NodePlan]:
-        return self.with_role("enterprise")
+        return self.with_role(Role.ENTERPRISE)
 
     @property
     def resolvers(self) -> list[NodePlan]:
-        return self.with_role("resolver")
+        return self.with_role(Role.RESOLVER)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description without secrets (the launcher adds URLs and the chosen ports)."""
@@ -178,7 +188,7 @@ class _PlanBuilder:
     def add(self, node_id: str, role: Role, prefix: str, parent: str | None, **extra: Any) -> None:
         config = self.config
         port = config.base_port + len(self.nodes) if config.base_port else 0
-        identity = {"root": ROOT_IDENTITY, "resolver": ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
+        identity = {Role.ROOT: ROOT_IDENTITY, Role.RESOLVER: ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
         # mirrors and further servers of a site are run by the owner of the primary site's prefix
         runs_for = extra.get("mirror_of") or extra.get("server_of") or node_id
         owner = self._owner.setdefault(node_id, self._owner.get(runs_for, runs_for))
@@ -188,7 +198,7 @@ class _PlanBuilder:
     def servers(self) -> None:
         """A partitioned site's first server is the node itself; its further servers follow as `<node>-server<k>`."""
         spec = self.config.servers
-        per_role = {"secondary": spec.secondary, "enterprise": spec.enterprise}
+        per_role = {Role.SECONDARY: spec.secondary, Role.ENTERPRISE: spec.enterprise}
         for position, first in enumerate(list(self.nodes)):
             count = per_role.get(first.role, 1)
             if count <= 1:
@@ -207,16 +217,16 @@ class _PlanBuilder:
         for sec, count in zip(config.secondaries, per_secondary, strict=True):
             for prefix in _numbered(sec, count, enterprises.first_number, taken):
                 region = sec.region if rng.random() < SAME_REGION_SHARE else rng.choice(regions)
-                self.add(f"{ENTERPRISE_ID_PREFIX}{prefix}", "enterprise", prefix, sec.id, industry=sec.industry,
+                self.add(f"{ENTERPRISE_ID_PREFIX}{prefix}", Role.ENTERPRISE, prefix, sec.id, industry=sec.industry,
                          region=region, identifier_count=enterprises.identifiers_per_enterprise)
         secondaries = {s.id: s for s in config.secondaries}
         for ent in enterprises.explicit:
             sec = secondaries[ent.secondary]
-            self.add(ent.id, "enterprise", ent.prefix, sec.id, industry=sec.industry, region=ent.region or sec.region,
-                     identifier_count=enterprises.identifiers_per_enterprise)
+            self.add(ent.id, Role.ENTERPRISE, ent.prefix, sec.id, industry=sec.industry,
+                     region=ent.region or sec.region, identifier_count=enterprises.identifiers_per_enterprise)
 
     def mirrors(self) -> None:
-        per_role = {"secondary": self.config.mirrors.secondary, "enterprise": self.config.mirrors.enterprise}
+        per_role = {Role.SECONDARY: self.config.mirrors.secondary, Role.ENTERPRISE: self.config.mirrors.enterprise}
         for primary in [n for n in self.nodes if per_role.get(n.role)]:
             for k in range(1, per_role[primary.role] + 1):
                 # a partitioned site's mirror site has as many servers; server i copies the primary's server i
@@ -256,13 +266,13 @@ def build_plan(config: TopologyConfig) -> TopologyPlan:
     rng = random.Random(config.seed)
     builder = _PlanBuilder(config)
     for root in config.roots:
-        builder.add(root.id, "root", NA_PREFIX_TEXT, None, region=root.region)
+        builder.add(root.id, Role.ROOT, NA_PREFIX_TEXT, None, region=root.region)
     registry = config.roots[0].id if config.roots else None  # the root registry is shared; the first root writes it
     for sec in config.secondaries:
-        builder.add(sec.id, "secondary", sec.prefix, registry, industry=sec.industry, region=sec.region)
+        builder.add(sec.id, Role.SECONDARY, sec.prefix, registry, industry=sec.industry, region=sec.region)
     builder.enterprises(rng)
     for resolver in config.resolvers:
-        builder.add(resolver.id, "resolver", "", None, region=resolver.region)
+        builder.add(resolver.id, Role.RESOLVER, "", None, region=resolver.region)
     builder.servers()
     builder.mirrors()
     return builder.checked()

@@ -15,7 +15,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
-from .runner import LaunchError
+from .running import LaunchError
 from .worker import ShardHost, ShardSpec
 
 PING_INTERVAL_S = 1.0

@@ -9,18 +9,13 @@ processes and Ray actors of `supervisor.py` run the same functions, phase by pha
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import gc
-import json
 import os
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
 
 from ..core.auth import hash_secret
 from ..core.cache import ResolutionCache
@@ -28,13 +23,11 @@ from ..core.codes import OpCode
 from ..core.handle import NA_PREFIX, Handle, Prefix
 from ..core.health import ServerHealth
 from ..core.messages import Request
-from ..core.netmodel import NetworkModel
-from ..core.prefixes import http_site, owner_identity, prefix_record
+from ..core.prefixes import owner_identity, prefix_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReference
 from ..net.client import HandleClient
-from ..net.faults import ControlServer, FaultController
 from ..net.keepalive import KeepAlivePool
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
@@ -42,170 +35,47 @@ from ..net.server import NodeServer
 from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
 from . import network
-from .monitoring import Monitoring, start_monitoring
-from .plan import NodePlan, TopologyPlan
+from .monitoring import metrics_port_taken, start_monitoring
+from .plan import NodePlan, Role, TopologyPlan
+from .ports import port_taken
+from .running import LaunchError, RunningNode, Topology
 from .seed import example_identifiers, identifiers_for
+from .state import (
+    FORMAT_VERSION,
+    NodeEntry,
+    RootEntry,
+    TlsEntry,
+    TopologyState,
+    write_credentials,
+    write_state,
+)
+from .statedir import (
+    CREDENTIALS_FILE,
+    StateDirError,
+    StateDirLock,
+    StateDirSnapshot,
+    StoresOwner,
+    claim_stores,
+    remove_state,
+)
 
-TOPOLOGY_FILE = "topology.json"
-CREDENTIALS_FILE = "credentials.json"
-LOCK_FILE = "up.lock"
 ROOT_OPERATOR = ValueReference("0.NA/0.NA", 300)
-
-
-class LaunchError(Exception):
-    """The topology cannot start (port taken, state dir in use, ...); the message says what to do."""
-
-
-@dataclass
-class RunningNode:
-    plan: NodePlan
-    service: HandleService
-    server: NodeServer
-    store: Store
-    site: SiteInfo | None = None
-    """The node's site as prefix records name it (set by `connect`, once every server of the site is known)."""
-    scheme: str = "http"
-    """https when the topology runs with --tls."""
-    host: str = ""
-    """The address the node bound (empty: the plan's host)."""
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host or self.plan.host}:{self.server.port}"
-
-
-@dataclass
-class Topology:
-    """A launched topology: its nodes, where they listen, and how to stop them."""
-
-    plan: TopologyPlan
-    state_dir: Path
-    nodes: dict[str, RunningNode] = field(default_factory=dict)
-    boot_seconds: float = 0.0
-    root_site_list: list[SiteInfo] = field(default_factory=list)
-    """Root sites, filled once every node listens (`connect`); resolvers hold this very list."""
-    _lock: IO[str] | None = None
-    tls: TlsFiles | None = None
-    """The certificate files when every REST port serves HTTPS (`up --tls`)."""
-    client_ssl: ssl.SSLContext | None = None
-    """The context the topology's own clients (walks, verification, replication, delegation) pin its CA with."""
-    model: NetworkModel | None = None
-    """The network model the nodes' own requests go through (None: loopback)."""
-    endpoints: dict[tuple[str, int], str] = field(default_factory=dict)
-    """(host, port) -> region of every node (the model's view of where a request goes)."""
-    faults: FaultController | None = None
-    """Fault injection (None: off)."""
-    control: ControlServer | None = None
-    """The control port serving /_sim/fault while nodes are down (with fault injection only)."""
-    monitoring: Monitoring | None = None
-    """Upward reporting and the process's metrics port (started last in `launch`)."""
-    metrics_urls: list[str] = field(default_factory=list)
-    """Every worker's metrics URL when the nodes run in workers (inline: `monitoring.metrics_url`)."""
-    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """Where every node of the plan listens, (host, port), including nodes hosted by other processes."""
-    workers: dict[str, int] = field(default_factory=dict)
-    """The worker number hosting each node (empty: every node in this process)."""
-    engine: str = "inline"
-    """How the nodes run: `inline` (this process), `process` (worker processes) or `ray` (Ray actors)."""
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.tls is not None else "http"
-
-    def url_of(self, node_id: str) -> str:
-        host, port = self.addresses[node_id]
-        return f"{self.scheme}://{host}:{port}"
-
-    def site_known(self, node_id: str) -> bool:
-        """Does every server of the node's site listen yet (so `site_of` can name them all)?"""
-        leader = self.plan.by_id[node_id].server_of or node_id
-        return all(n in self.addresses for n in self.plan.servers_of(leader))
-
-    def site_of(self, node_id: str) -> SiteInfo:
-        """The node's site as its prefix record and the resolvers' root list name it: a hash-partitioned site lists
-        every one of its servers, in hash order."""
-        node = self.plan.by_id[node_id]
-        protocol = "HTTPS" if self.tls is not None else "HTTP"
-        if node.site_servers <= 1:
-            return http_site(node_id, [self.addresses[node_id]], multi_primary=node.role == "root",
-                             primary=node.mirror_of is None, protocol=protocol)
-        leader = self.plan.by_id[node.server_of or node_id]
-        return http_site(leader.node_id, [self.addresses[n] for n in self.plan.servers_of(leader.node_id)],
-                         primary=leader.mirror_of is None, protocol=protocol,
-                         hash_option=HASH_OPTION_NAMES[self.plan.config.servers.hash_option])
-
-    @property
-    def root_sites(self) -> list[SiteInfo]:
-        return list(self.root_site_list)
-
-    def describe(self) -> dict[str, Any]:
-        """The content of topology.json."""
-        return {
-            "name": self.plan.config.name,
-            "pid": os.getpid(),
-            "state_dir": str(self.state_dir),
-            "started_at": time.time(),
-            "boot_seconds": round(self.boot_seconds, 3),
-            "credentials": str(self.state_dir / CREDENTIALS_FILE),
-            "tls": {"ca": str(self.tls.ca)} if self.tls is not None else None,
-            "roots": [self._site_entry(n) for n in self._listed() if n.role == "root"],
-            "examples": example_identifiers(self.plan, 5),
-            "nodes": [self._node_entry(n) for n in self._listed()],
-            **network.describe(self),
-            **(self.monitoring.describe() if self.monitoring is not None else {}),
-            "engine": self.engine,
-            "workers": max(self.workers.values(), default=0) + 1,
-            **({"metrics_urls": self.metrics_urls} if self.metrics_urls else {}),
-        }
-
-    def _listed(self) -> list[NodePlan]:
-        return [n for n in self.plan.nodes if n.node_id in self.addresses]
-
-    def _site_entry(self, node: NodePlan) -> dict[str, Any]:
-        host, port = self.addresses[node.node_id]
-        return {"id": node.node_id, "host": host, "port": port, "url": self.url_of(node.node_id)}
-
-    def _node_entry(self, p: NodePlan) -> dict[str, Any]:
-        host, port = self.addresses[p.node_id]
-        return {"id": p.node_id, "role": p.role, "prefix": p.prefix, "parent": p.parent_id, "industry": p.industry,
-                "region": p.region, "url": self.url_of(p.node_id), "host": host, "port": port,
-                "identity": p.admin_identity, "identifiers": p.identifier_count, "mirror_of": p.mirror_of,
-                "server_of": p.server_of, "server_index": p.server_index, "site_servers": p.site_servers,
-                "worker": self.workers.get(p.node_id, 0)}
-
-    async def stop(self) -> None:
-        if self.monitoring is not None:
-            await self.monitoring.stop()
-            self.monitoring = None
-        if self.control is not None:
-            await self.control.stop()
-            self.control = None
-        if self.faults is not None:
-            self.faults.close()
-        await asyncio.gather(*(n.server.stop() for n in self.nodes.values()), return_exceptions=True)
-        for node in self.nodes.values():
-            node.store.close()
-        self.nodes.clear()
-        if self._lock is not None:  # only the process that owns the state dir announces and withdraws it
-            self._lock.close()
-            self._lock = None
-            with contextlib.suppress(FileNotFoundError):
-                (self.state_dir / TOPOLOGY_FILE).unlink()
-
 
 Progress = Callable[[str, int, int], None]
 
 
 async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqlite",
                  progress: Progress | None = None, tls: bool = False, net: str = "loopback",
-                 metrics_port: int | None = 0) -> Topology:
+                 metrics_port: int | None = 0, reset: bool = False) -> Topology:
     """Start every node of `plan`, wire up the hierarchy, and return the running topology.
 
     `tls`: every REST port serves HTTPS. `net`: `model` applies the config's network model to the nodes' own
     requests (resolver walks). `metrics_port`: where the process serves Prometheus metrics for all its nodes
-    (0: a free port; None: nowhere)."""
+    (0: a free port; None: nowhere). `reset`: wipe what the state dir holds first. A launch that fails (or is
+    cancelled: Ctrl-C) stops what it started and leaves the state dir as it found it."""
     started = time.perf_counter()
-    topology = open_topology(plan, state_dir, tls=tls, net=net)
+    topology = open_topology(plan, state_dir, tls=tls, net=net, store_kind=store_kind, reset=reset,
+                             metrics_port=metrics_port)
     topology.faults = network.controller_for(plan)
     gc.disable()  # booting allocates millions of long-lived objects; collecting them mid-way only costs time
     try:
@@ -219,9 +89,9 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
             await network.start_control(topology)
             topology.monitoring = await start_monitoring(topology, metrics_port)
         topology.boot_seconds = time.perf_counter() - started
-        _write_state(topology)
+        announce(topology)
     except BaseException:
-        await topology.stop()
+        await topology.abandon()
         raise
     finally:
         gc.freeze()  # the topology lives as long as the process: keep it out of every later collection
@@ -229,16 +99,56 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
     return topology
 
 
-def open_topology(plan: TopologyPlan, state_dir: Path, *, tls: bool = False, net: str = "loopback") -> Topology:
+def open_topology(plan: TopologyPlan, state_dir: Path, *, tls: bool = False, net: str = "loopback",
+                  store_kind: str = "sqlite", reset: bool = False, metrics_port: int | None = None,
+                  check_ports: bool = True) -> Topology:
     """An empty topology that owns `state_dir` (locked until `stop`, so two `up`s never share one), with its network
-    model (`net`) and, with `tls`, the certificate files every process of the topology serves and pins."""
+    model (`net`) and, with `tls`, the certificate files every process of the topology serves and pins.
+
+    Refused before anything starts: a state dir in use, SQLite stores of another topology (`reset` wipes the state
+    dir's old content first), a node port or `metrics_port` already taken (`check_ports`). A refusal leaves the
+    state dir as it was."""
     model = network.model_for(plan, net)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    topology = Topology(plan, state_dir, model=model)
-    topology._lock = _lock_state_dir(state_dir)
-    if tls:
-        use_tls(topology, ensure_certificate(state_dir, sorted({n.host for n in plan.nodes})))
+    snapshot = StateDirSnapshot(state_dir)
+    try:
+        lock = StateDirLock.acquire(state_dir)
+    except StateDirError as exc:
+        raise LaunchError(str(exc)) from None
+    topology = Topology(plan, state_dir, model=model, lock=lock, snapshot=snapshot)
+    try:
+        if reset:
+            remove_state(state_dir, keep_lock=True)
+        if check_ports:
+            _refuse_taken_ports(plan, metrics_port)
+        if store_kind == "sqlite":
+            claim_stores(state_dir, StoresOwner(plan.config.name, plan.config.seed))
+        if tls:
+            use_tls(topology, ensure_certificate(state_dir, sorted({n.host for n in plan.nodes})))
+    except BaseException as exc:
+        snapshot.remove_new()
+        lock.release()
+        if isinstance(exc, StateDirError):
+            raise LaunchError(str(exc)) from None
+        raise
     return topology
+
+
+def _refuse_taken_ports(plan: TopologyPlan, metrics_port: int | None) -> None:
+    """Every fixed port the launch will listen on must be free now (0: any free port, nothing to check)."""
+    for node in plan.nodes:
+        reason = port_taken(node.host, node.port) if node.port else None
+        if reason is not None:
+            raise LaunchError(node_port_taken(node.node_id, node.host, node.port, reason))
+    host = plan.config.host
+    if metrics_port:
+        reason = port_taken(host, metrics_port)
+        if reason is not None:
+            raise LaunchError(metrics_port_taken(host, metrics_port, reason))
+
+
+def node_port_taken(node_id: str, host: str, port: int, reason: str) -> str:
+    return (f"node {node_id} cannot listen on {host}:{port}: {reason}; is another topology running? change "
+            "base_port or use --base-port")
 
 
 def use_tls(topology: Topology, files: TlsFiles) -> None:
@@ -247,20 +157,9 @@ def use_tls(topology: Topology, files: TlsFiles) -> None:
     topology.client_ssl = files.client_context()
 
 
-def _lock_state_dir(state_dir: Path) -> IO[str]:
-    handle = open(state_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the topology's lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise LaunchError(f"another `handlesim up` is running on {state_dir}; stop it first or use another "
-                          "--state-dir") from None
-    return handle
-
-
 def operator_secret(plan: TopologyPlan) -> str:
     """The root operators' shared secret (identity 300:0.NA/0.NA): the first root's generated secret."""
-    return next(n.secret for n in plan.nodes if n.role == "root")
+    return next(n.secret for n in plan.nodes if n.role == Role.ROOT)
 
 
 def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:
@@ -271,9 +170,9 @@ def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:
 
 
 def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
-    if node.role == "resolver":  # homes nothing: every GET is walked for the client
+    if node.role == Role.RESOLVER:  # homes nothing: every GET is walked for the client
         return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,), limits=plan.config.limits.service)
-    admins = (ROOT_OPERATOR,) if node.role == "root" else (ValueReference.from_text(node.admin_identity),)
+    admins = (ROOT_OPERATOR,) if node.role == Role.ROOT else (ValueReference.from_text(node.admin_identity),)
     return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
                          secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None,
                          partition=_partition(node, plan), limits=plan.config.limits.service)
@@ -288,7 +187,7 @@ def _partition(node: NodePlan, plan: TopologyPlan) -> HashBucket | None:
 def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan,
                     ssl_context: ssl.SSLContext | None = None) -> Replicator | None:
     """Roots replicate to each other; a primary with mirrors replicates to them (as its prefix owner)."""
-    if node.role == "root":
+    if node.role == Role.ROOT:
         return Replicator(service, ROOT_OPERATOR, operator_secret(plan), ssl_context=ssl_context)
     if plan.mirrors_of(node.node_id):
         return Replicator(service, ValueReference.from_text(node.admin_identity), node.secret,
@@ -322,7 +221,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
     for count, (node, store) in enumerate(zip(nodes, stores, strict=True), 1):
         service = HandleService(_service_config(node, plan), store)
         replicator = _replicator_for(node, service, plan, topology.client_ssl)
-        meta = {"role": node.role, "prefix": node.prefix, "industry": node.industry, "region": node.region}
+        meta = {"role": node.role.value, "prefix": node.prefix, "industry": node.industry, "region": node.region}
         if node.site_servers > 1:
             meta["site"] = node.server_of or node.node_id
             meta["server"] = f"{node.server_index + 1} of {node.site_servers}"
@@ -336,8 +235,7 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         try:
             await server.start(host, port)
         except OSError as exc:
-            raise LaunchError(f"node {node.node_id} cannot listen on {host}:{port}: {exc.strerror}; "
-                              "is another topology running? change base_port or use --base-port") from None
+            raise LaunchError(node_port_taken(node.node_id, host, port, exc.strerror or str(exc))) from None
         topology.addresses[node.node_id] = (host, server.port)
         network.node_started(topology, running)
         if progress is not None:
@@ -352,7 +250,7 @@ def connect(topology: Topology) -> None:
         topology.endpoints[address] = plan.by_id[node_id].region
     for node_id, node in topology.nodes.items():
         node.site = topology.site_of(node_id) if topology.site_known(node_id) else None
-    roots = [n.node_id for n in plan.nodes if n.role == "root" and topology.site_known(n.node_id)]
+    roots = [n.node_id for n in plan.nodes if n.role == Role.ROOT and topology.site_known(n.node_id)]
     topology.root_site_list[:] = _unique_sites(topology, roots)
     _connect_peers(topology)
 
@@ -399,12 +297,12 @@ def _connect_peers(topology: Topology) -> None:
     """Roots are multi-primary: each pushes what it accepts to every other root. A primary pushes to its mirrors,
     which learn where writes belong. Peers are named by node id (their durable replication logs are kept by it)."""
     plan = topology.plan
-    roots = [n.node_id for n in plan.nodes if n.role == "root"]
+    roots = [n.node_id for n in plan.nodes if n.role == Role.ROOT]
     for node in topology.nodes.values():
         node_id = node.plan.node_id
         replicator = node.server.replicator
         if replicator is not None:
-            peers = [r for r in roots if r != node_id] if node.plan.role == "root" else plan.mirrors_of(node_id)
+            peers = [r for r in roots if r != node_id] if node.plan.role == Role.ROOT else plan.mirrors_of(node_id)
             replicator.set_peers([topology.url_of(peer) for peer in peers], list(peers))
         if node.plan.mirror_of is not None:
             node.service.config.primary = topology.url_of(node.plan.mirror_of)
@@ -420,17 +318,17 @@ def _prefix_record_of(topology: Topology, node: NodePlan, secret_data: str) -> H
     plan = topology.plan
     p = _site_leader(plan, node)  # mirrors and further servers serve the primary site's prefix record
     sites_known = [topology.site_of(n) for n in (p.node_id, *plan.mirrors_of(p.node_id)) if topology.site_known(n)]
-    if p.role == "root":
+    if p.role == Role.ROOT:
         return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
     # the tier above administers the prefix: the secondary its enterprises', the root operators the secondaries'
-    admins = [ROOT_OPERATOR if parent is None or parent.role == "root" else owner_identity(Prefix(parent.prefix))]
+    admins = [ROOT_OPERATOR if parent is None or parent.role == Role.ROOT else owner_identity(Prefix(parent.prefix))]
     return prefix_record(Prefix(p.prefix), sites=sites_known, derived_sites=sites_known, admins=admins,
                          secret_hash=secret_data)
 
 
 def _own_secret(node: NodePlan, plan: TopologyPlan) -> str:
-    return operator_secret(plan) if node.role == "root" else node.secret
+    return operator_secret(plan) if node.role == Role.ROOT else node.secret
 
 
 def load_prefix_records(topology: Topology, *, only_missing: bool = False) -> None:
@@ -438,7 +336,7 @@ def load_prefix_records(topology: Topology, *, only_missing: bool = False) -> No
     ones a restarted node's store still holds)."""
     plan = topology.plan
     for node in topology.nodes.values():
-        if node.plan.role == "resolver":
+        if node.plan.role == Role.RESOLVER:
             continue
         hashed = hash_secret(_own_secret(node.plan, plan), os.urandom(16), plan.config.secret_iterations)
         record = _prefix_record_of(topology, node.plan, hashed)
@@ -458,14 +356,14 @@ async def _delegate(topology: Topology, progress: Progress | None, *, only_missi
     First boot: this process writes for the parents it hosts. `only_missing` (a restarted worker): it writes every
     handle, whoever the parent, that one of the nodes it hosts should hold and its store lacks."""
     plan = topology.plan
-    first_root = next((n.node_id for n in plan.nodes if n.role == "root"), "")
-    hosted_roots = [n for n in topology.nodes.values() if n.plan.role == "root"]
+    first_root = next((n.node_id for n in plan.nodes if n.role == Role.ROOT), "")
+    hosted_roots = [n for n in topology.nodes.values() if n.plan.role == Role.ROOT]
     parents = list(plan.nodes) if only_missing else [n.plan for n in topology.nodes.values()]
     jobs: list[Write] = []
     for parent in parents:
         if not plan.children_of(parent.node_id):
             continue
-        parent_is_root = parent.role == "root"
+        parent_is_root = parent.role == Role.ROOT
         credentials = (ROOT_OPERATOR if parent_is_root else ValueReference.from_text(parent.admin_identity),
                        _own_secret(parent, plan))
         for child_id in plan.children_of(parent.node_id):
@@ -506,7 +404,7 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
     In the event-loop thread on purpose: generating and encoding records is CPU work, and threads fighting over
     the GIL made it twice as slow."""
     plan = topology.plan
-    empty = [n for n in topology.nodes.values() if n.plan.role == "enterprise" and len(n.store) <= 1]
+    empty = [n for n in topology.nodes.values() if n.plan.role == Role.ENTERPRISE and len(n.store) <= 1]
     for count, node in enumerate(empty, 1):
         source = _site_leader(plan, node.plan)  # mirrors copy their primary; servers take their share
         records = identifiers_for(source, plan.config.seed)
@@ -516,16 +414,47 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
             progress("seeding identifiers", count, len(empty))
 
 
-def _write_state(topology: Topology) -> None:
-    state_dir = topology.state_dir
-    credentials = {n.admin_identity: n.secret for n in topology.plan.nodes if n.role in ("secondary", "enterprise")}
-    credentials[ROOT_OPERATOR.to_text()] = operator_secret(topology.plan)
-    _write_private(state_dir / CREDENTIALS_FILE, json.dumps(credentials, indent=1, sort_keys=True))
-    (state_dir / TOPOLOGY_FILE).write_text(json.dumps(topology.describe(), indent=1, ensure_ascii=False))
+def describe(topology: Topology) -> TopologyState:
+    """What topology.json says about a launched topology (every node this process knows the address of)."""
+    plan = topology.plan
+    listed = [n for n in plan.nodes if n.node_id in topology.addresses]
+    monitoring = topology.monitoring
+    return TopologyState(
+        version=FORMAT_VERSION, name=plan.config.name, seed=plan.config.seed, pid=os.getpid(),
+        state_dir=topology.state_dir, started_at=time.time(), boot_seconds=round(topology.boot_seconds, 3),
+        credentials=topology.state_dir / CREDENTIALS_FILE,
+        tls=TlsEntry(topology.tls.ca) if topology.tls is not None else None,
+        roots=tuple(_root_entry(topology, n) for n in listed if n.role == Role.ROOT),
+        examples=tuple(example_identifiers(plan, 5)),
+        nodes=tuple(_node_entry(topology, n) for n in listed),
+        net=network.net_mode(topology), network=topology.model.to_dict() if topology.model is not None else None,
+        faults=network.faults_entry(topology),
+        metrics_url=monitoring.metrics_url if monitoring is not None else None,
+        report_interval=monitoring.sender.interval if monitoring is not None else None,
+        engine=topology.engine, workers=max(topology.workers.values(), default=0) + 1,
+        metrics_urls=tuple(topology.metrics_urls))
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)
+def _root_entry(topology: Topology, node: NodePlan) -> RootEntry:
+    host, port = topology.addresses[node.node_id]
+    return RootEntry(node.node_id, host, port, topology.url_of(node.node_id))
+
+
+def _node_entry(topology: Topology, p: NodePlan) -> NodeEntry:
+    host, port = topology.addresses[p.node_id]
+    return NodeEntry(id=p.node_id, role=p.role, prefix=p.prefix, parent=p.parent_id, industry=p.industry,
+                     region=p.region, url=topology.url_of(p.node_id), host=host, port=port,
+                     identity=p.admin_identity, identifiers=p.identifier_count, mirror_of=p.mirror_of,
+                     server_of=p.server_of, server_index=p.server_index, site_servers=p.site_servers,
+                     worker=topology.workers.get(p.node_id, 0))
+
+
+def announce(topology: Topology) -> TopologyState:
+    """Write credentials.json and topology.json: from now on other commands find the topology."""
+    plan = topology.plan
+    credentials = {n.admin_identity: n.secret for n in plan.nodes if n.role in (Role.SECONDARY, Role.ENTERPRISE)}
+    credentials[ROOT_OPERATOR.to_text()] = operator_secret(plan)
+    write_credentials(topology.state_dir, credentials)
+    state = describe(topology)
+    write_state(state)
+    return state

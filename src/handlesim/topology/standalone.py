@@ -24,6 +24,7 @@ from ..net.limits import ServerLimits
 from ..net.replication import Replicator
 from ..net.server import NodeServer
 from ..store import SqliteStore
+from .schema import TopologyConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,12 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefix", required=True, help="prefix the node homes, e.g. 88.101.1001")
     parser.add_argument("--secret", default=None,
                         help="the prefix owner's secret (300:0.NA/<prefix>); default: $HANDLESIM_SECRET")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    parser.add_argument("--host", default=TopologyConfig.host, help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: an ephemeral one, printed when ready)")
     parser.add_argument("--node-id", default=None, help="name in stats and messages (default ent-<prefix>)")
     parser.add_argument("--mirror-of", default=None, help="make this node a read-only mirror of that primary URL")
     parser.add_argument("--peer", action="append", default=[], help="URL of a mirror this primary replicates to")
-    parser.add_argument("--iterations", type=int, default=1000, help="PBKDF2 iterations for the stored secret")
+    parser.add_argument("--iterations", type=int, default=TopologyConfig.secret_iterations,
+                        help="PBKDF2 iterations for the stored secret")
     parser.add_argument("--max-in-flight", type=int, default=ServerLimits.max_in_flight)
     parser.add_argument("--synchronous", choices=("normal", "full"), default="normal",
                         help="SQLite synchronous mode (normal: survives SIGKILL; full: also power loss)")

@@ -3,7 +3,7 @@ step, watch them, restart a worker that dies, and stop them all.
 
 A shard is hosted by a worker process (`ProcessEngine`, this module) or a Ray actor (`ray_engine.py`); the
 supervisor only needs `Shard`'s four coroutines, so both engines share the phase logic, the restart logic and the
-topology.json the supervisor writes (`runner.Topology` with every node's address and worker number).
+topology.json the supervisor writes (`running.Topology` with every node's address and worker number).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .plan import TopologyPlan
-from .runner import LaunchError, Progress, Topology, _write_state, connect, open_topology
+from .runner import Progress, announce, connect, open_topology
+from .running import LaunchError, Topology
 from .worker import ShardSpec, worker_main
 
 RESTART_ATTEMPTS = 3
@@ -92,7 +93,8 @@ class Supervisor:
 
     def __init__(self, plan: TopologyPlan, state_dir: Path, engine: Engine, count: int, *, store_kind: str = "sqlite",
                  bind_host: str | None = None, progress: Progress | None = None,
-                 report: Callable[[str], None] | None = None, tls: bool = False, net: str = "loopback") -> None:
+                 report: Callable[[str], None] | None = None, tls: bool = False, net: str = "loopback",
+                 reset: bool = False) -> None:
         refuse_unsupported(plan, tls=tls, binds_elsewhere=bind_host is not None)
         self.engine = engine
         shards = shard_nodes(plan, count)
@@ -100,6 +102,10 @@ class Supervisor:
                       for i, ids in enumerate(shards)]
         self.tls = tls
         self.net = net
+        self.store_kind = store_kind
+        self.bind_host = bind_host
+        self.reset = reset
+        """Wipe the state dir's old content (stores of another topology) before booting."""
         self.plan = plan
         self.state_dir = state_dir
         self.progress = progress
@@ -116,7 +122,8 @@ class Supervisor:
         """Start every worker and run the launch phases across them; returns the topology written to the state
         dir (its `nodes` is empty: the nodes live in the workers, `addresses` says where)."""
         started = time.perf_counter()
-        topology = open_topology(self.plan, self.state_dir, tls=self.tls, net=self.net)
+        topology = open_topology(self.plan, self.state_dir, tls=self.tls, net=self.net, store_kind=self.store_kind,
+                                 reset=self.reset, check_ports=self.bind_host is None)
         topology.engine = self.engine.name
         self.topology = topology
         # the certificate is made once, here: every worker serves it and pins its CA
@@ -134,11 +141,16 @@ class Supervisor:
                 self.statuses[status["worker"]] = status
             topology.metrics_urls = self._metrics_urls()
             topology.boot_seconds = time.perf_counter() - started
-            _write_state(topology)
+            announce(topology)
         except BaseException:
-            await self.stop()
+            await self._stop_shards()
+            await topology.abandon()
             raise
         return topology
+
+    async def _stop_shards(self) -> None:
+        await asyncio.gather(*(shard.stop() for shard in self.shards), return_exceptions=True)
+        self.shards = []
 
     def _metrics_urls(self) -> list[str]:
         return [str(s["metrics_url"]) for _, s in sorted(self.statuses.items()) if s.get("metrics_url")]
@@ -190,7 +202,7 @@ class Supervisor:
             self.statuses[spec.number] = status
             if self.topology is not None:  # the restarted worker serves metrics on a new port
                 self.topology.metrics_urls = self._metrics_urls()
-                _write_state(self.topology)
+                announce(self.topology)
             self.report(f"worker {spec.number} back (pid {status['pid']}) in {time.perf_counter() - started:.2f} s")
             return
         self.given_up.add(spec.number)
@@ -207,8 +219,7 @@ class Supervisor:
         return await shard.call("seed")
 
     async def stop(self) -> None:
-        await asyncio.gather(*(shard.stop() for shard in self.shards), return_exceptions=True)
-        self.shards = []
+        await self._stop_shards()
         if self.topology is not None:
             await self.topology.stop()
 

@@ -27,8 +27,6 @@ from . import network
 from .monitoring import start_monitoring
 from .plan import TopologyPlan
 from .runner import (
-    LaunchError,
-    Topology,
     _delegate,
     _replication_settled,
     _seed,
@@ -37,6 +35,7 @@ from .runner import (
     load_prefix_records,
     use_tls,
 )
+from .running import LaunchError, Topology
 
 Address = tuple[str, int]
 
