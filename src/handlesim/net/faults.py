@@ -53,10 +53,12 @@ class FaultTarget(Protocol):
     """What fault injection needs of a node's server (net/server.py's NodeServer)."""
 
     port: int
-    native_port: int
-    """The port of the node's native interface, UDP and TCP (0: none); closed and reopened with the REST port."""
     faults: FaultController | None
     """Set by `FaultController.register`: the server's edge gate then holds requests as the faults say."""
+
+    @property
+    def native_port(self) -> int:
+        """The port of the node's native interface, UDP and TCP (0: none); closed and reopened with REST."""
 
     async def listen(self, host: str, port: int) -> int: ...
 

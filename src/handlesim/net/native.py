@@ -679,7 +679,6 @@ class NativeListener:
             self.responder.site = SiteInfo(servers=(ServerInfo(1, host, native_interfaces(self.tcp_port,
                                                                                            self.udp_port)),),
                                            attributes=(("desc", self.responder.service.config.node_id),))
-        return self.udp_port, self.tcp_port
 
     async def stop(self) -> None:
         tcp = self._tcp

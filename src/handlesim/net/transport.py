@@ -1,7 +1,7 @@
 """The network side of the transport seam (core/transport.py): the system clock, the one mapping from network
 exceptions to failure reasons, and one exchange with a node framed by the network model.
 
-Every network transport (the aiohttp client, the keep-alive pool, later the native protocol) sends a step through
+Every network transport (the aiohttp client, the keep-alive pool, the native protocol) sends a step through
 `exchange_over_network`, so delays, loss and the wording of failures are the same whichever carries the bytes.
 """
 
@@ -37,6 +37,13 @@ class UnreadableAnswer(Exception):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"unreadable answer (HTTP {status}: {message})")
+
+
+class UnreadableNative(UnreadableAnswer):
+    """A node's native-protocol answer does not decode (net/nativeclient.py)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, f"unreadable native answer ({message})")
 
 
 NETWORK_FAILURES = (TimeoutError, OSError, aiohttp.ClientError, ConnectionBroken, UnreadableAnswer)
