@@ -325,6 +325,27 @@ class NativeTransport:
                                                net=self.net, timeout_s=self.timeout)
         return exchange
 
+    async def answer_code(self, host: str, udp_port: int, tcp_port: int, message: bytes) -> int:
+        """Send an encoded request (the load generator encodes each key once) and return only the answer's response
+        code: UDP with its retries then TCP (`udp` transport), or TCP; the network model frames it as any exchange.
+        Raises TimeoutError / ConnectionBroken / OSError as the generator counts them."""
+        envelope = Envelope(request_id=next_request_id())
+        if self.net is None:
+            return await self._code(host, udp_port, tcp_port, envelope, message)
+        code, _ = await self.net.exchange(host, udp_port if self.protocol == "udp" else tcp_port,
+                                          partial(self._code, host, udp_port, tcp_port, envelope, message))
+        return code
+
+    async def _code(self, host: str, udp_port: int, tcp_port: int, envelope: Envelope, message: bytes) -> int:
+        if self.protocol == "udp":
+            try:
+                answer = await self.udp.send(host, udp_port, envelope, message)
+                return int.from_bytes(answer[4:8], "big")
+            except TimeoutError:
+                self.fallbacks += 1
+        answer = await self.tcp.send(host, tcp_port, envelope, message)
+        return int.from_bytes(answer[4:8], "big")
+
     async def _send(self, server: ServerInfo, request: Request, first: str) -> Response:
         envelope, message = encode_request(request, next_request_id())
         if first == "udp":
