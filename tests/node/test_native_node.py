@@ -13,10 +13,14 @@ import pytest
 from handlesim.core.codes import OpCode, ResponseCode
 from handlesim.core.handle import Handle
 from handlesim.core.messages import Request
-from handlesim.core.prefixes import native_interfaces
+from handlesim.core.netmodel import LinkParams, NetworkModel, Region
+from handlesim.core.prefixes import http_site, native_interfaces, with_native_interfaces
+from handlesim.core.resolution import Step
 from handlesim.core.values import Interface, ServerInfo
+from handlesim.net.keepalive import KeepAlivePool, KeepAliveTransport
 from handlesim.net.limits import ServerLimits
 from handlesim.net.nativeclient import NativeTransport, encode_request
+from handlesim.net.shaping import NetPath
 
 from ..support import rfcclient as rfc
 from ..support.livenode import PREFIX, live_node
@@ -128,3 +132,30 @@ async def test_a_late_udp_answer_after_a_resend_still_counts() -> None:
             await native.reopen()  # ...the resend finds it listening again
             exchange = await asyncio.wait_for(asked, 5)
         assert exchange.response is not None and exchange.response.ok
+
+
+async def test_native_brings_back_what_rest_brings_and_the_model_frames_it_alike() -> None:
+    async with live_node(native=True) as node:
+        port, native_port = node.server.port, node.server.native_port
+        site = with_native_interfaces(http_site("ent", [("127.0.0.1", port)]), [(native_port, native_port)])
+        step = Step(site, site.servers[0], resolution())
+        pool = KeepAlivePool(timeout=1.0)
+        try:
+            over_rest = await KeepAliveTransport(pool).exchange(step)
+        finally:
+            pool.close()
+        async with NativeTransport("udp", timeout=1.0) as native:
+            over_native = await native.exchange(step)
+            assert over_rest.response is not None and over_native.response is not None
+            assert over_native.response.values == over_rest.response.values
+            native.net = one_region(native_port, delay=0.02)
+            framed = await native.exchange(step)
+            native.net = one_region(native_port, delay=0.02, loss=1.0)
+            lost = await native.exchange(step)
+    assert framed.response is not None and framed.modelled == pytest.approx(0.04)  # 20 ms out, 20 ms back
+    assert lost.response is None and lost.failure == "timed out (request to A lost in the network model)"
+
+
+def one_region(port: int, *, delay: float, loss: float = 0.0) -> NetPath:
+    model = NetworkModel({"A": Region("A")}, {("A", "A"): LinkParams(delay, loss=loss)}, "A", "A")
+    return NetPath.create("client", "A", model, timeout=1.0, endpoints={("127.0.0.1", port): "A"})
