@@ -19,6 +19,7 @@ from handlesim.core.resolution import Step
 from handlesim.core.values import Interface, ServerInfo
 from handlesim.net.keepalive import KeepAlivePool, KeepAliveTransport
 from handlesim.net.limits import ServerLimits
+from handlesim.net.metrics import exposition
 from handlesim.net.nativeclient import NativeTransport, encode_request
 from handlesim.net.shaping import NetPath
 
@@ -55,6 +56,9 @@ async def test_one_port_number_for_udp_and_tcp_and_counted_in_stats() -> None:
         assert stats.latency["resolution"].count == 3
         assert stats.native is not None and stats.native["answered_from_cache"] == 2
         assert stats.to_json()["native"]["udp_messages"] == 2
+        text = exposition([node.server])[0].decode()
+        assert 'handlesim_native_messages_total{' in text and 'transport="udp"} 2.0' in text
+        assert 'op="resolution",prefix="",role=""} 3.0' in text.split("handlesim_request_duration_seconds_count")[1]
 
 
 async def test_per_client_rate_applies_to_native_requests() -> None:

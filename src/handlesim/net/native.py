@@ -55,8 +55,11 @@ from .verify import RemoteVerifier
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-_CACHE_FLAGS = OpFlag.AUTH | OpFlag.CERT | OpFlag.CACR | OpFlag.ENCR | OpFlag.PUBL | OpFlag.DNRF | OpFlag.RECU
+_CACHE_FLAGS = int(OpFlag.AUTH | OpFlag.CERT | OpFlag.CACR | OpFlag.ENCR | OpFlag.PUBL | OpFlag.DNRF | OpFlag.RECU)
 """Request flags an answer depends on (the encoded-answer cache keys on them)."""
+_UNCACHED = int(OpFlag.RRDG | OpFlag.CERT)
+"""Requests with these flags get answers of their own (a digest of the request, a signature)."""
+_PUBL = int(OpFlag.PUBL)
 _CACHED_CODES = frozenset({ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND, ResponseCode.PREFIX_REFERRAL,
                            ResponseCode.VALUES_NOT_FOUND})
 LIST_CHUNK_BYTES = 64 * 1024
@@ -187,7 +190,7 @@ class NativeResponder:
             return self._respond(envelope, data, peer)
         started = time.perf_counter()
         outcome = self._respond(envelope, data, peer)
-        operation = operation_name(_header_of(data).op)
+        operation = operation_name(int.from_bytes(data[:4], "big"))
         if isinstance(outcome, Reply):
             edge.record(operation, time.perf_counter() - started)
             return outcome
@@ -211,6 +214,9 @@ class NativeResponder:
             raw = split_message(data)
             if not raw.header.is_request:
                 raise ProtocolError(f"a server takes requests; this message carries response code {raw.header.code}")
+            hit = self._cached(out, raw)  # before decoding the body: a cached answer needs only its bytes
+            if hit is not None:
+                return hit
             message = decode_body(raw)
         except HandleError as exc:
             self.counters.protocol_errors += 1
@@ -246,16 +252,7 @@ class NativeResponder:
     def _serve(self, out: Envelope, envelope: Envelope, message: Message, raw: RawMessage, peer: str,
                identity: ValueReference | None = None) -> Outcome:
         header = message.header
-        memo = self._memo(out, message, raw) if identity is None else None
-        if memo is not None:
-            hit = self._answers.get(memo)
-            if hit is not None:
-                code = int.from_bytes(hit[4:8], "big")
-                counters = self.counters
-                counters.answered_from_cache += 1
-                counters.answers[code] += 1
-                counters.cache_hits[code] += 1
-                return Reply(out, [hit])
+        memo = self._memo(out, header, raw.body) if identity is None else None
         request = request_from_message(message)
         if identity is not None:
             request = replace(request, identity=identity, public_only=bool(header.flags & OpFlag.PUBL))
@@ -415,12 +412,25 @@ class NativeResponder:
 
     # -- encoded-answer cache ----------------------------------------------------------------------------------------
 
-    def _memo(self, out: Envelope, message: Message, raw: RawMessage) -> tuple[Any, ...] | None:
-        header = message.header
-        if (header.op != OpCode.RESOLUTION or header.flags & (OpFlag.RRDG | OpFlag.CERT)
-                or not header.flags & OpFlag.PUBL or self.limits.answer_cache_entries <= 0):
+    def _cached(self, out: Envelope, raw: RawMessage) -> Reply | None:
+        """The encoded answer to an identical public resolution, if one is cached."""
+        memo = self._memo(out, raw.header, raw.body)
+        hit = self._answers.get(memo) if memo is not None else None
+        if hit is None:
             return None
-        return (out.major, out.minor, int(header.flags & _CACHE_FLAGS), header.recursion_count, raw.body)
+        code = int.from_bytes(hit[4:8], "big")
+        counters = self.counters
+        counters.answered_from_cache += 1
+        counters.answers[code] += 1
+        counters.cache_hits[code] += 1
+        return Reply(out, [hit])
+
+    def _memo(self, out: Envelope, header: Header, body: bytes) -> tuple[Any, ...] | None:
+        flags = int(header.flags)  # plain ints: IntFlag arithmetic costs microseconds per request
+        if (header.op != OpCode.RESOLUTION or flags & _UNCACHED or not flags & _PUBL
+                or self.limits.answer_cache_entries <= 0):
+            return None
+        return (out.major, out.minor, flags & _CACHE_FLAGS, header.recursion_count, body)
 
     def _remember(self, memo: tuple[Any, ...], handle_key: str, encoded: bytes) -> None:
         if len(self._answers) >= self.limits.answer_cache_entries:
@@ -444,8 +454,9 @@ def answer_envelope(envelope: Envelope) -> Envelope:
     major, minor = envelope.answer_version
     if major != MAJOR_VERSION:
         major, minor = envelope.major, envelope.minor
-    return replace(envelope, major=major, minor=minor, suggest_major=MAJOR_VERSION, suggest_minor=MINOR_VERSION,
-                   truncated=False, compressed=False, encrypted=False, sequence=0)
+    # built field by field: dataclasses.replace costs more than the rest of a cached answer
+    return Envelope(major, minor, MAJOR_VERSION, MINOR_VERSION, False, False, False, envelope.session_id,
+                    envelope.request_id, 0, envelope.length)
 
 
 def _header_of(data: bytes) -> Header:

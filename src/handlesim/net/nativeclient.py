@@ -36,7 +36,14 @@ from ..wire.native.header import OpFlag
 from ..wire.native.mapping import message_from_request, response_from_message
 from ..wire.native.packets import Reassembler, StreamDecoder, frame, to_datagrams
 from .shaping import NetPath
-from .transport import SYSTEM_CLOCK, ConnectFailed, ConnectionBroken, UnreadableNative, exchange_over_network
+from .transport import (
+    SYSTEM_CLOCK,
+    ConnectFailed,
+    ConnectionBroken,
+    OneRequestConnection,
+    UnreadableNative,
+    exchange_over_network,
+)
 
 UDP_WAITS = (0.5, 1.0, 1.5)
 """Seconds Handle.Net's resolver waits for a UDP answer before resending, then before giving up on UDP
@@ -167,23 +174,10 @@ class UdpExchanger:
 # -- TCP -------------------------------------------------------------------------------------------------------------
 
 
-class _TcpConnection(asyncio.Protocol):
+class _TcpConnection(OneRequestConnection[bytes]):
     def __init__(self) -> None:
-        self.transport: Any = None
+        super().__init__()
         self.decoder = StreamDecoder()
-        self.waiter: asyncio.Future[bytes] | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:  # request/answer exchanges: Nagle + delayed ACKs would add 40 ms stalls
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionBroken(f"connection closed ({exc or 'by peer'})"))
 
     def data_received(self, data: bytes) -> None:
         try:
