@@ -69,6 +69,16 @@ async def test_per_client_rate_applies_to_native_requests() -> None:
         assert stats.rejected_busy == 2 and stats.requests["resolution"]["3"] == 2
 
 
+async def test_rest_requests_in_flight_count_against_native_ones() -> None:
+    """One in-flight budget per node: with max_in_flight REST requests being served, a native request gets 3."""
+    async with live_node(server_limits=ServerLimits(max_in_flight=4), native=True) as node:
+        gate = node.server.gate
+        gate.in_flight = 4  # as if four REST requests were in their routes right now
+        assert (await rfc.RfcClient("udp").ask(node.native_address, pump_query())).code == 3
+        gate.in_flight = 0
+        assert (await rfc.RfcClient("udp").ask(node.native_address, pump_query())).code == rfc.RC_SUCCESS
+
+
 async def test_garbage_is_answered_and_counted_as_protocol_errors() -> None:
     async with live_node(native=True) as node:
         answer = await rfc.RfcClient("udp").ask(node.native_address, rfc.message(rfc.OC_RESOLUTION, b"\x00\x00"))
