@@ -25,6 +25,7 @@ from ..core import latency as server_latency
 from ..net.shaping import NetPath
 from ..topology.network import NetModeError, client_path
 from ..topology.plan import Role
+from ..topology.running import LaunchError
 from ..topology.state import TopologyState, load_state
 from .baseline import BaselineServer
 from .generator import MODES, WorkerSpec, basic_header, run_worker
@@ -465,7 +466,7 @@ def started_topology(config_path: Path, *, identifiers: int | None = None, net: 
     """Start `handlesim up` (memory stores, ephemeral ports) in its own process for the benchmark, stop it after.
 
     `net` is the nodes' network mode (loopback for raw benchmarks unless asked); `faults` turns fault injection on
-    (scenarios)."""
+    (scenarios). An `up` that exits before it is ready raises LaunchError with what it printed as its error."""
     with tempfile.TemporaryDirectory(prefix="handlesim-bench-") as tmp:
         state_dir = Path(tmp) / "state"
         command = [sys.executable, "-m", "handlesim.cli", "up", "--config", str(config_path), "--store", "memory",
@@ -474,14 +475,19 @@ def started_topology(config_path: Path, *, identifiers: int | None = None, net: 
             command += ["--identifiers", str(identifiers)]
         command += ["--net", net] + (["--network", str(network_file)] if network_file else [])
         command += ["--faults"] if faults else []
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        errors_path = Path(tmp) / "up.err"
+        # a file, not a pipe: nobody reads up's stderr while the benchmark runs, and a full pipe would block it
+        with errors_path.open("w") as errors:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 if line.startswith("ready:"):
                     break
             else:
-                raise RuntimeError(f"`handlesim up --config {config_path}` exited before it was ready")
+                proc.wait(30)
+                raise LaunchError(f"`handlesim up --config {config_path}` exited before it was ready: "
+                                  f"{_last_error(errors_path)}")
             yield load_state(state_dir)
         finally:
             proc.terminate()
@@ -492,3 +498,10 @@ def started_topology(config_path: Path, *, identifiers: int | None = None, net: 
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+
+
+def _last_error(path: Path) -> str:
+    """The `Error: ...` line `up` printed (or its last line; 'no message' when it printed nothing)."""
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
+    return errors[-1] if errors else lines[-1] if lines else "no message"
