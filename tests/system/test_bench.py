@@ -118,8 +118,9 @@ def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "handlesim.cli", "bench", "--config", "configs/small.toml", "--mode", "direct",
          "--rate", "300", "--duration", "2", "--warmup", "0.5", "--connections", "4", "--out", str(out),
-         "--name", "e2e"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+         "--name", "e2e", "--fail-on", "errors>0.01,p99>2s"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    assert "ok      errors>0.01" in run.stdout and "ok      p99>2s" in run.stdout
     result = json.loads((out / "e2e.json").read_text())
     assert result["schema"] == 1 and result["kind"] == "handlesim-bench"
     assert result["run"]["completed"] >= 500 and result["run"]["errors"] == 0
@@ -130,3 +131,18 @@ def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     assert (out / "e2e.md").read_text().startswith("### `direct`")
     assert (out / "e2e-latency.png").stat().st_size > 1000
     assert "| direct |" in run.stdout
+
+
+def test_fail_on_thresholds_exit_1_and_say_which_failed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "handlesim.cli", "bench", "--config", "configs/small.toml", "--rate", "100",
+         "--duration", "1", "--warmup", "0", "--connections", "2", "--no-baseline", "--out", str(out), "--name",
+         "gate", "--fail-on", "errors>0.5, p99<1us, rate<1"], cwd=ROOT, capture_output=True, text=True,
+        timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAILED  p99<1us" in run.stdout and "ok      errors>0.5" in run.stdout and "ok      rate<1" in run.stdout
+    assert "Error: --fail-on: p99<1us" in run.stderr and "Traceback" not in run.stderr
+    verdict = json.loads((out / "gate.json").read_text())["fail_on"]
+    assert verdict["ok"] is False
+    assert [t["failed"] for t in verdict["thresholds"]] == [False, True, False]
