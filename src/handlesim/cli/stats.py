@@ -69,8 +69,10 @@ def _views(topology: TopologyState, root_id: str | None, top: int, interval: flo
         return
 
 
-def _get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - loopback URLs from topology.json
+def _get_json(topology: TopologyState, url: str, timeout: float = 5.0) -> Any:
+    """GET a node's JSON; over HTTPS pinning the topology's CA when it serves TLS (`up --tls`)."""
+    context = topology.ssl_context() if url.startswith("https:") else None
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as reply:  # noqa: S310 - loopback URLs
         return json.loads(reply.read())
 
 
@@ -84,7 +86,7 @@ def national_view(topology: TopologyState, root_id: str | None = None, top: int 
     errors = []
     for root in roots:
         try:
-            picture = _get_json(root.url + "/api/reports")
+            picture = _get_json(topology, root.url + "/api/reports")
             break
         except (OSError, ValueError) as exc:
             errors.append(f"{root.id}: {exc}")
@@ -106,7 +108,7 @@ def _root_lag(topology: TopologyState, asked: str) -> list[dict[str, Any]]:
         if root.id == asked:
             continue
         try:
-            replication = _get_json(root.url + "/_sim/stats").get("replication", {})
+            replication = _get_json(topology, root.url + "/_sim/stats").get("replication", {})
         except (OSError, ValueError):
             lagging.append({"node": root.id, "peer": "-", "pending": 0, "lag_s": 0.0, "failures": 0,
                             "unreachable": True})
