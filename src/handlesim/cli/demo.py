@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..core.errors import HandleError
+from ..core.wording import counted
 from ..demo.narration import LANGUAGES
 from ..demo.walkthrough import DemoRun
 from ..demo.web import DemoWeb, DemoWebConfig, WebError
@@ -127,7 +128,7 @@ async def serve_page(state: TopologyState, host: str, port: int, topology: Topol
         await page.start(host, port)
     except (WebError, OSError) as exc:
         fail(f"the demo page cannot listen on {host}:{port}: {exc}")
-    click.echo(f"web: http://{host}:{page.port}/  (the teaching page; {len(state.nodes)} nodes)")
+    click.echo(f"web: http://{host}:{page.port}/  (the teaching page; {counted(len(state.nodes), 'node')})")
     sys.stdout.flush()
     return page
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..core.codes import ResponseCode
 from ..core.errors import AuthenticationNeeded, ProtocolError
-from ..core.handle import Prefix
+from ..core.handle import NA_PREFIX, Prefix
 from ..core.messages import Response
 from ..core.reports import MAX_CHILDREN, NodeReport, ReportBook, check_forwarded, check_reporter, report_from_data
 from ..core.values import PREFIX_SITE_TYPES, SITE_TYPES, ValueReference
@@ -50,8 +50,10 @@ def new_report_book() -> ReportBook:
 def own_report(server: NodeServer) -> NodeReport:
     """The node's statistics now, as it reports them upward."""
     meta = server.meta
+    # a resolver homes no prefix: it reports as the root operator's node, under 0.NA as the roots do
     return NodeReport(
-        node=server.service.config.node_id, role=str(meta.get("role", "")), prefix=str(meta.get("prefix", "")),
+        node=server.service.config.node_id, role=str(meta.get("role", "")),
+        prefix=str(meta.get("prefix") or NA_PREFIX.text),
         industry=str(meta.get("industry") or ""), sent_at=server.clock(), interval_s=server.report_interval,
         requests=server.request_counts(), store_handles=len(server.service.store),
         uptime_s=round(server.clock() - server.started_at, 3), in_flight=server.in_flight,
@@ -187,12 +189,13 @@ class ReportSender:
 
     async def _send(self, reporter: _Reporter, semaphore: asyncio.Semaphore) -> int:
         server = reporter.server
-        body: dict[str, Any] = {"report": own_report(server).to_data()}
+        report = own_report(server)
+        body: dict[str, Any] = {"report": report.to_data()}
         if reporter.forwards_children:
             body["children"] = [r.to_data() for r in server.reports.latest("enterprise")]
         payload = codec.encode_body(body, codec.MSGPACK)
         headers = {"Content-Type": codec.MSGPACK, "Authorization": reporter.authorization}
-        path = REPORT_ROUTE.replace("{prefix}", str(server.meta.get("prefix", "")))
+        path = REPORT_ROUTE.replace("{prefix}", report.prefix)
         delivered = 0
         async with semaphore:
             for host, port in reporter.targets:

@@ -138,6 +138,8 @@ class NodeServer:
         """The latest operating reports of the nodes below this one (the national picture at a root)."""
         self.report_interval = 0.0
         """Seconds between this node's own reports upward (0: it does not report)."""
+        self.setup_requests: dict[str, dict[str, int]] = {}
+        """What the node answered while its topology was set up (the delegation writes), by operation and code."""
         self.app.add_routes([
             web.put(REPORT_ROUTE, self.receive_report),
             web.get(REPORTS_ROUTE, self.national_picture),
@@ -343,6 +345,16 @@ class NodeServer:
             codes[str(code)] = codes.get(str(code), 0) + count
         return by_op
 
+    def end_setup(self) -> None:
+        """The topology is ready: keep what the node answered while it was set up apart (`setup_requests`), so its
+        requests, registrations and latencies count what users and benchmarks did, not the delegations."""
+        self.setup_requests = self.request_counts()
+        self.service.counts.clear()
+        self.fast_answers.clear()
+        self.edge_errors.clear()
+        for histogram in self.latency.values():
+            histogram.reset()
+
     def stats_snapshot(self) -> dict[str, Any]:
         by_op = self.request_counts()
         return {
@@ -355,6 +367,7 @@ class NodeServer:
             "rejected_busy": self.rejected_busy,
             "latency": {op: h.snapshot() for op, h in self.latency.items() if h.count},
             "reports_received": self.reports.received,
+            "setup_requests": self.setup_requests,
             "store_handles": len(self.service.store),
             "homed_prefixes": [p.text for p in self.service.homed_prefixes],
             "answer_cache_entries": len(self._answers),
