@@ -24,8 +24,9 @@ from ..core.health import DEFAULT_TIMEOUT
 from ..core.messages import Response
 from ..core.values import HandleValue, ValueReference
 from ..net.client import HandleClient
+from ..topology import network
 from ..topology.config import ConfigError, load_config
-from ..topology.network import NetModeError, client_path
+from ..topology.network import NetModeError
 from ..topology.plan import Role, TopologyPlan, build_plan
 from ..topology.running import LaunchError
 from ..topology.state import DEFAULT_STATE_DIR, StateError, TopologyState, load_state
@@ -178,9 +179,6 @@ def topology_client(state: TopologyState, timeout: float, *, net: str | None = N
     """A client of the running topology: its CA pinned (`up --tls`) and its network mode followed, so this
     command's own hops pay the modelled delays when the topology runs with the model (`net` overrides)."""
     try:
-        path = client_path(state, net, region=region, timeout=timeout)
+        return network.topology_client(state, timeout, net=net, region=region)
     except NetModeError as exc:
         fail(str(exc))
-    client = HandleClient(timeout=timeout, ssl_context=state.ssl_context())
-    client.net = path
-    return client
