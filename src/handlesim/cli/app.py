@@ -103,7 +103,10 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0, min_open
 @click.group(cls=HandlesimGroup)
 @click.version_option(package_name="handlesim")
 def main() -> None:
-    """handlesim: a Handle System root / secondary / enterprise hierarchy on loopback."""
+    """handlesim: a Handle System root / secondary / enterprise hierarchy on loopback.
+
+    Exit status, in every output mode (text and --json): 0 success; 1 a non-success Handle answer, drift, a failed
+    threshold or an error; 2 a wrong command line."""
 
 
 def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> TopologyPlan:

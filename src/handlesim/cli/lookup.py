@@ -126,7 +126,9 @@ def _print_result(result: Response) -> None:
 @timeout_option
 @json_option
 def check(handle: str, state_dir: Path, timeout: float, as_json: bool) -> None:
-    """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift."""
+    """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift.
+
+    Exits 0 only when every replica answers the same values; 1 on drift, or when no replica holds the handle."""
     state = running_state(state_dir)
     target = parse_handle(handle)
 
