@@ -137,7 +137,7 @@ def answered_by(topology: Topology, victim: str) -> dict[str, int]:
     """Requests answered so far by the victim and its alternatives (the other root, or the mirror)."""
     first = VICTIMS[victim]
     candidates = [first, *topology.plan.mirrors_of(first)] if victim != "root" else [first, "root-beijing"]
-    return {c: int(topology.nodes[c].server.stats_snapshot()["requests_total"]) for c in candidates}
+    return {c: int(topology.nodes[c].server.stats().requests_total) for c in candidates}
 
 
 def victim_of(topology: Topology, victim: str, earlier: dict[str, int]) -> tuple[str, dict[str, int]]:

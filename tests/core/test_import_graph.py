@@ -113,3 +113,12 @@ def test_late_and_type_only_imports_count() -> None:
 
 def test_no_import_cycles_in_topology() -> None:
     assert import_cycles("handlesim.topology") == []
+
+
+def test_no_import_cycles_in_net() -> None:
+    """NodeServer sits on top of net/: faults, metrics and reporting say what they need of a node with a protocol
+    (or read its NodeStats) instead of importing the server back."""
+    assert our_imports((PACKAGE / "net" / "server.py").read_text(encoding="utf-8"), "handlesim.net.server") >= {
+        "handlesim.net.gate", "handlesim.net.answers", "handlesim.net.stats", "handlesim.net.faults",
+        "handlesim.net.metrics", "handlesim.net.reporting"}
+    assert import_cycles("handlesim.net") == []

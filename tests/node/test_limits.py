@@ -132,19 +132,19 @@ async def test_a_stalled_body_times_out_and_the_node_keeps_serving() -> None:
 async def test_in_flight_work_is_bounded_with_code_3() -> None:
     async with live_node(SMALL, SMALL_SERVER) as node, aiohttp.ClientSession() as http:
         stalled = [await _raw(node.server.port, _half_put()) for _ in range(2)]  # max_in_flight = 2
-        await eventually(lambda: node.server.in_flight == 2, 1.0, what="two stalled requests in flight")
+        await eventually(lambda: node.server.stats().in_flight == 2, 1.0, what="two stalled requests in flight")
         started = time.monotonic()
         async with http.get(f"{node.url}/api/handles/{PREFIX}/PUMP-1") as reply:
             answer = await reply.json()
         assert (reply.status, answer["responseCode"]) == (503, 3) and "max_in_flight" in answer["message"]
         assert time.monotonic() - started < 0.9, "refused at once, not queued behind the stalled bodies"
-        assert node.server.rejected_busy == 1
+        assert node.server.stats().rejected_busy == 1
         for reader, writer in stalled:
             assert (await _answer_of(reader))[0] == 408
             writer.close()
         async with http.get(f"{node.url}/api/handles/{PREFIX}/PUMP-1") as reply:
             assert reply.status == 200, "served again once the work is done"
-        assert node.server.in_flight <= 1
+        assert node.server.stats().in_flight <= 1
 
 
 async def test_connections_beyond_the_limit_get_503_and_code_3() -> None:
@@ -181,7 +181,7 @@ async def test_shedding_answers_on_the_same_keep_alive_connection() -> None:
     """Beyond max_in_flight a plain GET is refused before aiohttp parses it; the connection stays usable."""
     async with live_node(SMALL, SMALL_SERVER) as node:
         stalled = [await _raw(node.server.port, _half_put()) for _ in range(2)]
-        await eventually(lambda: node.server.in_flight == 2, 1.0, what="two stalled requests in flight")
+        await eventually(lambda: node.server.stats().in_flight == 2, 1.0, what="two stalled requests in flight")
         get = f"GET /api/handles/{PREFIX}/PUMP-1 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         reader, writer = await _raw(node.server.port, get)
         raw = await asyncio.wait_for(reader.read(65536), 5)
@@ -195,7 +195,7 @@ async def test_shedding_answers_on_the_same_keep_alive_connection() -> None:
         status, answer = await _answer_of(reader)
         assert (status, answer["responseCode"]) == (200, 1)
         writer.close()
-        assert node.server.rejected_busy == 1
+        assert node.server.stats().rejected_busy == 1
 
 
 async def test_limits_come_from_the_topology_file(tmp_path: Path) -> None:

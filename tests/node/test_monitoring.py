@@ -284,7 +284,7 @@ async def test_a_report_is_refused_unless_it_comes_from_a_child(small: Topology)
 
     await rounds_by_hand(small)
     enterprise = small.nodes[ENTERPRISE]
-    body = codec.encode_body({"report": own_report(enterprise.server).to_data()}, codec.MSGPACK)
+    body = codec.encode_body({"report": own_report(enterprise.server.stats()).to_data()}, codec.MSGPACK)
     headers = {"Content-Type": codec.MSGPACK, "Authorization": credentials(small, ENTERPRISE)}
     path = "/api/reports/88.101.1001"
     async with aiohttp.ClientSession() as session:

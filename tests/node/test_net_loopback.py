@@ -254,10 +254,11 @@ async def test_the_answer_caches_hold_nothing_the_garbage_collector_walks(small:
     walked = {id(o) for o in gc.get_objects()}
     cached = 0
     for node in enterprises:
-        answers, index = node.server._answers, node.server._answer_keys  # noqa: SLF001 - the property under test
+        answers = node.server.answers
+        held = list(answers.held_objects())
         cached += len(answers)
-        assert not any(id(memo) in walked or id(entry) in walked for memo, entry in answers.items())
-        assert not any(id(memos) in walked for memos in index.values())
+        assert len(held) > 2 * len(answers)  # every key and entry, and the index by handle
+        assert not any(id(container) in walked for container in held)
     assert cached >= 200
     fragments = [value for cache in codec._fragments.values() for value in cache]  # noqa: SLF001
     assert fragments and not any(id(value) in walked for value in fragments)

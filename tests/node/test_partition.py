@@ -107,7 +107,7 @@ async def test_a_server_asked_for_a_handle_outside_its_bucket_answers_301(by_han
         assert f"not to {wrong.plan.node_id}" in node_to_node.message
         # a REST client (recursive) still gets the values: the server walks to the right one for it
         assert (await client.send(wrong.url, Request(OpCode.RESOLUTION, record.handle))).ok
-    stats = wrong.server.stats_snapshot()
+    stats = wrong.server.stats().to_json()
     assert stats["site"] == enterprise.node_id and stats["server"].endswith("of 3")
 
 

@@ -70,14 +70,14 @@ async def test_a_root_that_was_down_catches_up(roots: Topology) -> None:
     async with HandleClient() as client:
         assert (await client.send(qingdao.url, new_prefix_request("88.151", 2), credentials=creds)).ok
         await asyncio.sleep(0.3)
-        stats = qingdao.server.stats_snapshot()["replication"]
+        stats = qingdao.server.stats().to_json()["replication"]
         assert stats[beijing.url]["pending"] == 1 and stats[beijing.url]["failures"] >= 1
         revived = NodeServer(beijing.service)
         await revived.start("127.0.0.1", port)
         try:
             key = Handle.from_text("0.NA/88.151").key
             await eventually(lambda: beijing.store.get(key) is not None)
-            assert qingdao.server.stats_snapshot()["replication"][beijing.url]["pending"] == 0
+            assert qingdao.server.stats().to_json()["replication"][beijing.url]["pending"] == 0
         finally:
             await revived.stop()
 
@@ -123,6 +123,6 @@ async def test_check_reports_agreement_and_drift(roots: Topology) -> None:
     assert agreed["drift"] is False and len(agreed["replicas"]) == 2  # type: ignore[arg-type]
     beijing = roots.nodes["root-beijing"]
     beijing.store.delete(Handle.from_text("0.NA/88.101").key)  # damage one replica behind the service's back
-    beijing.server._forget_answers("")  # noqa: SLF001 - its encoded answers would still show the old record
+    beijing.server.answers.clear()  # its encoded answers would still show the old record
     drifted = await asyncio.to_thread(check)
     assert drifted["drift"] is True and "code 100" in drifted["replicas"].values()  # type: ignore[union-attr]

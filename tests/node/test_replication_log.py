@@ -105,7 +105,7 @@ async def test_a_root_killed_before_delivering_delivers_after_restart(roots: Top
     async with HandleClient() as client:
         assert (await client.send(qingdao.url, new_prefix_request("88.170", 5), credentials=creds)).ok
     await asyncio.sleep(0.2)  # at least one failed delivery attempt
-    assert qingdao.server.stats_snapshot()["replication"][beijing.url]["failures"] >= 1
+    assert qingdao.server.stats().to_json()["replication"][beijing.url]["failures"] >= 1
     await kill(qingdao)
 
     store = SqliteStore(roots.state_dir / "stores" / "root-qingdao.sqlite")

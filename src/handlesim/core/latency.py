@@ -46,8 +46,13 @@ class LatencyHistogram:
 
     def snapshot(self) -> dict[str, Any]:
         """Plain data for `/_sim/stats`: non-empty buckets only, keyed by bucket index."""
-        return {"count": self.count, "sum_s": round(self.total_seconds, 6),
-                "buckets": {str(i): n for i, n in enumerate(self.counts) if n}}
+        return snapshot_of(self.counts, self.total_seconds)
+
+
+def snapshot_of(counts: Sequence[int], total_seconds: float) -> dict[str, Any]:
+    """The plain-data form of a histogram's bucket counts and sum (see `LatencyHistogram.snapshot`)."""
+    return {"count": sum(counts), "sum_s": round(total_seconds, 6),
+            "buckets": {str(i): n for i, n in enumerate(counts) if n}}
 
 
 def counts_from_snapshot(snapshot: Mapping[str, Any]) -> list[int]:

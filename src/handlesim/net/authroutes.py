@@ -18,6 +18,7 @@ from aiohttp import web
 from ..core.auth import parse_identity
 from ..core.values import HS_SECKEY
 from .credentials import Authenticator, parse_handle_scheme
+from .routes import Route
 from .verify import VERIFY_ROUTE, VerificationDesk
 
 SESSIONS_ROUTE = "/api/sessions"
@@ -29,15 +30,15 @@ class AuthRoutes:
         self.authenticator = authenticator
         self.desk = desk
 
-    def routes(self) -> list[web.RouteDef]:
+    def routes(self) -> list[Route]:
         return [
-            web.post(SESSIONS_ROUTE, self.open_session),
-            web.post(SESSIONS_ROUTE + "/", self.open_session),
-            web.get(THIS_SESSION_ROUTE, self.this_session),
-            web.put(THIS_SESSION_ROUTE, self.this_session),
-            web.post(THIS_SESSION_ROUTE, self.this_session),
-            web.delete(THIS_SESSION_ROUTE, self.close_session),
-            web.post(VERIFY_ROUTE, self.desk.route),
+            Route("POST", SESSIONS_ROUTE, self.open_session),
+            Route("POST", SESSIONS_ROUTE + "/", self.open_session),
+            Route("GET", THIS_SESSION_ROUTE, self.this_session),
+            Route("PUT", THIS_SESSION_ROUTE, self.this_session),
+            Route("POST", THIS_SESSION_ROUTE, self.this_session),
+            Route("DELETE", THIS_SESSION_ROUTE, self.close_session),
+            Route("POST", VERIFY_ROUTE, self.desk.route),
         ]
 
     async def open_session(self, request: web.Request) -> web.Response:

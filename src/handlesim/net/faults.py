@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -35,9 +35,6 @@ from ..core.messages import error_response
 from ..wire import codec
 from .apps import AppServer
 from .shaping import CLIENT_SOURCE, SOURCE_HEADER
-
-if TYPE_CHECKING:
-    from .server import NodeServer
 
 FAULT_ROUTE = "/_sim/fault"
 ACTIONS = ("kill", "stop", "start", "pause", "resume", "slow", "partition", "heal")
@@ -49,9 +46,23 @@ class FaultRequestError(Exception):
     """A fault request names an unknown action, node or group, or is malformed (answered 400)."""
 
 
+class FaultTarget(Protocol):
+    """What fault injection needs of a node's server (net/server.py's NodeServer)."""
+
+    port: int
+    faults: FaultController | None
+    """Set by `FaultController.register`: the server's edge gate then holds requests as the faults say."""
+
+    async def listen(self, host: str, port: int) -> int: ...
+
+    def close_listener(self) -> bool: ...
+
+    def close_connections(self, *, abrupt: bool) -> None: ...
+
+
 @dataclass
 class _Node:
-    server: NodeServer
+    server: FaultTarget
     region: str
     host: str
 
@@ -81,7 +92,7 @@ class FaultController:
         """A downed node's port, bound but not listening: connections are refused, and no other program can take
         the port (ephemeral ports would otherwise be handed out again) before the node starts again."""
 
-    def register(self, node_id: str, server: NodeServer, region: str, host: str) -> None:
+    def register(self, node_id: str, server: FaultTarget, region: str, host: str) -> None:
         self.nodes[node_id] = _Node(server, region, host)
         server.faults = self
 
@@ -170,15 +181,9 @@ class FaultController:
     async def _close(self, node_id: str, *, abrupt: bool) -> None:
         """Close the node's listener; reset (kill) or gracefully close (stop) its open connections."""
         server = self.nodes[node_id].server
-        runner = server.runner
         if server.close_listener():
             self._hold_port(node_id)
-        if runner is not None and runner.server is not None:
-            for connection in runner.server.connections:
-                if abrupt:
-                    connection.force_close()
-                else:
-                    connection.close()
+        server.close_connections(abrupt=abrupt)
 
     def _hold_port(self, node_id: str) -> None:
         node = self.nodes[node_id]

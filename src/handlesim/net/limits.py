@@ -103,7 +103,8 @@ def too_many_connections(limit: int, wait_s: float) -> Callable[[], RefusedConne
 
 
 class Shedder(Protocol):
-    """What SheddingProtocol needs from a node: its in-flight count and bound, a refusal counter, busy answers."""
+    """What SheddingProtocol needs from a node's edge gate (net/gate.py): the in-flight count it keeps and its
+    bound, its refusal counter and its busy answers, so both ways of shedding count the same requests."""
 
     in_flight: int
     max_in_flight: int

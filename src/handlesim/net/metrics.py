@@ -1,15 +1,15 @@
-"""Prometheus exposition of the nodes a process hosts: a custom collector that reads the NodeServers at scrape time.
+"""Prometheus exposition of the nodes a process hosts: a custom collector that reads their NodeStats at scrape time.
 
-Nothing here runs per request: the nodes keep plain counters and bucket lists, and a scrape turns them into metric
-families labelled with node id, role, industry and prefix. A process serves them on one loopback port
-(`MetricsServer`), and every node also answers `GET /metrics` with its own.
+Nothing here runs per request: the nodes keep plain counters and bucket lists, and a scrape turns each node's
+NodeStats (net/stats.py) into metric families labelled with node id, role, industry and prefix. A process serves
+them on one loopback port (`MetricsServer`), and every node also answers `GET /metrics` with its own
+(`metrics_route`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -19,20 +19,19 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..core.latency import cumulative
 from .apps import AppServer
-
-if TYPE_CHECKING:
-    from .server import NodeServer
+from .routes import Route
+from .stats import HasStats, NodeStats
 
 NODE_LABELS = ["node", "role", "industry", "prefix"]
 NODES_PER_SLICE = 100
 """Nodes read per event-loop turn during a scrape (a thousand-node scrape must not stall every node at once)."""
-NodeSource = Callable[[], Iterable["NodeServer"]]
+NodeSource = Callable[[], Iterable[HasStats]]
+"""The nodes a process hosts now (each read once per scrape)."""
 
 
-def _labels(server: NodeServer) -> list[str]:
-    meta = server.meta
-    return [server.service.config.node_id, str(meta.get("role") or ""), str(meta.get("industry") or ""),
-            str(meta.get("prefix") or "")]
+def _labels(stats: NodeStats) -> list[str]:
+    meta = stats.meta
+    return [stats.node, str(meta.get("role") or ""), str(meta.get("industry") or ""), str(meta.get("prefix") or "")]
 
 
 class NodeCollector:
@@ -43,8 +42,8 @@ class NodeCollector:
 
     def collect(self) -> Iterator[Metric]:
         families = _Families()
-        for server in self.source():
-            families.add_node(server)
+        for node in self.source():
+            families.add_node(node.stats())
         yield from families.all()
 
 
@@ -82,50 +81,47 @@ class _Families:
         self.reporting = GaugeMetricFamily("handlesim_reporting_nodes", "Nodes below that reported, and those "
                                            "whose last report is stale.", labels=["node", "state"])
 
-    def add_node(self, server: NodeServer) -> None:
-        labels = _labels(server)
-        for op, codes in server.request_counts().items():
+    def add_node(self, stats: NodeStats) -> None:
+        labels = _labels(stats)
+        for op, codes in stats.requests.items():
             for code, count in codes.items():
                 self.requests.add_metric([*labels, op, code], count)
-        for op, histogram in server.latency.items():
-            if histogram.count:  # idle nodes add no histogram series (a plan topology has a thousand of them)
-                buckets = [("+Inf" if bound == float("inf") else repr(bound), float(n))
-                           for bound, n in cumulative(histogram.counts)]
-                self.duration.add_metric([*labels, op], buckets, histogram.total_seconds)
-        self.in_flight.add_metric(labels, server.in_flight)
-        self.rejected.add_metric(labels, server.rejected_busy)
-        self.handles.add_metric(labels, len(server.service.store))
-        self.prefixes.add_metric(labels, len(server.service.homed_prefixes))
-        self.answers.add_metric(labels, server.answer_cache_size)
-        self.uptime.add_metric(labels, server.clock() - server.started_at)
-        if server.resolver is not None and (server.resolver.cache.hits or server.resolver.cache.misses
-                                            or server.meta.get("role") == "resolver"):
-            cache = server.resolver.cache
-            for event, count in (("hit", cache.hits), ("miss", cache.misses), ("eviction", cache.evictions)):
-                self.cache_events.add_metric([*labels, event], count)
-            self.cache_size.add_metric(labels, len(cache))
-        if server.replicator is not None:
-            for url, peer in server.replicator.snapshot().items():  # from the durable replication log
-                self.repl_pending.add_metric([*labels, url], peer["pending"])
-                self.repl_lag.add_metric([*labels, url], peer["lag_s"])
-                self.repl_failures.add_metric([*labels, url], peer["failures"])
-        if server.reports.received:
-            self.reports.add_metric(labels, server.reports.received)
-            self._add_national(server)
+        for op, times in stats.latency.items():  # idle nodes add no histogram series (a plan has a thousand)
+            buckets = [("+Inf" if bound == float("inf") else repr(bound), float(n))
+                       for bound, n in cumulative(times.counts)]
+            self.duration.add_metric([*labels, op], buckets, times.total_seconds)
+        self.in_flight.add_metric(labels, stats.in_flight)
+        self.rejected.add_metric(labels, stats.rejected_busy)
+        self.handles.add_metric(labels, stats.store_handles)
+        self.prefixes.add_metric(labels, len(stats.homed_prefixes))
+        self.answers.add_metric(labels, stats.answer_cache_entries)
+        self.uptime.add_metric(labels, stats.uptime_s)
+        cache = stats.resolver_cache
+        if cache is not None and (cache["hits"] or cache["misses"] or stats.meta.get("role") == "resolver"):
+            for event, key in (("hit", "hits"), ("miss", "misses"), ("eviction", "evictions")):
+                self.cache_events.add_metric([*labels, event], cache[key])
+            self.cache_size.add_metric(labels, cache["size"])
+        for url, peer in (stats.replication or {}).items():  # from the durable replication log
+            self.repl_pending.add_metric([*labels, url], peer["pending"])
+            self.repl_lag.add_metric([*labels, url], peer["lag_s"])
+            self.repl_failures.add_metric([*labels, url], peer["failures"])
+        if stats.reports_received:
+            self.reports.add_metric(labels, stats.reports_received)
+            self._add_national(stats)
 
-    def _add_national(self, server: NodeServer) -> None:
-        node = server.service.config.node_id
+    def _add_national(self, stats: NodeStats) -> None:
+        node = stats.node
         sums: dict[tuple[str, str, str], float] = {}
-        now = server.clock()
+        now = stats.at
         stale = 0
-        reports = server.reports.latest()
+        reports = stats.reported
         for report in reports:
             key = (report.role, report.industry)
             for figure, value in (("requests", report.total_requests), ("resolutions", report.resolutions),
                                   ("registrations", report.registrations), ("errors", report.errors),
                                   ("store_handles", report.store_handles), ("nodes", 1)):
                 sums[(*key, figure)] = sums.get((*key, figure), 0.0) + value
-            if now - report.sent_at > server.reports.stale_after_intervals * max(report.interval_s, 0.001):
+            if now - report.sent_at > stats.stale_after_intervals * max(report.interval_s, 0.001):
                 stale += 1
         for (tier, industry, figure), total in sorted(sums.items()):
             self.national.add_metric([node, tier, industry, figure], total)
@@ -147,17 +143,20 @@ def registry_for(source: NodeSource, *, with_process: bool = True) -> CollectorR
     return registry
 
 
-def exposition(nodes: Iterable[NodeServer]) -> tuple[bytes, str]:
+def exposition(nodes: Iterable[HasStats]) -> tuple[bytes, str]:
     """The text format body and its content type for `nodes` (a node's own `/metrics`)."""
     listed = list(nodes)
     return generate_latest(registry_for(lambda: listed, with_process=False)), CONTENT_TYPE_PLAIN_0_0_4
 
 
-def timer_snapshot(server: NodeServer) -> dict[str, Any]:
-    """A node's server-side timers and request total (what a benchmark compares before and after its window)."""
-    return {"node": server.service.config.node_id, "role": server.meta.get("role", ""),
-            "requests_total": sum(n for codes in server.request_counts().values() for n in codes.values()),
-            "latency": {op: h.snapshot() for op, h in server.latency.items() if h.count}}
+def metrics_route(node: HasStats) -> Route:
+    """`GET /metrics` of one node: its own statistics in the Prometheus text format."""
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        body, content_type = exposition([node])
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return Route("GET", "/metrics", metrics)
 
 
 class _Collected:
@@ -182,8 +181,8 @@ class MetricsServer(AppServer):
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         """Read the nodes a hundred at a time, letting them serve in between; format the text in a thread."""
         families = _Families()
-        for count, server in enumerate(self.source(), 1):
-            families.add_node(server)
+        for count, node in enumerate(self.source(), 1):
+            families.add_node(node.stats())
             if count % NODES_PER_SLICE == 0:
                 await asyncio.sleep(0)
         registry = CollectorRegistry(auto_describe=False)
@@ -193,4 +192,4 @@ class MetricsServer(AppServer):
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def _timers(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"nodes": [timer_snapshot(server) for server in self.source()]})
+        return web.json_response({"nodes": [node.stats().timers() for node in self.source()]})

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from .limits import ServerLimits
+from .routes import Route
 
 OPENAPI_ROUTE = "/api/openapi.json"
 
@@ -72,6 +75,15 @@ _VALUES_BODY = {"oneOf": [
     {"type": "object", "required": ["values"], "properties": {"values": {"type": "array", "items": _VALUE,
                                                                         "maxItems": 20}}},
 ]}
+
+
+def openapi_route(limits: ServerLimits) -> Route:
+    """`GET /api/openapi.json` of a node, naming the server it was asked at."""
+
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        return web.json_response(openapi_spec(limits, f"{request.scheme}://{request.host}"))
+
+    return Route("GET", OPENAPI_ROUTE, openapi)
 
 
 def openapi_spec(limits: ServerLimits | None = None, server_url: str = "") -> dict[str, Any]:

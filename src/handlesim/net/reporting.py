@@ -3,7 +3,8 @@
 `PUT /api/reports/{prefix}` (msgpack or JSON, HTTP Basic as the reporting prefix's owner `300:0.NA/<prefix>`)
 carries `{"report": <NodeReport>, "children": [<NodeReport>, ...]}`; a secondary's `children` are the latest reports
 of its enterprises, so the roots see every enterprise. `GET /api/reports` answers the receiving node's picture.
-The aggregation is pure (core/reports.py); this module moves the reports and checks who sent them.
+The aggregation is pure (core/reports.py); this module moves the reports (`ReportSender`), checks who sent them
+and serves both routes (`ReportDesk`). A node's own report is built from its NodeStats (net/stats.py).
 """
 
 from __future__ import annotations
@@ -13,24 +14,28 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from aiohttp import web
 
 from ..core.codes import ResponseCode
 from ..core.errors import AuthenticationNeeded, ProtocolError
 from ..core.handle import NA_PREFIX, Prefix
 from ..core.messages import Response
 from ..core.reports import MAX_CHILDREN, NodeReport, ReportBook, check_forwarded, check_reporter, report_from_data
+from ..core.service import HandleService
 from ..core.values import PREFIX_SITE_TYPES, SITE_TYPES, ValueReference
 from ..wire import codec
 from .client import basic_authorization
+from .credentials import Authenticator
+from .gate import read_body
 from .keepalive import KeepAlivePool, build_request
+from .routes import Route, answer_reply, media_of
+from .stats import NodeStats
 from .transport import ConnectionBroken
-
-if TYPE_CHECKING:
-    from .server import NodeServer
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +48,32 @@ LEAF_SHARE = 0.8
 PACING_TICK_S = 0.1
 
 
-def new_report_book() -> ReportBook:
-    return ReportBook()
+class ReportingNode(Protocol):
+    """What the report sender needs of a node (net/server.py's NodeServer)."""
+
+    meta: dict[str, Any]
+    reports: ReportBook
+    """The latest reports of the nodes below (a secondary forwards its enterprises')."""
+    report_interval: float
+    """Seconds between the node's reports (set by `ReportSender.add`)."""
+
+    def stats(self) -> NodeStats: ...
 
 
-def own_report(server: NodeServer) -> NodeReport:
-    """The node's statistics now, as it reports them upward."""
-    meta = server.meta
+def own_report(stats: NodeStats) -> NodeReport:
+    """A node's statistics, as it reports them upward."""
+    meta = stats.meta
     # a resolver homes no prefix: it reports as the root operator's node, under 0.NA as the roots do
     return NodeReport(
-        node=server.service.config.node_id, role=str(meta.get("role", "")),
-        prefix=str(meta.get("prefix") or NA_PREFIX.text),
-        industry=str(meta.get("industry") or ""), sent_at=server.clock(), interval_s=server.report_interval,
-        requests=server.request_counts(), store_handles=len(server.service.store),
-        uptime_s=round(server.clock() - server.started_at, 3), in_flight=server.in_flight,
-        rejected_busy=server.rejected_busy,
-        latency={op: h.snapshot() for op, h in server.latency.items() if h.count},
-        replication=server.replicator.snapshot() if server.replicator is not None else {})
+        node=stats.node, role=str(meta.get("role", "")), prefix=str(meta.get("prefix") or NA_PREFIX.text),
+        industry=str(meta.get("industry") or ""), sent_at=stats.at, interval_s=stats.report_interval_s,
+        requests=stats.requests, store_handles=stats.store_handles, uptime_s=round(stats.uptime_s, 3),
+        in_flight=stats.in_flight, rejected_busy=stats.rejected_busy, latency=stats.latency_json(),
+        replication=stats.replication or {})
 
 
-def accept(server: NodeServer, identity: ValueReference | None, prefix_text: str, body: Any) -> Response:
+def accept(service: HandleService, reports: ReportBook, now: float, identity: ValueReference | None,
+           prefix_text: str, body: Any) -> Response:
     """Check and keep a child's report (and, from a secondary, its enterprises' latest reports)."""
     if identity is None:
         raise AuthenticationNeeded("a report must be authenticated as the reporting prefix's owner (HTTP Basic)")
@@ -71,31 +82,60 @@ def accept(server: NodeServer, identity: ValueReference | None, prefix_text: str
     report = report_from_data(body.get("report"))
     if report.prefix != prefix_text:
         raise ProtocolError(f"the route names {prefix_text} but the report is about {report.prefix}")
-    check_reporter(identity.handle, report, _delegated_here(server, report.prefix), server.service.homed_prefixes)
+    check_reporter(identity.handle, report, _delegated_here(service, report.prefix), service.homed_prefixes)
     children = body.get("children", [])
     if not isinstance(children, list) or len(children) > MAX_CHILDREN:
         raise ProtocolError(f"report.children must be a list of at most {MAX_CHILDREN} reports")
     forwarded = [report_from_data(child) for child in children]
     for child in forwarded:
         check_forwarded(report, child)
-    now = server.clock()
-    receiver = server.service.config.node_id
-    server.reports.receive(report, now, receiver)
+    reports.receive(report, now, service.config.node_id)
     for child in forwarded:
-        server.reports.receive(child, now, report.node)
+        reports.receive(child, now, report.node)
     return Response(ResponseCode.SUCCESS, handle=Prefix.from_text(report.prefix).prefix_handle().text,
                     message=f"report of {report.node} accepted with {len(forwarded)} forwarded")
 
 
-def _delegated_here(server: NodeServer, prefix_text: str) -> bool:
+def _delegated_here(service: HandleService, prefix_text: str) -> bool:
     """This node holds the prefix handle with site values: it delegated the prefix (the reporter is its child)."""
-    record = server.service.store.get(Prefix.from_text(prefix_text).prefix_handle().key)
+    record = service.store.get(Prefix.from_text(prefix_text).prefix_handle().key)
     return record is not None and any(v.type_key in SITE_TYPES + PREFIX_SITE_TYPES for v in record.values)
 
 
-def picture(server: NodeServer) -> dict[str, Any]:
-    return {"receiver": server.service.config.node_id, "role": server.meta.get("role", ""),
-            **server.reports.picture(server.clock(), own=own_report(server))}
+class ReportDesk:
+    """A node's report routes: `PUT /api/reports/{prefix}` (a child's report) and `GET /api/reports`."""
+
+    def __init__(self, service: HandleService, reports: ReportBook, authenticator: Authenticator, *,
+                 clock: Callable[[], float], stats: Callable[[], NodeStats], body_timeout_s: float) -> None:
+        self.service = service
+        self.reports = reports
+        self.authenticator = authenticator
+        self.clock = clock
+        self.stats = stats
+        """The node's own figures (its row in the picture)."""
+        self.body_timeout_s = body_timeout_s
+
+    def routes(self) -> list[Route]:
+        return [Route("PUT", REPORT_ROUTE, self.receive_report, operation="report"),
+                Route("GET", REPORTS_ROUTE, self.national_picture)]
+
+    async def receive_report(self, request: web.Request) -> web.StreamResponse:
+        """A child node's operating report (authenticated as the child's owner)."""
+        header = request.headers.get("Authorization")
+        identity = await self.authenticator.authenticate(header) if header else None
+        body = codec.decode_body(await read_body(request, self.body_timeout_s),
+                                 media_of(request.headers.get("Content-Type")))
+        answer = accept(self.service, self.reports, self.clock(), identity, request.match_info["prefix"], body)
+        return answer_reply(request, answer)
+
+    async def national_picture(self, request: web.Request) -> web.StreamResponse:
+        """What this node knows of the nodes below it (the national picture at a root)."""
+        return web.json_response(self.picture())
+
+    def picture(self) -> dict[str, Any]:
+        stats = self.stats()
+        return {"receiver": stats.node, "role": stats.meta.get("role", ""),
+                **self.reports.picture(stats.at, own=own_report(stats))}
 
 
 class _Refused(Exception):
@@ -104,7 +144,7 @@ class _Refused(Exception):
 
 @dataclass
 class _Reporter:
-    server: NodeServer
+    server: ReportingNode
     targets: list[tuple[str, int]]
     """(host, port) of the parent tier's nodes (a secondary; or every root)."""
     authorization: str
@@ -133,7 +173,7 @@ class ReportSender:
         self._task: asyncio.Task[None] | None = None
         self._pool: KeepAlivePool | None = None
 
-    def add(self, server: NodeServer, targets: list[str], identity: ValueReference, secret: str) -> None:
+    def add(self, server: ReportingNode, targets: list[str], identity: ValueReference, secret: str) -> None:
         """`targets`: base URLs (http://host:port) of the nodes `server` reports to."""
         server.report_interval = self.interval
         addresses = [(url.hostname or "127.0.0.1", url.port or 80) for url in map(urlsplit, targets)]
@@ -189,7 +229,7 @@ class ReportSender:
 
     async def _send(self, reporter: _Reporter, semaphore: asyncio.Semaphore) -> int:
         server = reporter.server
-        report = own_report(server)
+        report = own_report(server.stats())
         body: dict[str, Any] = {"report": report.to_data()}
         if reporter.forwards_children:
             body["children"] = [r.to_data() for r in server.reports.latest("enterprise")]

@@ -1,0 +1,152 @@
+"""The Handle.Net REST routes of a node (and the replication route between primaries): HTTP in, core Request to
+the node's HandleService, core Response out, encoded as the client asked.
+
+Public resolution answers are kept encoded in the node's AnswerCache; a warm GET is answered from it without the
+service (see `get_handle`). Writes tell the node's Replicator, which pushes them to the peer primaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from aiohttp import web
+
+from ..core.codes import OpCode, ResponseCode, http_status
+from ..core.errors import ProtocolError
+from ..core.handle import Handle
+from ..core.messages import Request
+from ..core.search import reverse_lookup
+from ..core.service import HandleService
+from ..wire import codec, mapping
+from ..wire.fields import FieldReader
+from . import rest
+from .answers import AnswerCache
+from .credentials import Authenticator
+from .gate import read_body
+from .recursion import RecursiveResolver, walk_needed
+from .replication import REPLICATION_ROUTE, Replicator
+from .routes import Route, answer_reply, media_of
+
+UNCACHEABLE_PARAMS = frozenset({"auth", "pretty", "trace", "publicOnly"})
+"""Query parameters whose answers are not kept encoded (per-request choices, or not the public view)."""
+
+
+class HandleRoutes:
+    """`/api/handles...`, `/api/prefixes`, `/hrls/handles` and `/api/replication` of one node."""
+
+    def __init__(self, service: HandleService, answers: AnswerCache, authenticator: Authenticator, *,
+                 clock: Callable[[], float], body_timeout_s: float, resolver: RecursiveResolver | None = None,
+                 replicator: Replicator | None = None) -> None:
+        self.service = service
+        self.answers = answers
+        self.authenticator = authenticator
+        self.clock = clock
+        self.body_timeout_s = body_timeout_s
+        self.resolver = resolver
+        self.replicator = replicator
+        self._cached = answers.lookup
+        self._cache_hits = answers.hits
+        """Bound once: the warm path looks nothing else up."""
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", rest.HANDLE_ROUTE, self.get_handle, operation="resolution"),
+            Route("PUT", rest.HANDLE_ROUTE, self.put_handle, operation="put"),
+            Route("DELETE", rest.HANDLE_ROUTE, self.delete_handle, operation="delete_handle"),
+            Route("GET", rest.LIST_ROUTE, self.list_handles, operation="list_handles"),
+            Route("GET", rest.PREFIXES_ROUTE, self.list_prefixes, operation="list_homed_nas"),
+            Route("GET", "/hrls/handles", self.reverse_lookup, operation="search"),
+            Route("GET", "/hrls/handles/", self.reverse_lookup, operation="search"),
+            Route("PUT", REPLICATION_ROUTE, self.replicate, operation="replication"),
+        ]
+
+    async def get_handle(self, request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        media = media_of(headers.get("Accept"))
+        memo = (request.raw_path, media)
+        hit = self._cached(memo)
+        if hit is not None and "Authorization" not in headers and (hit[3] is None or hit[3] > self.clock()):
+            self._cache_hits[hit[2]] += 1
+            if hit[3] is not None and self.resolver is not None:
+                self.resolver.note_encoded_hit()
+            return web.Response(status=hit[0], body=hit[1], content_type=media)
+        query = request.rel_url.query
+        cacheable = "Authorization" not in headers and not UNCACHEABLE_PARAMS.intersection(query)
+        handle = self._handle_in_path(request)
+        core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
+        if core_request.authoritative or "Authorization" in headers:
+            core_request = await self._with_identity(request, core_request)
+        answer = self.service.handle(core_request, self.clock())
+        expires: float | None = None
+        if walk_needed(answer, core_request, self.resolver):
+            assert self.resolver is not None
+            answer = await self.resolver.resolve(core_request, with_trace=rest.parse_flag(query, "trace", False))
+            # a walked answer may be reused only as long as the resolver's cache would keep it
+            expires = self.resolver.cache.expiry_of(answer, self.clock())
+            cacheable = cacheable and expires is not None
+        status = http_status(answer.code, is_read=True)
+        body = codec.encode_response(answer, media, pretty=rest.parse_flag(query, "pretty", False))
+        if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
+            self.answers.remember(memo, handle.key, status, body, int(answer.code), expires)
+        return web.Response(status=status, body=body, content_type=media)
+
+    async def put_handle(self, request: web.Request) -> web.StreamResponse:
+        handle = self._handle_in_path(request)
+        body = await read_body(request, self.body_timeout_s)
+        query = request.rel_url.query
+        core_request = rest.put_request(handle, query, query.getall("index", []), body,
+                                        media_of(request.headers.get("Content-Type")))
+        return self._answer(request, await self._with_identity(request, core_request))
+
+    async def delete_handle(self, request: web.Request) -> web.StreamResponse:
+        handle = self._handle_in_path(request)
+        core_request = rest.delete_request(handle, request.rel_url.query.getall("index", []))
+        return self._answer(request, await self._with_identity(request, core_request))
+
+    async def list_handles(self, request: web.Request) -> web.StreamResponse:
+        core_request = rest.list_request(request.rel_url.query)
+        return self._answer(request, await self._with_identity(request, core_request))
+
+    async def list_prefixes(self, request: web.Request) -> web.StreamResponse:
+        return self._answer(request, Request(OpCode.LIST_HOMED_NAS))
+
+    async def reverse_lookup(self, request: web.Request) -> web.StreamResponse:
+        """`GET /hrls/handles?URL=*example*` as pyhandle's searcher calls it: a JSON list of matching handles."""
+        query = request.rel_url.query
+        limit = rest.parse_int(query.get("limit", "1000"), "limit", minimum=1, maximum=100_000)
+        criteria = [(k, v) for k, v in query.items() if k not in ("limit", "prefix")]
+        found = reverse_lookup(self.service.store.records(), criteria, limit)
+        prefix = query.get("prefix")
+        if prefix:
+            found = [h for h in found if h.split("/", 1)[0].upper() == prefix.upper()]
+        return web.json_response(found)
+
+    async def replicate(self, request: web.Request) -> web.StreamResponse:
+        """A change a peer primary committed (authenticated as one of this node's server admins)."""
+        header = request.headers.get("Authorization")
+        identity = await self.authenticator.authenticate(header) if header else None
+        fields = FieldReader(codec.decode_body(await read_body(request, self.body_timeout_s),
+                                               media_of(request.headers.get("Content-Type"))),
+                             "replicated change", ProtocolError)
+        handle = Handle.from_text(fields.text("handle"))
+        raw_values = fields.optional("values")
+        values = None if raw_values is None else tuple(mapping.values_from_body({"values": raw_values}))
+        deleted_at = fields.integer("deletedAt", 0) if values is None else 0
+        return answer_reply(request, self.service.apply_replicated(handle, values, deleted_at, identity))
+
+    def _answer(self, request: web.Request, core_request: Request) -> web.Response:
+        answer = self.service.handle(core_request, self.clock())
+        if self.replicator is not None:
+            self.replicator.answered(core_request, answer)
+        return answer_reply(request, answer, is_read=core_request.op in (OpCode.LIST_HANDLES, OpCode.LIST_HOMED_NAS))
+
+    async def _with_identity(self, request: web.Request, core_request: Request) -> Request:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return core_request
+        return replace(core_request, identity=await self.authenticator.authenticate(header))
+
+    def _handle_in_path(self, request: web.Request) -> Handle:
+        return rest.handle_from_raw_path(request.rel_url.raw_path,
+                                         max_bytes=self.service.config.limits.max_handle_bytes)
