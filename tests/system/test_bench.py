@@ -139,11 +139,11 @@ def test_fail_on_thresholds_exit_1_and_say_which_failed(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "handlesim.cli", "bench", "--config", "configs/small.toml", "--rate", "100",
          "--duration", "1", "--warmup", "0", "--connections", "2", "--no-baseline", "--out", str(out), "--name",
-         "gate", "--fail-on", "errors>0.5, p99<1us, rate<1"], cwd=ROOT, capture_output=True, text=True,
+         "gate", "--fail-on", "errors>0.5, p99>1us, rate<1"], cwd=ROOT, capture_output=True, text=True,
         timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "FAILED  p99<1us" in run.stdout and "ok      errors>0.5" in run.stdout and "ok      rate<1" in run.stdout
-    assert "Error: --fail-on: p99<1us" in run.stderr and "Traceback" not in run.stderr
+    assert "FAILED  p99>1us" in run.stdout and "ok      errors>0.5" in run.stdout and "ok      rate<1" in run.stdout
+    assert "Error: --fail-on: p99>1us" in run.stderr and "Traceback" not in run.stderr
     verdict = json.loads((out / "gate.json").read_text())["fail_on"]
     assert verdict["ok"] is False
     assert [t["failed"] for t in verdict["thresholds"]] == [False, True, False]
