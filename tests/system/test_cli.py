@@ -139,6 +139,28 @@ def test_mistakes_on_the_command_line_are_one_line_errors(running: Path, tmp_pat
         assert len([line for line in result.stderr.splitlines() if line.startswith("Error:")]) == 1
 
 
+def test_the_command_group_turns_our_errors_into_one_line() -> None:
+    """Whatever command lets a Handle error, a config error or a launch error through ends with its message."""
+    import click
+
+    from handlesim.cli.app import HandlesimGroup
+    from handlesim.core.errors import InvalidHandle
+    from handlesim.topology.config import ConfigError
+    from handlesim.topology.running import LaunchError
+
+    group = HandlesimGroup()
+    for name, error in (("handle", InvalidHandle("prefix '88..1' has an empty segment")),
+                        ("config", ConfigError("t.toml: base_port: must be at least 0")),
+                        ("launch", LaunchError("node r cannot listen on 127.0.0.1:1"))):
+        def raising(error: Exception = error) -> None:
+            raise error
+        group.add_command(click.Command(name, callback=raising))
+    for name, words in (("handle", "empty segment"), ("config", "base_port"), ("launch", "cannot listen")):
+        result = CliRunner().invoke(group, [name])
+        assert result.exit_code == 1 and result.output.startswith("Error: ") and words in result.output, name
+        assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+
+
 @pytest.mark.parametrize("option, value", [
     ("--rate", "0"), ("--rate", "-5"), ("--duration", "0"), ("--duration", "-1"), ("--warmup", "-1"),
     ("--connections", "0"), ("--processes", "0"), ("--keys", "-1"), ("--zipf", "0"), ("--zipf", "-1"),
