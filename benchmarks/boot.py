@@ -2,9 +2,11 @@
 at that moment.
 
     python benchmarks/boot.py [--config configs/plan.toml] [--store sqlite|memory] [--enterprises N] [--identifiers N]
-                              [--workers N|auto]
+                              [--workers N|auto] [--restarts N]
 
-Prints one JSON line. Used by benchmarks/standard.sh for the plan topology and the enterprise-count sweep.
+Prints one JSON line per boot. `--restarts N` boots N more times on the same state dir after the first (a restart
+on existing SQLite stores: nothing is seeded, everything is loaded), so first boot and restart compare directly.
+Used by benchmarks/standard.sh for the plan topology and the enterprise-count sweep.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def boot_once(command: list[str]) -> dict[str, object]:
+    """Start `up`, wait for its ready line, measure, stop it with SIGTERM."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    ready_line = ""
+    for line in proc.stdout:
+        if line.startswith("ready:"):
+            ready_line = line.strip()
+            break
+    seconds = time.perf_counter() - started
+    tree = process_tree(proc.pid)
+    rss = sum(peak_rss_mb(pid) for pid in tree)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(120)
+    proc.stdout.close()
+    return {"seconds_to_ready": round(seconds, 2), "processes": len(tree), "peak_rss_mb": round(rss, 1),
+            "ready_line": ready_line}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="configs/plan.toml")
@@ -44,6 +66,8 @@ def main() -> None:
     parser.add_argument("--enterprises", type=int, default=None)
     parser.add_argument("--identifiers", type=int, default=None)
     parser.add_argument("--workers", default=None, help="passed to `up --workers` (default: up's default, 1)")
+    parser.add_argument("--restarts", type=int, default=0,
+                        help="boot this many more times on the same state dir (restart on existing stores)")
     args = parser.parse_args()
     config = Path(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,24 +83,11 @@ def main() -> None:
             command += ["--identifiers", str(args.identifiers)]
         if args.workers is not None:
             command += ["--workers", str(args.workers)]
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdout is not None
-        ready_line = ""
-        for line in proc.stdout:
-            if line.startswith("ready:"):
-                ready_line = line.strip()
-                break
-        seconds = time.perf_counter() - started
-        tree = process_tree(proc.pid)
-        rss = sum(peak_rss_mb(pid) for pid in tree)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(120)
-        proc.stdout.close()
-    print(json.dumps({"config": args.config, "store": args.store, "enterprises": args.enterprises,
-                      "identifiers": args.identifiers, "seconds_to_ready": round(seconds, 2),
-                      "workers": args.workers or "1", "processes": len(tree), "peak_rss_mb": round(rss, 1),
-                      "ready_line": ready_line}))
+        for boot in range(args.restarts + 1):
+            figures = boot_once(command)
+            print(json.dumps({"config": args.config, "store": args.store, "enterprises": args.enterprises,
+                              "identifiers": args.identifiers, "workers": args.workers or "1",
+                              "boot": "first" if boot == 0 else f"restart {boot}", **figures}), flush=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,6 @@ echo "== enterprise-count sweep (20 identifiers each, memory stores)"
 for n in 10 100 1000 10000; do
   .venv/bin/python benchmarks/boot.py --store memory --enterprises "$n" --identifiers 20 | tee -a "$OUT/sweep.jsonl"
 done
-echo "== plan boot with the default embedded store (sqlite)"
-.venv/bin/python benchmarks/boot.py --store sqlite | tee "$OUT/boot-plan-sqlite.json"
+echo "== plan boot with the default embedded store (sqlite), then a restart on the same stores"
+.venv/bin/python benchmarks/boot.py --store sqlite --restarts 1 | tee "$OUT/boot-plan-sqlite.json"
 .venv/bin/python benchmarks/summarize.py "$OUT"

@@ -123,10 +123,24 @@ def test_only_a_delegating_parent_accepts_a_report() -> None:
         check_forwarded(secondary, report("ent-88.102.2001", prefix="88.102.2001"))
 
 
+def test_only_a_root_accepts_the_root_operators_nodes() -> None:
+    """Peer roots and resolvers report to every root as the root operator, so each root's picture has them all."""
+    peer = report("root-beijing", role="root", prefix="0.NA", industry="")
+    resolver = report("resolver-qingdao", role="resolver", prefix="0.NA", industry="")
+    for operator_node in (peer, resolver):
+        check_reporter("0.NA/0.NA", operator_node, False, [Prefix("0.NA")])
+        with pytest.raises(InsufficientPermissions, match="only a root"):
+            check_reporter("0.NA/0.NA", operator_node, True, [Prefix("88.101")])  # a secondary
+        with pytest.raises(InsufficientPermissions, match="must be sent as its owner"):
+            check_reporter("0.NA/88.101", operator_node, False, [Prefix("0.NA")])
+    with pytest.raises(InsufficientPermissions, match="only a root"):  # a secondary's owner passing as a root
+        check_reporter("0.NA/88.101", report("sec-x", role="root", prefix="88.101"), True, [Prefix("88")])
+
+
 @pytest.mark.parametrize("data", [
     None, [], {"node": "x"}, {**report().to_data(), "requests": {"resolution": {"1": -1}}},
     {**report().to_data(), "requests": {"resolution": {"1": True}}}, {**report().to_data(), "sent_at": "now"},
-    {**report().to_data(), "role": "resolver"}, {**report().to_data(), "node": ""},
+    {**report().to_data(), "role": "mirror"}, {**report().to_data(), "node": ""},
 ])
 def test_malformed_reports_are_protocol_errors(data: Any) -> None:
     with pytest.raises(ProtocolError):
@@ -350,9 +364,40 @@ async def test_nodes_report_on_their_own_every_interval(tmp_path: Path) -> None:
     try:
         assert topology.monitoring is not None and topology.monitoring.metrics_url is None
         root = topology.nodes[ROOT].server
-        # 3 secondaries + their 6 enterprises, forwarded
-        await eventually(lambda: len(root.reports) == 9, 10, every=0.1, what="9 reports at the root")
+        # 3 secondaries + their 6 enterprises, forwarded, and the resolver
+        await eventually(lambda: len(root.reports) == 10, 10, every=0.1, what="10 reports at the root")
         # one round suffices: enterprises report first, then their secondaries forward this round's figures
         assert topology.monitoring.sender.rounds >= 1 and topology.monitoring.sender.snapshot()["failures"] == 0
+    finally:
+        await topology.stop()
+
+
+TWO_ROOTS = {
+    "name": "two-roots", "base_port": 0, "seed": 3,
+    "roots": [{"id": "root-qingdao", "region": "Qingdao"}, {"id": "root-beijing", "region": "Beijing"}],
+    "secondaries": [{"id": "sec-machinery", "prefix": "88.101", "industry": "machinery"}],
+    "enterprises": {"count": 2, "identifiers_per_enterprise": 3},
+    "resolvers": [{"id": "resolver-qingdao"}],
+}
+
+
+async def test_every_root_sees_every_tier_and_no_setup_write_as_a_registration(tmp_path: Path) -> None:
+    """Issue item 8: the roots tier showed 1 node of 2, the resolver tier was missing, and the delegations the
+    launcher writes while setting the topology up were counted as registrations."""
+    topology = await launch(build_plan(parse_config(TWO_ROOTS, "t.toml")), tmp_path / "state", store_kind="memory",
+                            metrics_port=None)
+    try:
+        sender = await rounds_by_hand(topology)
+        assert await sender.send_round() == sum(len(r.targets) for r in sender.reporters)
+        async with aiohttp.ClientSession() as session:
+            for root in ("root-qingdao", "root-beijing"):
+                picture = await get_json(session, topology.nodes[root].url + "/api/reports")
+                tiers = picture["by_tier"]
+                assert {tier: row["nodes"] for tier, row in tiers.items()} == {
+                    "root": 2, "secondary": 1, "enterprise": 2, "resolver": 1}, root
+                assert picture["totals"]["registrations"] == 0, "no user registered anything"
+            stats = await get_json(session, topology.nodes["root-qingdao"].url + "/_sim/stats")
+        assert stats["setup_requests"]["create_handle"]["1"] >= 1, "the delegations, kept apart"
+        assert "create_handle" not in stats["requests"]
     finally:
         await topology.stop()

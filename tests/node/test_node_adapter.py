@@ -12,7 +12,7 @@ from handlesim.core.codes import ResponseCode
 from ..support.livenode import PREFIX, live_node
 
 STATS_KEYS = ["node", "uptime_s", "requests", "requests_total", "in_flight", "rejected_busy", "latency",
-              "reports_received", "store_handles", "homed_prefixes", "answer_cache_entries", "auth"]
+              "reports_received", "setup_requests", "store_handles", "homed_prefixes", "answer_cache_entries", "auth"]
 
 
 async def test_routes_count_under_the_operation_they_declare() -> None:

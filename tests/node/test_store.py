@@ -82,6 +82,30 @@ def test_sqlite_data_survives_reopen(tmp_path: Path) -> None:
         second.close()
 
 
+def test_a_reopened_store_shares_repeated_values_as_the_seeded_one_did(tmp_path: Path) -> None:
+    """Restart memory (issue item 7): seeding shares one object per repeated value and one Prefix per enterprise;
+    loading the store back must too, or a restarted topology holds a copy of each for every record."""
+    prefix = Prefix.from_text("88.101.1001")
+    contact = HandleValue(6, "EMAIL", "id-admin@88-101-1001.example.cn")
+    batch = HandleValue(5, "BATCH", "20220301-L1")
+    seeded = [HandleRecord(Handle(prefix, f"PUMP-{i:06d}"),
+                           (HandleValue(1, URL, f"https://id.example.cn/88.101.1001/PUMP-{i:06d}"), batch, contact))
+              for i in range(50)]
+    path = tmp_path / "n.sqlite"
+    first = SqliteStore(path)
+    first.put_many(seeded)
+    first.close()
+    reopened = SqliteStore(path)
+    try:
+        loaded = sorted(reopened.records(), key=lambda r: r.key)
+        assert [(r.handle.text, r.values) for r in loaded] == [(r.handle.text, r.values) for r in seeded]
+        assert len({id(r.values[1]) for r in loaded}) == 1 and len({id(r.values[2]) for r in loaded}) == 1
+        assert len({id(r.handle.prefix) for r in loaded}) == 1
+        assert len({id(r.values[0]) for r in loaded}) == 50, "distinct values stay distinct"
+    finally:
+        reopened.close()
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "n.sqlite"
     db = sqlite3.connect(path)

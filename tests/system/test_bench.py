@@ -20,6 +20,7 @@ from handlesim.bench.runner import BenchConfig, merge_parts
 from handlesim.bench.workload import KeyChooser, Target
 
 from ..support.paths import ROOT
+from ..support.processes import handlesim, up_process
 
 
 def test_percentiles_of_a_known_distribution() -> None:
@@ -118,8 +119,9 @@ def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "handlesim.cli", "bench", "--config", "configs/small.toml", "--mode", "direct",
          "--rate", "300", "--duration", "2", "--warmup", "0.5", "--connections", "4", "--out", str(out),
-         "--name", "e2e"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+         "--name", "e2e", "--fail-on", "errors>0.01,p99>2s"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    assert "ok      errors>0.01" in run.stdout and "ok      p99>2s" in run.stdout
     result = json.loads((out / "e2e.json").read_text())
     assert result["schema"] == 1 and result["kind"] == "handlesim-bench"
     assert result["run"]["completed"] >= 500 and result["run"]["errors"] == 0
@@ -130,3 +132,51 @@ def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     assert (out / "e2e.md").read_text().startswith("### `direct`")
     assert (out / "e2e-latency.png").stat().st_size > 1000
     assert "| direct |" in run.stdout
+
+
+def test_fail_on_thresholds_exit_1_and_say_which_failed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "handlesim.cli", "bench", "--config", "configs/small.toml", "--rate", "100",
+         "--duration", "1", "--warmup", "0", "--connections", "2", "--no-baseline", "--out", str(out), "--name",
+         "gate", "--fail-on", "errors>0.5, p99>1us, rate<1"], cwd=ROOT, capture_output=True, text=True,
+        timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAILED  p99>1us" in run.stdout and "ok      errors>0.5" in run.stdout and "ok      rate<1" in run.stdout
+    assert "Error: --fail-on: p99>1us" in run.stderr and "Traceback" not in run.stderr
+    verdict = json.loads((out / "gate.json").read_text())["fail_on"]
+    assert verdict["ok"] is False
+    assert [t["failed"] for t in verdict["thresholds"]] == [False, True, False]
+
+
+def test_bench_against_a_tls_topology_measures_over_https(tmp_path: Path) -> None:
+    """Issue item 3: against `up --tls` every request used to fail (plain HTTP to an HTTPS port) and bench exited 0.
+    Now the generator speaks HTTPS pinning the topology's CA, and the bare route serves the same certificate."""
+    state = tmp_path / "state"
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--state-dir", str(state), "--tls",
+                    "--net", "loopback"):
+        run = handlesim("bench", "--state-dir", str(state), "--rate", "200", "--duration", "1", "--warmup", "0.3",
+                        "--connections", "4", "--out", str(tmp_path / "out"), "--name", "tls", timeout=120)
+        stats = handlesim("stats", "--json", "--state-dir", str(state))
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads((tmp_path / "out" / "tls.json").read_text())
+    assert result["run"]["completed"] >= 150 and result["run"]["errors"] == 0, result["run"]["outcomes"]
+    assert result["baseline"]["completed"] >= 150 and result["baseline"]["errors"] == 0
+    assert result["nodes"], "the nodes' own statistics were read over HTTPS too"
+    assert stats.returncode == 0 and json.loads(stats.stdout)["receiver"] == "root-qingdao"
+
+
+def test_a_run_in_which_every_request_fails_exits_1(tmp_path: Path) -> None:
+    """Nothing answers (every enterprise killed): the report is written, but the run is not a measurement."""
+    state = tmp_path / "state"
+    with up_process("--config", "configs/small.toml", "--base-port", "0", "--state-dir", str(state), "--faults",
+                    "--net", "loopback"):
+        for node in json.loads(handlesim("topology", "--json", "--state-dir", str(state)).stdout)["nodes"]:
+            if node["role"] == "enterprise":
+                assert handlesim("fault", "kill", node["id"], "--state-dir", str(state)).returncode == 0
+        run = handlesim("bench", "--state-dir", str(state), "--rate", "50", "--duration", "1", "--warmup", "0",
+                        "--connections", "2", "--no-baseline", "--out", str(tmp_path / "out"), "--name", "dead",
+                        timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "every request of the run failed (transport" in run.stderr and "Traceback" not in run.stderr
+    assert (tmp_path / "out" / "dead.json").exists()

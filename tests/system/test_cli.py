@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from handlesim.cli import main
 
 from ..support.processes import HANDLESIM, ROOT, up_process
 
@@ -89,6 +92,88 @@ def test_bad_input_is_explained(running: Path) -> None:
     stranger = handlesim("register", "--state-dir", str(running), "88.101.1001/Z", "--value", "URL=x",
                          "--as", "300:0.NA/88.999", check=False)
     assert stranger.returncode != 0 and "no credentials" in stranger.stderr
+
+
+def test_non_success_answers_exit_1_in_text_and_json(running: Path) -> None:
+    """Issue item 2: a script reading --json must be able to trust the exit status as much as a person reading text."""
+    state = ("--state-dir", str(running))
+    for mode in ((), ("--json",)):
+        exists = handlesim("register", *state, "88.101.1001/PUMP-000001", "--value", "URL=x", *mode, check=False)
+        missing = handlesim("delete", *state, "88.101.1001/NO-SUCH-HANDLE", *mode, check=False)
+        foreign = handlesim("register", *state, "88.101.1001/FOREIGN", "--value", "URL=x",
+                            "--as", "300:0.NA/88.101.1002", *mode, check=False)
+        for result, code in ((exists, 101), (missing, 100), (foreign, 401)):
+            assert result.returncode == 1, (mode, code, result.stdout, result.stderr)
+            if mode:
+                assert json.loads(result.stdout)["responseCode"] == code
+            else:
+                assert f": {code} " in result.stderr and result.stdout == ""
+        unheld = handlesim("check", *state, "88.101.1001/NO-SUCH-HANDLE", *mode, check=False)
+        assert unheld.returncode == 1, (mode, unheld.stdout)
+        held = handlesim("check", *state, "88.101.1001/PUMP-000001", *mode, check=False)
+        assert held.returncode == 0, (mode, held.stdout)
+        if mode:
+            assert json.loads(unheld.stdout)["verdict"] == "not held" and not json.loads(unheld.stdout)["ok"]
+            assert json.loads(held.stdout)["verdict"] == "agree" and json.loads(held.stdout)["ok"]
+        else:
+            assert "no replica holds it" in unheld.stdout and "agree" not in unheld.stdout
+    gone = handlesim("resolve", "--json", *state, "88.101.1001/FOREIGN", check=False)
+    assert gone.returncode == 1 and json.loads(gone.stdout)["responseCode"] == 100, "the refused write changed nothing"
+
+
+def test_mistakes_on_the_command_line_are_one_line_errors(running: Path, tmp_path: Path) -> None:
+    """Issue item 4: no traceback for a malformed --as, a key file in a missing folder, or a broken --config."""
+    garbage = handlesim("register", "--state-dir", str(running), "88.101.1001/Z", "--value", "URL=x",
+                        "--as", "garbage", check=False)
+    assert garbage.returncode == 2 and "Invalid value for '--as'" in garbage.stderr
+    assert "INDEX:HANDLE" in garbage.stderr
+    key = tmp_path / "missing" / "key.pem"
+    keygen = handlesim("keygen", str(key), check=False)
+    assert keygen.returncode == 1 and "does not exist" in keygen.stderr and not key.parent.exists()
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "x"\n[roots\n')
+    bench = handlesim("bench", "--config", str(broken), "--duration", "1", check=False)
+    assert bench.returncode == 1 and "broken.toml" in bench.stderr and "not valid TOML" in bench.stderr
+    for result in (garbage, keygen, bench):
+        assert "Traceback" not in result.stderr
+        assert len([line for line in result.stderr.splitlines() if line.startswith("Error:")]) == 1
+
+
+def test_the_command_group_turns_our_errors_into_one_line() -> None:
+    """Whatever command lets a Handle error, a config error or a launch error through ends with its message."""
+    import click
+
+    from handlesim.cli.app import HandlesimGroup
+    from handlesim.core.errors import InvalidHandle
+    from handlesim.topology.config import ConfigError
+    from handlesim.topology.running import LaunchError
+
+    group = HandlesimGroup()
+    for name, error in (("handle", InvalidHandle("prefix '88..1' has an empty segment")),
+                        ("config", ConfigError("t.toml: base_port: must be at least 0")),
+                        ("launch", LaunchError("node r cannot listen on 127.0.0.1:1"))):
+        def raising(error: Exception = error) -> None:
+            raise error
+        group.add_command(click.Command(name, callback=raising))
+    for name, words in (("handle", "empty segment"), ("config", "base_port"), ("launch", "cannot listen")):
+        result = CliRunner().invoke(group, [name])
+        assert result.exit_code == 1 and result.output.startswith("Error: ") and words in result.output, name
+        assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--rate", "0"), ("--rate", "-5"), ("--duration", "0"), ("--duration", "-1"), ("--warmup", "-1"),
+    ("--connections", "0"), ("--processes", "0"), ("--keys", "-1"), ("--zipf", "0"), ("--zipf", "-1"),
+    ("--write-fraction", "1.5"), ("--write-fraction", "-0.1"), ("--timeout", "0"), ("--p99-bound", "0"),
+    ("--error-bound", "2"), ("--identifiers", "0"), ("--fail-on", "p99>10"), ("--fail-on", "speed>1"),
+    ("--fail-on", "errors>2"), ("--fail-on", "p99 10ms"), ("--fail-on", ","),
+])
+def test_bench_options_out_of_range_are_refused_before_anything_runs(option: str, value: str, tmp_path: Path) -> None:
+    """Issue item 3: these hung, raised ZeroDivisionError or were silently accepted. The state dir does not exist:
+    the refusal comes from reading the command line, before any topology is looked for."""
+    result = CliRunner().invoke(main, ["bench", option, value, "--state-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output and "Traceback" not in result.output
 
 
 def test_second_up_on_the_same_state_dir_is_refused(running: Path) -> None:

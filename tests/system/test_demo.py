@@ -89,6 +89,75 @@ def test_demo_in_chinese() -> None:
     assert "无应答" in failover and "ent-88.101.1001-mirror1 [企业节点, 镜像]" in failover
 
 
+class RecordingScreen:
+    """A Screen that keeps what the scenario showed (for tests that look at the lookups, not the words)."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    async def step(self, title_key: str) -> None:
+        self.said.append(title_key)
+
+    def say(self, key: str, **facts: object) -> None:
+        self.said.append(key)
+
+    def tiers(self, nodes: Any) -> None:
+        """Not looked at."""
+
+    def lookup(self, view: Any) -> None:
+        """Kept by DemoRun.lookups."""
+
+    def values(self, view: Any) -> None:
+        """Not looked at."""
+
+    def summary(self, rows: Any) -> None:
+        """Not looked at."""
+
+
+@pytest.fixture
+async def modelled(tmp_path: Path) -> AsyncIterator[Topology]:
+    """configs/small.toml run with its network model (clients in Shanghai, the nodes in four regions)."""
+    from handlesim.topology.config import load_config
+    from handlesim.topology.plan import build_plan
+    from handlesim.topology.runner import launch
+
+    config = load_config(ROOT / "configs" / "small.toml").with_overrides(base_port=0)
+    topology = await launch(build_plan(config), tmp_path / "modelled", store_kind="memory", net="model",
+                            metrics_port=None)
+    try:
+        yield topology
+    finally:
+        await topology.stop()
+
+
+async def test_demo_against_a_running_topology_takes_its_network_path(modelled: Topology) -> None:
+    """Issue item 9: `demo --state-dir` looked up on plain loopback whatever the topology's network model."""
+    from handlesim.demo.walkthrough import DemoRun
+
+    run = DemoRun(load_state(modelled.state_dir), timeout=5.0)
+    lookups = await run.run(RecordingScreen())
+    walked = [hop for _, view in lookups for hop in view.hops if not hop.cache_hit and hop.node != "resolver-qingdao"]
+    assert walked and all(hop.modelled_ms > 0 for hop in walked), [(h.node, h.modelled_ms) for h in walked]
+    asked_resolver = next(view for label, view in lookups if label == "summary_resolver_cache")
+    assert asked_resolver.upstream_hops == 0 and asked_resolver.elapsed_ms > 0
+
+
+async def test_web_lookups_take_the_topologys_network_path(modelled: Topology,
+                                                           page: tuple[Topology, str]) -> None:
+    """The page's own client follows the topology's network model, and only then pays modelled delays."""
+    web = DemoWeb(load_state(modelled.state_dir), DemoWebConfig(poll_interval=0.0))
+    port = await web.start("127.0.0.1", 0)
+    lookup = {"handle": "88.101.1001/PUMP-000001", "mode": "iterative", "cache": False}
+    try:
+        async with aiohttp.ClientSession() as session:
+            _, view = await get_json(session, f"http://127.0.0.1:{port}/api/lookup", json=lookup)
+            _, plain = await get_json(session, f"{page[1]}/api/lookup", json=lookup)
+    finally:
+        await web.stop()
+    assert view["ok"] and len(view["hops"]) == 3 and all(hop["modelled_ms"] > 0 for hop in view["hops"])
+    assert plain["ok"] and all(hop["modelled_ms"] == 0 for hop in plain["hops"]), "the page fixture: loopback"
+
+
 async def test_demo_against_a_running_topology_skips_failover(small: Topology) -> None:
     env = {k: v for k, v in os.environ.items() if k not in PLAIN_ENV}
     proc = await asyncio.create_subprocess_exec(
@@ -267,7 +336,7 @@ async def test_web_stops_a_node_and_lookups_fail_over_to_its_mirror(controlled: 
     lookup = {"handle": handle, "mode": "iterative", "cache": False}
     async with aiohttp.ClientSession() as session:
         _, data = await get_json(session, f"{base}/api/topology")
-        assert data["controllable"] and len(data["nodes"]) == 17
+        assert data["controllable"] and len(data["nodes"]) == 17 and data["failover"] is True
         status, stopped = await get_json(session, f"{base}/api/nodes/ent-88.101.1002/stop", json={})
         assert status == 200 and stopped == {"id": "ent-88.101.1002", "up": False}
         _, data = await get_json(session, f"{base}/api/topology")
@@ -293,7 +362,7 @@ async def test_web_for_a_topology_elsewhere_cannot_stop_nodes(page: tuple[Topolo
     topology, base = page
     async with aiohttp.ClientSession() as session:
         _, data = await get_json(session, f"{base}/api/topology")
-        assert data["controllable"] is False
+        assert data["controllable"] is False and data["failover"] is False
         status, answer = await get_json(session, f"{base}/api/nodes/root-qingdao/stop", json={})
     assert status == 403 and "demo --web" in answer["error"]
     assert topology.nodes["root-qingdao"].server.serving
@@ -307,8 +376,11 @@ def test_up_with_web_serves_the_page(tmp_path: Path) -> None:
                     str(tmp_path / "state"), "--web", "--web-port", "0") as up:
         line = up.printed("web: ")
         assert line is not None and line.split()[1].startswith("http://127.0.0.1:")
+        # small.toml has no mirrors: `up --web` must not promise a failover it cannot show (issue item 9)
+        assert "no mirrors here" in line and "fall over" not in line
         with urllib.request.urlopen(line.split()[1] + "api/topology", timeout=10) as reply:  # noqa: S310 - loopback
-            assert len(json.load(reply)["nodes"]) == 11
+            described = json.load(reply)
+        assert len(described["nodes"]) == 11 and described["controllable"] and described["failover"] is False
     assert up.proc.returncode == 0
 
 

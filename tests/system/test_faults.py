@@ -242,6 +242,9 @@ async def test_a_topology_with_held_requests_and_downed_nodes_stops_promptly(sta
     ({"action": "slow", "node": "root-qingdao"}, "slow needs `ms`"),
     ({"action": "partition", "a": ["Lhasa"], "b": ["Qingdao"]}, "Lhasa: not a node id, region or 'client'"),
     ({"action": "heal", "a": "Qingdao", "b": "Beijing"}, "no partition between"),
+    ({"action": "partition", "a": "root-qingdao", "b": "root-qingdao"}, "both sides take root-qingdao"),
+    ({"action": "partition", "a": ["Qingdao"], "b": ["root-qingdao", "Beijing"]}, "both sides take root-qingdao"),
+    ({"action": "partition", "a": "client", "b": ["client"]}, "both sides take client"),
 ])
 async def test_bad_fault_requests_are_explained_and_change_nothing(start: Callable[..., Any], body: dict[str, Any],
                                                                    message: str) -> None:

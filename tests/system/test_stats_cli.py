@@ -29,7 +29,8 @@ async def test_stats_json_text_and_watch_show_the_roots_picture(small: Topology)
     before = await invoke("stats", "--state-dir", state, "--json")
     assert before.exit_code == 0
     early = json.loads(before.output)
-    assert len(early["never_reported"]) == 9  # 3 secondaries and 6 enterprises; nothing sent yet
+    # 3 secondaries, 6 enterprises and the resolver; nothing sent yet (the root is the one asked)
+    assert early["never_reported"] == sorted(n for n in small.nodes if n != "root-qingdao")
 
     async with aiohttp.ClientSession() as session:
         for _ in range(5):
@@ -43,9 +44,12 @@ async def test_stats_json_text_and_watch_show_the_roots_picture(small: Topology)
     assert [row["node"] for row in view["top_enterprises"]][0] == ENTERPRISE
     assert len(view["top_enterprises"]) == 2
     assert view["totals"]["errors"] == 0 and view["lagging"] == []
+    assert set(view["by_tier"]) == {"root", "secondary", "enterprise", "resolver"}
+    assert view["totals"]["registrations"] == 0, "the set-up's delegations are no registrations"
 
     text = await invoke("stats", "--state-dir", state)
     assert "national picture at root-qingdao" in text.output and "by industry" in text.output
+    assert "11 nodes reporting" in text.output
     assert ENTERPRISE in text.output
     watched = await invoke("stats", "--state-dir", state, "--watch", "--rounds", "1", "--interval", "0.2")
     assert watched.exit_code == 0 and "busiest enterprises" in watched.output

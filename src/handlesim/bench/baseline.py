@@ -11,6 +11,8 @@ from multiprocessing.connection import Connection
 
 from aiohttp import web
 
+from ..net.tls import TlsFiles
+
 
 def make_app(payload: bytes) -> web.Application:
     async def answer(request: web.Request) -> web.Response:
@@ -21,13 +23,13 @@ def make_app(payload: bytes) -> web.Application:
     return app
 
 
-def _serve(payload: bytes, host: str, ready: Connection) -> None:
+def _serve(payload: bytes, host: str, ready: Connection, tls: TlsFiles | None) -> None:
     import asyncio
 
     async def main() -> None:
         runner = web.AppRunner(make_app(payload), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, 0)
+        site = web.TCPSite(runner, host, 0, ssl_context=tls.server_context() if tls is not None else None)
         await site.start()
         server = site._server  # noqa: SLF001 - the ephemeral port
         port = server.sockets[0].getsockname()[1] if server is not None else 0  # type: ignore[attr-defined]
@@ -42,12 +44,13 @@ def _serve(payload: bytes, host: str, ready: Connection) -> None:
 
 
 class BaselineServer:
-    """A bare route in its own process (as a node runs in the topology's process)."""
+    """A bare route in its own process (as a node runs in the topology's process); with `tls` (the topology's
+    certificate files) it serves HTTPS, so the ratio to a `up --tls` topology compares like with like."""
 
-    def __init__(self, payload: bytes, host: str = "127.0.0.1") -> None:
+    def __init__(self, payload: bytes, host: str = "127.0.0.1", tls: TlsFiles | None = None) -> None:
         context = mp.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
-        self.process = context.Process(target=_serve, args=(payload, host, sender), daemon=True)
+        self.process = context.Process(target=_serve, args=(payload, host, sender, tls), daemon=True)
         self.process.start()
         if not receiver.poll(30):
             self.process.kill()

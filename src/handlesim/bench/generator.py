@@ -31,6 +31,7 @@ from ..net import rest
 from ..net.keepalive import KeepAlivePool, KeepAliveTransport, build_request
 from ..net.nativeclient import NativeTransport, encode_request
 from ..net.shaping import SOURCE_HEADER, NetPath
+from ..net.tls import client_context
 from ..net.transport import SYSTEM_CLOCK, ConnectionBroken
 from ..wire import codec
 from .recording import Recorder
@@ -80,12 +81,15 @@ class WorkerSpec:
     """With the native protocol: `udp` (Handle.Net's retries, then TCP) or `tcp` (kept-open connections)."""
     resolver_native: int | None = None
     """The resolver's native port (resolver mode over the native protocol)."""
+    ca_file: str = ""
+    """The topology's CA certificate when it serves HTTPS (`up --tls`): every connection is TLS, pinning it. A
+    path, not an SSLContext: the spec travels to other processes (and Ray tasks), a context cannot."""
 
 
 class Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.pool = KeepAlivePool(spec.timeout)
+        self.pool = KeepAlivePool(spec.timeout, ssl_context=client_context(spec.ca_file) if spec.ca_file else None)
         self.keys = KeyChooser(len(spec.targets), spec.distribution, spec.zipf_s, spec.seed * 7919 + spec.worker)
         self.rng = random.Random(spec.seed * 104729 + spec.worker)
         self.recorder = Recorder()

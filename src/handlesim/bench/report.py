@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..core.wording import counted
+
 COLUMNS = ("offered/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "late")
 
 
@@ -22,7 +24,8 @@ def markdown(result: dict[str, Any]) -> str:
     topology = result["topology"]
     label = config["mode"] + protocol_label(config)
     lines = [
-        f"### `{label}` on `{topology['name']}` ({topology['nodes']} nodes, {topology['keys']} keys)",
+        f"### `{label}` on `{topology['name']}` "
+        f"({counted(topology['nodes'], 'node')}, {counted(topology['keys'], 'key')})",
         "",
         f"{config['processes']} generator process(es) x {config['connections']} connections, {config['arrival']} "
         f"arrivals, {config['distribution']} keys, {config['duration']:g} s measured after {config['warmup']:g} s "

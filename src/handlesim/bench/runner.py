@@ -23,8 +23,10 @@ from typing import Any
 
 from ..core import latency as server_latency
 from ..net.shaping import NetPath
+from ..net.tls import TlsFiles, tls_files
 from ..topology.network import NetModeError, client_path
 from ..topology.plan import Role
+from ..topology.running import LaunchError
 from ..topology.state import TopologyState, load_state
 from .baseline import BaselineServer
 from .generator import MODES, NATIVE_MODES, PROTOCOLS, WorkerSpec, basic_header, run_worker
@@ -250,8 +252,9 @@ def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode
         zipf_s=config.zipf_s, seed=config.seed, timeout=config.timeout, resolver=resolver, baseline=baseline,
         root_sites=state.root_sites, write_fraction=config.write_fraction, credentials=credentials, worker=worker,
         net=_net_path(state, config) if baseline is None else None, events=events,
-        control_url=state.control_url or "", protocol=config.protocol if baseline is None else "rest",
-        native_transport=config.native_transport, resolver_native=resolvers[0].native_port if resolvers else None)
+        control_url=state.control_url or "", ca_file=str(state.tls.ca) if state.tls is not None else "",
+        protocol=config.protocol if baseline is None else "rest", native_transport=config.native_transport,
+        resolver_native=resolvers[0].native_port if resolvers else None)
 
 
 def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:
@@ -303,8 +306,8 @@ def _timeline(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _baseline(state: TopologyState, config: BenchConfig, targets: list[Target],
               progress: Progress | None) -> dict[str, Any]:
-    payload = _sample_answer(targets[0])
-    server = BaselineServer(payload)
+    payload = _sample_answer(state, targets[0])
+    server = BaselineServer(payload, tls=_server_tls(state))
     try:
         base_config = replace(config, mode="direct")
         measured = _measure(state, base_config, targets, progress, baseline=(server.host, server.port))
@@ -314,12 +317,25 @@ def _baseline(state: TopologyState, config: BenchConfig, targets: list[Target],
     return measured
 
 
-def _sample_answer(target: Target) -> bytes:
+def _sample_answer(state: TopologyState, target: Target) -> bytes:
     """A real direct answer, so the bare route sends the same bytes."""
-    request = urllib.request.Request(f"http://{target.host}:{target.port}{target.path}",
+    scheme = "https" if state.tls is not None else "http"
+    request = urllib.request.Request(f"{scheme}://{target.host}:{target.port}{target.path}",
                                      headers={"Accept": "application/msgpack"})
-    with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback URL from topology.json
+    with urllib.request.urlopen(request, timeout=5, context=state.ssl_context()) as reply:  # noqa: S310 - loopback
         return bytes(reply.read())
+
+
+def _server_tls(state: TopologyState) -> TlsFiles | None:
+    """The topology's certificate files, for a bare route that pays the same TLS costs as the nodes (`up --tls`)."""
+    return tls_files(state.tls.ca.parent) if state.tls is not None else None
+
+
+def _node_json(state: TopologyState, url: str, timeout: float) -> Any:
+    """GET a node's simulator JSON (over HTTPS pinning the topology's CA when it serves TLS)."""
+    context = state.ssl_context() if url.startswith("https:") else None
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as reply:  # noqa: S310 - loopback URLs
+        return json.loads(reply.read())
 
 
 def ratios(run: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
@@ -340,7 +356,7 @@ def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 
 
     With `bare_route`, the same search runs against the bare aiohttp route (for a max-throughput ratio)."""
     targets = seeded_targets(state, config.keys)
-    server = BaselineServer(_sample_answer(targets[0])) if bare_route else None
+    server = BaselineServer(_sample_answer(state, targets[0]), tls=_server_tls(state)) if bare_route else None
     trials: list[dict[str, Any]] = []
 
     def within(rate: float) -> bool:
@@ -382,8 +398,7 @@ def _node_stats(state: TopologyState, mode: str) -> dict[str, Any]:
     for node in state.nodes:
         if node.role in roles:
             try:
-                with urllib.request.urlopen(node.url + "/_sim/stats", timeout=5) as reply:  # noqa: S310
-                    out[node.id] = json.loads(reply.read())
+                out[node.id] = _node_json(state, node.url + "/_sim/stats", 5)
             except OSError:
                 out[node.id] = {}
     return out
@@ -425,8 +440,7 @@ def server_timers(state: TopologyState) -> dict[str, dict[str, Any]]:
         out.clear()
     for node in state.nodes:
         try:
-            with urllib.request.urlopen(node.url + "/_sim/stats", timeout=5) as reply:  # noqa: S310
-                out[node.id] = json.loads(reply.read())
+            out[node.id] = _node_json(state, node.url + "/_sim/stats", 5)
         except (OSError, ValueError):
             continue
     return out
@@ -485,7 +499,7 @@ def started_topology(config_path: Path, *, identifiers: int | None = None, net: 
     """Start `handlesim up` (memory stores, ephemeral ports) in its own process for the benchmark, stop it after.
 
     `net` is the nodes' network mode (loopback for raw benchmarks unless asked); `faults` turns fault injection on
-    (scenarios)."""
+    (scenarios). An `up` that exits before it is ready raises LaunchError with what it printed as its error."""
     with tempfile.TemporaryDirectory(prefix="handlesim-bench-") as tmp:
         state_dir = Path(tmp) / "state"
         command = [sys.executable, "-m", "handlesim.cli", "up", "--config", str(config_path), "--store", "memory",
@@ -494,14 +508,19 @@ def started_topology(config_path: Path, *, identifiers: int | None = None, net: 
             command += ["--identifiers", str(identifiers)]
         command += ["--net", net] + (["--network", str(network_file)] if network_file else [])
         command += ["--faults"] if faults else []
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        errors_path = Path(tmp) / "up.err"
+        # a file, not a pipe: nobody reads up's stderr while the benchmark runs, and a full pipe would block it
+        with errors_path.open("w") as errors:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
                 if line.startswith("ready:"):
                     break
             else:
-                raise RuntimeError(f"`handlesim up --config {config_path}` exited before it was ready")
+                proc.wait(30)
+                raise LaunchError(f"`handlesim up --config {config_path}` exited before it was ready: "
+                                  f"{_last_error(errors_path)}")
             yield load_state(state_dir)
         finally:
             proc.terminate()
@@ -512,3 +531,10 @@ def started_topology(config_path: Path, *, identifiers: int | None = None, net: 
                 proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
+
+
+def _last_error(path: Path) -> str:
+    """The `Error: ...` line `up` printed (or its last line; 'no message' when it printed nothing)."""
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line.removeprefix("Error: ") for line in lines if line.startswith("Error: ")]
+    return errors[-1] if errors else lines[-1] if lines else "no message"

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..bench.runner import MAX_SEARCH_ERROR_RATE, MAX_SEARCH_P99_MS, BenchConfig
-from .app import fail, main, running_state, state_dir_option
+from ..bench.thresholds import Threshold, ThresholdError, evaluate, parse_thresholds
+from .app import ANSWER_FAILED, fail, main, plan_from, running_state, state_dir_option
 
 DEFAULTS = BenchConfig()
+POSITIVE = click.FloatRange(min=0, min_open=True)
+SHARE = click.FloatRange(0, 1)
+
+
+def read_thresholds(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[Threshold, ...] | None:
+    """`--fail-on 'errors>0.001,p99>10ms'`, read with the command line: a bad expression is a usage error."""
+    if value is None:
+        return None
+    try:
+        return parse_thresholds(value)
+    except ThresholdError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @main.command()
@@ -19,30 +33,34 @@ DEFAULTS = BenchConfig()
               help="What each request does: one hop to the enterprise (direct), the walk from the roots without or "
                    "with a client cache (iterative-cold, iterative-warm), ask the recursive resolver (resolver), "
                    "direct reads plus authenticated creates (mixed).")
-@click.option("--rate", type=float, default=DEFAULTS.rate, show_default=True, help="Offered lookups per second.")
+@click.option("--rate", type=POSITIVE, default=DEFAULTS.rate, show_default=True, help="Offered lookups per second.")
 @click.option("--max", "find_max", is_flag=True, help="Search for the highest rate within --p99-bound/--error-bound.")
-@click.option("--p99-bound", type=float, default=MAX_SEARCH_P99_MS, show_default=True, help="--max: p99 limit in ms.")
-@click.option("--error-bound", type=float, default=MAX_SEARCH_ERROR_RATE, show_default=True,
+@click.option("--p99-bound", type=POSITIVE, default=MAX_SEARCH_P99_MS, show_default=True,
+              help="--max: p99 limit in ms.")
+@click.option("--error-bound", type=SHARE, default=MAX_SEARCH_ERROR_RATE, show_default=True,
               help="--max: error-rate limit.")
-@click.option("--duration", type=float, default=DEFAULTS.duration, show_default=True, help="Measured seconds.")
-@click.option("--warmup", type=float, default=DEFAULTS.warmup, show_default=True,
+@click.option("--duration", type=POSITIVE, default=DEFAULTS.duration, show_default=True, help="Measured seconds.")
+@click.option("--warmup", type=click.FloatRange(min=0), default=DEFAULTS.warmup, show_default=True,
               help="Seconds of load before measuring.")
-@click.option("--connections", type=int, default=DEFAULTS.connections, show_default=True,
+@click.option("--connections", type=click.IntRange(min=1), default=DEFAULTS.connections, show_default=True,
               help="Connections per generator process.")
-@click.option("--processes", type=int, default=DEFAULTS.processes, show_default=True, help="Load-generator processes.")
+@click.option("--processes", type=click.IntRange(min=1), default=DEFAULTS.processes, show_default=True,
+              help="Load-generator processes.")
 @click.option("--arrival", type=click.Choice(["constant", "poisson"]), default=DEFAULTS.arrival, show_default=True,
               help="Spacing of the open-loop sends: evenly, or as a Poisson process at the same mean rate.")
-@click.option("--keys", type=int, default=DEFAULTS.keys, help="Draw from this many seeded identifiers (0 = all).")
+@click.option("--keys", type=click.IntRange(min=0), default=DEFAULTS.keys,
+              help="Draw from this many seeded identifiers (0 = all).")
 @click.option("--distribution", type=click.Choice(["uniform", "zipf"]), default=DEFAULTS.distribution,
               show_default=True,
               help="How identifiers are drawn: all equally often, or Zipf (a few hot ones; see --zipf).")
-@click.option("--zipf", "zipf_s", type=float, default=DEFAULTS.zipf_s, show_default=True, help="Zipf exponent.")
-@click.option("--write-fraction", type=float, default=DEFAULTS.write_fraction, show_default=True,
+@click.option("--zipf", "zipf_s", type=POSITIVE, default=DEFAULTS.zipf_s, show_default=True, help="Zipf exponent.")
+@click.option("--write-fraction", type=SHARE, default=DEFAULTS.write_fraction, show_default=True,
               help="mixed: share of writes.")
 @click.option("--no-baseline", is_flag=True, help="Skip measuring the bare aiohttp route in the same run.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Start this topology (memory stores) for the run instead of using a running one.")
-@click.option("--identifiers", type=int, default=None, help="With --config: identifiers per enterprise.")
+@click.option("--identifiers", type=click.IntRange(min=1), default=None,
+              help="With --config: identifiers per enterprise.")
 @state_dir_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("bench-results"),
               show_default=True, help="Where the JSON, Markdown and PNG files go.")
@@ -55,10 +73,14 @@ DEFAULTS = BenchConfig()
 @click.option("--client-region", default=DEFAULTS.client_region, help="Where the generator sits in the network model.")
 @click.option("--scenario", "scenario_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Fire this scenario's timed faults while measuring (TOML; see benchmarks/scenarios/).")
-@click.option("--timeout", type=float, default=DEFAULTS.timeout, show_default=True,
+@click.option("--timeout", type=POSITIVE, default=DEFAULTS.timeout, show_default=True,
               help="Seconds before a request times out.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Seed of key choice and arrivals (another seed draws other keys, e.g. past a warm cache).")
+@click.option("--fail-on", "fail_on", callback=read_thresholds, default=None, metavar="CONDITIONS",
+              help="Exit 1 when any condition holds for the measured run, e.g. 'errors>0.001,p99>10ms' "
+                   "(metrics: errors, p50, p90, p99, p99.9, max, mean, rate, goodput, timeouts, late; "
+                   "see docs/benchmarks.md).")
 @click.option("--ray-address", default=None, metavar="ADDR|local",
               help="Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance here); "
                    "needs the `ray` extra.")
@@ -73,7 +95,8 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
           zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
           identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, net: str | None,
           network_file: Path | None, client_region: str, scenario_path: Path | None, timeout: float,
-          seed: int, ray_address: str | None, protocol: str, native_transport: str) -> None:
+          seed: int, fail_on: tuple[Threshold, ...] | None, ray_address: str | None, protocol: str,
+          native_transport: str) -> None:
     """Measure resolution latency and throughput (open loop, HdrHistogram, bare-route baseline in the same run)."""
     from contextlib import nullcontext
 
@@ -88,6 +111,8 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
 
     if find_max and scenario_path is not None:
         fail("--scenario and --max do not mix: a scenario's faults would fire in every trial of the search")
+    if config_path is not None:  # a broken file is reported here, not by the `up` process it would start
+        plan_from(config_path, 0, identifiers)
     live = {"open": False}
 
     def progress(line: str) -> None:
@@ -122,6 +147,9 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
                 result["ratios"]["max_rate"] = round(found["max_rate"] / bare["max_rate"], 3) \
                     if bare["max_rate"] else None
     click.echo("", err=True)
+    verdict = evaluate(fail_on, result) if fail_on else None
+    if verdict is not None:
+        result["fail_on"] = verdict.to_dict()
     kind = mode if protocol == "rest" else f"{mode}-native-{native_transport}"
     stem = name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = write_outputs(result, out_dir, stem)
@@ -133,4 +161,25 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
             click.echo(f"bare aiohttp route, same search: {result['max_search_bare_route']['max_rate']:g}/s "
                        f"(ratio {result['ratios']['max_rate']})")
     click.echo("wrote " + ", ".join(str(p) for p in paths))
+    _exit_status(result, verdict)
+
+
+def _exit_status(result: dict[str, Any], verdict: Any) -> None:
+    """A run in which nothing succeeded exits 1 whatever was asked (every request refused, timed out or answered
+    with an error is a broken setup, not a measurement); `--fail-on` thresholds exit 1 when one holds."""
+    run = result["run"]
+    failures: list[str] = []
+    if run["completed"] and run["errors"] == run["completed"]:
+        outcomes = ", ".join(f"{what} {count}" for what, count in sorted(run["outcomes"].items()))
+        failures.append(f"every request of the run failed ({outcomes}); nothing was measured")
+    if verdict is not None:
+        click.echo("fail-on:")
+        for line in verdict.lines():
+            click.echo(line)
+        if not verdict.ok:
+            failures.append("--fail-on: " + ", ".join(t.text for t in verdict.failed))
+    if failures:
+        for failure in failures:
+            click.echo(f"Error: {failure}", err=True)
+        raise click.exceptions.Exit(ANSWER_FAILED)
 

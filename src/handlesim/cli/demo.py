@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from ..core.errors import HandleError
+from ..core.wording import counted
 from ..demo.narration import LANGUAGES
 from ..demo.walkthrough import DemoRun
 from ..demo.web import DemoWeb, DemoWebConfig, WebError
 from ..topology.config import ConfigError, load_config
+from ..topology.network import default_net_mode
 from ..topology.plan import build_plan
 from ..topology.runner import launch
 from ..topology.running import LaunchError, Topology
@@ -76,7 +78,9 @@ async def _launch_for_demo(config_path: Path, screen: Any, scratch: str) -> Topo
     plan = _demo_plan(config_path)
     screen.say("starting", config=config_path)
     try:
-        topology = await launch(plan, Path(scratch) / "state", store_kind="memory")
+        # with the file's network model when it has one, as `up` starts it: the lookups the class watches take
+        # the modelled delays between regions
+        topology = await launch(plan, Path(scratch) / "state", store_kind="memory", net=default_net_mode(plan))
     except LaunchError as exc:
         fail(str(exc))
     screen.say("started", nodes=len(topology.nodes), seconds=topology.boot_seconds)
@@ -127,9 +131,20 @@ async def serve_page(state: TopologyState, host: str, port: int, topology: Topol
         await page.start(host, port)
     except (WebError, OSError) as exc:
         fail(f"the demo page cannot listen on {host}:{port}: {exc}")
-    click.echo(f"web: http://{host}:{page.port}/  (the teaching page; {len(state.nodes)} nodes)")
+    click.echo(f"web: http://{host}:{page.port}/  (the teaching page; {counted(len(state.nodes), 'node')}"
+               f"{_what_stopping_shows(page)})")
     sys.stdout.flush()
     return page
+
+
+def _what_stopping_shows(page: DemoWeb) -> str:
+    """What stopping a node from the page will show, said before anyone tries (nothing when it cannot stop nodes)."""
+    if page.topology is None:
+        return ""
+    if page.shows_failover:
+        return "; stop a node with a mirror and lookups fall over to the mirror"
+    return ("; no mirrors here, so a stopped node's identifiers fail until it starts again (`handlesim demo --web` "
+            "adds mirrors)")
 
 
 async def serve_page_for(topology: Topology, host: str, port: int) -> DemoWeb:

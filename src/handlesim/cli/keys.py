@@ -28,13 +28,19 @@ def keygen(private_key_file: Path, key_type: str, index: int) -> None:
     """
     if private_key_file.exists():
         fail(f"{private_key_file} exists; refusing to overwrite a private key")
+    folder = private_key_file.parent
+    if not folder.is_dir():
+        fail(f"cannot write {private_key_file}: the directory {folder} does not exist (create it first)")
     key: keys.PrivateKey = (ed25519.Ed25519PrivateKey.generate() if key_type == "ed25519"
                             else rsa.generate_private_key(public_exponent=65537, key_size=2048))
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(private_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    try:
+        fd = os.open(private_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+    except OSError as exc:  # no permission, a full disk, a file that appeared meanwhile
+        fail(f"cannot write {private_key_file}: {exc.strerror or exc}")
     value = {"index": index, "type": "HS_PUBKEY",
              "data": {"format": "key", "value": base64.b64encode(keys.encode_public_key(key)).decode("ascii")}}
     click.echo(json.dumps(value))

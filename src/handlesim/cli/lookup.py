@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ from ..net.nativeclient import PROTOCOLS, NativeTransport
 from ..topology.plan import Role
 from ..topology.state import NodeEntry, TopologyState
 from .app import (
-    code_name,
+    answer_text,
     data_text,
     fail,
+    finish,
     json_option,
     main,
     parse_handle,
@@ -113,8 +113,7 @@ def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], i
         if trace:
             _print_trace(hops, via, elapsed, modelled[0] if path is not None and path.model is not None else None)
         _print_result(result)
-    if not result.ok:
-        sys.exit(1)
+    finish(result.ok)
 
 
 def _via_node(state: TopologyState, via: str) -> NodeEntry:
@@ -156,19 +155,11 @@ def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float, mo
 
 def _print_result(result: Response) -> None:
     if not result.ok:
-        click.echo(f"{result.handle}: {int(result.code)} {code_name(result.code)}: {result.message}", err=True)
+        click.echo(answer_text(result, ""), err=True)
         return
     click.echo(f"{result.handle}:")
     for value in result.values:
         click.echo(f"  {value.index:>4}  {value.type:<18} {data_text(value)}")
-
-
-
-
-
-
-
-
 
 @main.command()
 @click.argument("handle")
@@ -176,7 +167,9 @@ def _print_result(result: Response) -> None:
 @timeout_option
 @json_option
 def check(handle: str, state_dir: Path, timeout: float, as_json: bool) -> None:
-    """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift."""
+    """Resolve HANDLE at every replica that holds it (all roots for 0.NA/ handles) and report drift.
+
+    Exits 0 only when every replica answers the same values; 1 on drift, or when no replica holds the handle."""
     state = running_state(state_dir)
     target = parse_handle(handle)
 
@@ -198,22 +191,35 @@ def check(handle: str, state_dir: Path, timeout: float, as_json: bool) -> None:
             return answers
 
     answers = run_async(go())
-
-    def digest(answer: Response | str) -> str:
-        if isinstance(answer, str):
-            return "unreachable"
-        if not answer.ok:
-            return f"code {int(answer.code)}"
-        return hashlib.sha256(repr(sorted(answer.values)).encode("utf-8", "surrogatepass")).hexdigest()[:12]
-
-    digests = {name: digest(answer) for name, answer in answers}
-    drift = len(set(digests.values())) > 1
+    digests = {name: _digest(answer) for name, answer in answers}
+    verdict = _verdict(answers, digests)
     if as_json:
-        click.echo(json.dumps({"handle": target.text, "replicas": digests, "drift": drift}, indent=1))
+        click.echo(json.dumps({"handle": target.text, "replicas": digests, "drift": verdict == DRIFT,
+                               "verdict": verdict, "ok": verdict == AGREE}, indent=1))
     else:
         for name, value in digests.items():
             click.echo(f"  {name:<24} {value}")
-        click.echo(f"{target.text}: {'DRIFT between replicas' if drift else 'all replicas agree'}")
-    if drift:
-        sys.exit(1)
+        click.echo(f"{target.text}: {VERDICT_TEXT[verdict]}")
+    finish(verdict == AGREE)
 
+
+AGREE, DRIFT, NOT_HELD = "agree", "drift", "not held"
+VERDICT_TEXT = {AGREE: "all replicas agree", DRIFT: "DRIFT between replicas",
+                NOT_HELD: "no replica holds it (each answered as shown)"}
+"""What `check` concludes. Replicas that all answer the same error (100 not found everywhere, or all unreachable)
+do not hold the handle: that is no agreement about its values, and the command exits 1 as for drift."""
+
+
+def _digest(answer: Response | str) -> str:
+    if isinstance(answer, str):
+        return "unreachable"
+    if not answer.ok:
+        return f"code {int(answer.code)}"
+    return hashlib.sha256(repr(sorted(answer.values)).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def _verdict(answers: list[tuple[str, Response | str]], digests: dict[str, str]) -> str:
+    if len(set(digests.values())) > 1:
+        return DRIFT
+    held = bool(answers) and all(not isinstance(answer, str) and answer.ok for _, answer in answers)
+    return AGREE if held else NOT_HELD

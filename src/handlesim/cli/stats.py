@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ..core.wording import counted
 from ..topology.monitoring import REPORTING_ROLES
 from ..topology.plan import Role
 from ..topology.state import TopologyState
@@ -69,8 +70,10 @@ def _views(topology: TopologyState, root_id: str | None, top: int, interval: flo
         return
 
 
-def _get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - loopback URLs from topology.json
+def _get_json(topology: TopologyState, url: str, timeout: float = 5.0) -> Any:
+    """GET a node's JSON; over HTTPS pinning the topology's CA when it serves TLS (`up --tls`)."""
+    context = topology.ssl_context() if url.startswith("https:") else None
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as reply:  # noqa: S310 - loopback URLs
         return json.loads(reply.read())
 
 
@@ -84,7 +87,7 @@ def national_view(topology: TopologyState, root_id: str | None = None, top: int 
     errors = []
     for root in roots:
         try:
-            picture = _get_json(root.url + "/api/reports")
+            picture = _get_json(topology, root.url + "/api/reports")
             break
         except (OSError, ValueError) as exc:
             errors.append(f"{root.id}: {exc}")
@@ -93,7 +96,10 @@ def national_view(topology: TopologyState, root_id: str | None = None, top: int 
     reported = {row["node"] for row in picture["nodes"]}
     expected = [n for n in topology.nodes if n.role in REPORTING_ROLES]
     picture["never_reported"] = sorted(n.id for n in expected if n.id not in reported)
-    picture["lagging"] = list(picture.get("lagging", [])) + _root_lag(topology, picture["receiver"])
+    # the other roots' replication as they answer now (their reports may be an interval old, or missing)
+    asked_now = {root.id for root in topology.roots if root.id != picture["receiver"]}
+    from_reports = [lag for lag in picture.get("lagging", []) if lag["node"] not in asked_now]
+    picture["lagging"] = from_reports + _root_lag(topology, picture["receiver"])
     enterprises = [row for row in picture["nodes"] if row["role"] == Role.ENTERPRISE]
     picture["top_enterprises"] = enterprises[:top]
     return picture
@@ -106,7 +112,7 @@ def _root_lag(topology: TopologyState, asked: str) -> list[dict[str, Any]]:
         if root.id == asked:
             continue
         try:
-            replication = _get_json(root.url + "/_sim/stats").get("replication", {})
+            replication = _get_json(topology, root.url + "/_sim/stats").get("replication", {})
         except (OSError, ValueError):
             lagging.append({"node": root.id, "peer": "-", "pending": 0, "lag_s": 0.0, "failures": 0,
                             "unreachable": True})
@@ -146,9 +152,9 @@ def render(view: dict[str, Any]) -> Any:
     totals = view["totals"]
     header = Text(
         f"national picture at {view['receiver']} ({time.strftime('%H:%M:%S', time.localtime(view['at']))}): "
-        f"{view['nodes_reporting']} nodes reporting, {totals['resolutions']:,} resolutions "
-        f"({totals['resolutions_per_s']:.1f}/s), {totals['registrations']:,} registrations "
-        f"({totals['registrations_per_s']:.1f}/s), {totals['errors']:,} errors ({totals['error_rate']:.2%}), "
+        f"{counted(view['nodes_reporting'], 'node')} reporting, {counted(totals['resolutions'], 'resolution')} "
+        f"({totals['resolutions_per_s']:.1f}/s), {counted(totals['registrations'], 'registration')} "
+        f"({totals['registrations_per_s']:.1f}/s), {counted(totals['errors'], 'error')} ({totals['error_rate']:.2%}), "
         f"server p50/p99 {_ms(totals['server_p50_ms'])}/{_ms(totals['server_p99_ms'])} ms", style="bold")
     parts: list[Any] = [header, _group_table("by tier", view["by_tier"]),
                         _group_table("by industry", view["by_industry"])]

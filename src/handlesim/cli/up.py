@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ..core.wording import counted
 from ..demo.web import DemoWebConfig
 from ..topology.network import default_net_mode
 from ..topology.plan import build_plan
@@ -193,7 +194,7 @@ async def _up_supervised(plan: Any, state_dir: Path, options: UpOptions, engine:
                             tls=options.tls, net=options.net, reset=options.reset)
     topology = await signals.booted(supervisor.boot(), progress)
     for status in supervisor.statuses.values():
-        click.echo(f"  worker {status['worker']}: pid {status['pid']}, {status['nodes']} nodes, "
+        click.echo(f"  worker {status['worker']}: pid {status['pid']}, {counted(status['nodes'], 'node')}, "
                    f"peak RSS {status['peak_rss_mb']:.0f} MB, {status['cpu_seconds']:.1f} s CPU to boot", err=True)
     page = None
     if options.web_port is not None:  # the nodes live in the workers: the page shows and resolves, but cannot
@@ -252,7 +253,7 @@ def _announce(topology: Topology, state_dir: Path) -> None:
     if metrics:
         click.echo(f"  metrics    {', '.join(metrics)}  (Prometheus; `handlesim stats` for the national picture)")
     workers = f" in {state.workers} {topology.engine} workers" if topology.engine != "inline" else ""
-    click.echo(f"ready: {len(state.nodes)} nodes up{workers} in {topology.boot_seconds:.2f} s; "
+    click.echo(f"ready: {counted(len(state.nodes), 'node')} up{workers} in {topology.boot_seconds:.2f} s; "
                f"state in {state_dir}/topology.json; Ctrl-C stops", err=False)
     sys.stdout.flush()
 

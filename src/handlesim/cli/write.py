@@ -16,11 +16,13 @@ from ..core.values import HandleValue, ValueReference
 from ..net.client import locate, write_target
 from ..topology.state import StateError
 from .app import (
-    code_name,
+        answer_text,
     fail,
+    finish,
     json_option,
     main,
     parse_handle,
+    read_identity,
     run_async,
     running_state,
     state_dir_option,
@@ -35,38 +37,40 @@ from .app import (
               help="TYPE=DATA or INDEX:TYPE=DATA (repeatable), e.g. URL=https://example.cn/x")
 @click.option("--overwrite/--no-overwrite", default=False, show_default=True,
               help="Replace an existing handle (otherwise an existing handle is an error).")
-@click.option("--as", "identity_text", default=None, help="Identity INDEX:HANDLE (default: the prefix owner).")
+@click.option("--as", "identity", callback=read_identity, default=None, metavar="INDEX:HANDLE",
+              help="Identity INDEX:HANDLE (default: the prefix owner).")
 @state_dir_option
 @timeout_option
 @json_option
-def register(handle: str, values: tuple[str, ...], overwrite: bool, identity_text: str | None, state_dir: Path,
+def register(handle: str, values: tuple[str, ...], overwrite: bool, identity: ValueReference | None, state_dir: Path,
              timeout: float, as_json: bool) -> None:
     """Create HANDLE at the node responsible for its prefix, authenticated with the credentials `up` wrote."""
     target = parse_handle(handle)
     parsed = tuple(_parse_value(text, number) for number, text in enumerate(values, 1))
     request = Request(OpCode.CREATE_HANDLE, target, values=parsed, overwrite=overwrite)
-    _write(state_dir, target, request, identity_text, as_json, timeout)
+    _write(state_dir, target, request, identity, as_json, timeout)
 
 
 @main.command()
 @click.argument("handle")
 @click.option("--index", "indexes", multiple=True, type=int, help="Remove only these values (repeatable).")
-@click.option("--as", "identity_text", default=None, help="Identity INDEX:HANDLE (default: the prefix owner).")
+@click.option("--as", "identity", callback=read_identity, default=None, metavar="INDEX:HANDLE",
+              help="Identity INDEX:HANDLE (default: the prefix owner).")
 @state_dir_option
 @timeout_option
 @json_option
-def delete(handle: str, indexes: tuple[int, ...], identity_text: str | None, state_dir: Path, timeout: float,
+def delete(handle: str, indexes: tuple[int, ...], identity: ValueReference | None, state_dir: Path, timeout: float,
            as_json: bool) -> None:
     """Delete HANDLE (or some of its values) at the node responsible for its prefix."""
     target = parse_handle(handle)
     op = OpCode.REMOVE_VALUE if indexes else OpCode.DELETE_HANDLE
-    _write(state_dir, target, Request(op, target, indexes=indexes), identity_text, as_json, timeout)
+    _write(state_dir, target, Request(op, target, indexes=indexes), identity, as_json, timeout)
 
 
-def _write(state_dir: Path, target: Handle, request: Request, identity_text: str | None, as_json: bool,
+def _write(state_dir: Path, target: Handle, request: Request, identity: ValueReference | None, as_json: bool,
            timeout: float) -> None:
     state = running_state(state_dir)
-    identity = ValueReference.from_text(identity_text) if identity_text else owner_identity(target.prefix)
+    identity = identity or owner_identity(target.prefix)
     try:
         credentials = state.credentials_for(identity)
     except StateError as exc:
@@ -86,7 +90,8 @@ def _write(state_dir: Path, target: Handle, request: Request, identity_text: str
     elif reply.ok:
         click.echo(f"{reply.handle}: ok")
     else:
-        fail(f"{reply.handle or target.text}: {int(reply.code)} {code_name(reply.code)}: {reply.message}")
+        click.echo("Error: " + answer_text(reply, target.text), err=True)
+    finish(reply.ok)
 
 
 def _parse_value(text: str, default_index: int) -> HandleValue:

@@ -39,6 +39,11 @@ class LatencyHistogram:
     def count(self) -> int:
         return sum(self.counts)
 
+    def reset(self) -> None:
+        """Start over (in place: the server's routes hold this object)."""
+        self.counts[:] = [0] * len(self.counts)
+        self.total_seconds = 0.0
+
     def snapshot(self) -> dict[str, Any]:
         """Plain data for `/_sim/stats`: non-empty buckets only, keyed by bucket index."""
         return snapshot_of(self.counts, self.total_seconds)

@@ -17,7 +17,7 @@ from typing import Any
 
 from .codes import ResponseCode
 from .errors import InsufficientPermissions, ProtocolError
-from .handle import Handle, Prefix
+from .handle import NA_PREFIX, Handle, Prefix
 from .latency import counts_from_snapshot, merge, percentile
 
 NOT_ERRORS = frozenset({int(ResponseCode.SUCCESS), int(ResponseCode.HANDLE_NOT_FOUND),
@@ -25,6 +25,8 @@ NOT_ERRORS = frozenset({int(ResponseCode.SUCCESS), int(ResponseCode.HANDLE_NOT_F
                         int(ResponseCode.SERVICE_REFERRAL), int(ResponseCode.PREFIX_REFERRAL)})
 """Answers that are the protocol working (values, not found, referrals); every other code counts as an error."""
 REPORTING_ROLES = ("secondary", "enterprise")
+OPERATOR_ROLES = ("root", "resolver")
+"""The root operator's own nodes: they report to every other root as the operator (300:0.NA/0.NA), under 0.NA."""
 MAX_CHILDREN = 100_000
 LAG_THRESHOLD_S = 1.0
 """A replica whose pusher has had changes pending longer than this is lagging."""
@@ -88,8 +90,8 @@ def report_from_data(data: Any) -> NodeReport:
             and all(isinstance(c, str) and _count(n) for c, n in codes.items()) for op, codes in requests.items()):
         raise ProtocolError("report.requests must map operation -> response code -> count")
     role = _text(data, "role")
-    if role not in REPORTING_ROLES and role != "root":
-        raise ProtocolError(f"report.role {role!r} is not one of {', '.join(REPORTING_ROLES)}")
+    if role not in REPORTING_ROLES + OPERATOR_ROLES:
+        raise ProtocolError(f"report.role {role!r} is not one of {', '.join(REPORTING_ROLES + OPERATOR_ROLES)}")
     latency = data.get("latency", {})
     replication = data.get("replication", {})
     if not isinstance(latency, Mapping) or not isinstance(replication, Mapping):
@@ -122,7 +124,8 @@ def _number(data: Mapping[str, Any], key: str, default: float | None = None) -> 
 
 
 def check_reporter(identity_handle: str, report: NodeReport, delegated: bool, homed: Iterable[Prefix]) -> None:
-    """A report is accepted only from the owner of a prefix this node delegated (a child in the hierarchy).
+    """A report is accepted only from the owner of a prefix this node delegated (a child in the hierarchy), or
+    from one of the root operator's own nodes (a peer root, a resolver) by a root.
 
     `identity_handle` is the authenticated identity's handle (`0.NA/<prefix>`), `delegated` whether the receiving
     node holds that prefix handle with site values (it delegated it), `homed` the prefixes it homes itself."""
@@ -130,6 +133,11 @@ def check_reporter(identity_handle: str, report: NodeReport, delegated: bool, ho
     if Handle.from_text(identity_handle).key != prefix.prefix_handle().key:
         raise InsufficientPermissions(f"a report about {report.prefix} must be sent as its owner 0.NA/{report.prefix}, "
                             f"not {identity_handle}")
+    if report.role in OPERATOR_ROLES:
+        if prefix.key != NA_PREFIX.key or not any(own.key == NA_PREFIX.key for own in homed):
+            raise InsufficientPermissions(f"{report.node} reports as a node of the root operator (under "
+                                          f"{NA_PREFIX.text}): only a root takes its report")
+        return
     if not delegated or any(prefix.key == own.key for own in homed):
         raise InsufficientPermissions(f"{report.prefix} is not a prefix this node delegated; report to your "
                                       "parent node")

@@ -49,6 +49,8 @@ class HopView:
     cache_hit: bool
     failed: bool
     """The node did not answer (refused, timed out): the client tries the next server."""
+    modelled_ms: float = 0.0
+    """Of `duration_ms`, the delay the topology's network model added (0 on loopback)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def _hop_view(number: int, hop: dict[str, Any], roles: dict[str, str]) -> HopVie
     return HopView(number=number, node=node, role=CACHE_SITE if cache_hit else roles.get(node, "unknown"),
                    asked=str(hop.get("asked", "")), code=None if code is None else int(code), outcome=outcome,
                    referral_to=_referral_targets(outcome, code), duration_ms=float(hop.get("duration_ms", 0.0)),
-                   cache_hit=cache_hit, failed=code is None)
+                   cache_hit=cache_hit, failed=code is None, modelled_ms=float(hop.get("modelled_ms") or 0.0))
 
 
 def _referral_targets(outcome: str, code: object) -> tuple[str, ...]:

@@ -77,7 +77,8 @@ EN: dict[str, str] = {
     "press_enter": "Press Enter for the next step ",
     "stopping": "Stopping the demo topology.",
     "web_hint": "Open the page, type an identifier and press Resolve; click a node to stop or start it. Ctrl-C ends.",
-    "done": "Done. Try it yourself: handlesim up --config configs/small.toml --web, then open the page it prints.",
+    "done": "Done. Try it yourself: handlesim demo --web (this topology, its mirrors and the page), then open the "
+            "page it prints.",
 }
 
 ZH: dict[str, str] = {
@@ -144,7 +145,7 @@ ZH: dict[str, str] = {
     "press_enter": "按回车键进入下一步 ",
     "stopping": "正在停止演示拓扑。",
     "web_hint": "打开网页，输入标识并点击“解析”；点击节点可将其停止或重新启动。按 Ctrl-C 结束。",
-    "done": "完成。自己试试：handlesim up --config configs/small.toml --web，然后打开它显示的网页。",
+    "done": "完成。自己试试：handlesim demo --web（同一拓扑、镜像和网页），然后打开它显示的网页。",
 }
 
 TABLES = {"en": EN, "zh": ZH}

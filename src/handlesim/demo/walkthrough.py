@@ -20,6 +20,7 @@ from ..core.messages import Request
 from ..core.prefixes import owner_identity
 from ..core.values import HandleValue
 from ..net.client import HandleClient
+from ..topology.network import topology_client
 from ..topology.plan import Role
 from ..topology.running import Topology
 from ..topology.state import NodeEntry, TopologyState
@@ -70,6 +71,11 @@ class DemoRun:
     def roles(self) -> dict[str, str]:
         return roles_by_node(self.state.nodes)
 
+    def client(self) -> HandleClient:
+        """A new client of the topology (empty cache), on its network path as `handlesim resolve` takes it: hops
+        pay the modelled delays when the topology runs with its network model, and a TLS topology's CA is pinned."""
+        return topology_client(self.state, self.timeout)
+
     def enterprise(self) -> NodeEntry:
         primaries = [n for n in self.state.with_role(Role.ENTERPRISE) if n.mirror_of is None]
         if not primaries:
@@ -90,7 +96,7 @@ class DemoRun:
         handle = Handle(Prefix(enterprise.prefix), f"DEMO-{time.strftime('%H%M%S')}")
         screen.tiers(self.state.nodes)
         await self._register(screen, enterprise, handle)
-        async with HandleClient(timeout=self.timeout) as client:
+        async with self.client() as client:
             await self._iterative(screen, client, handle)
             await self._resolver(screen, client, handle)
         await self._failover(screen, enterprise, handle)
@@ -107,7 +113,7 @@ class DemoRun:
                   HandleValue(3, "EMAIL", "teacher@example.cn"))
         request = Request(OpCode.CREATE_HANDLE, handle, values=values, overwrite=True)
         started = time.perf_counter()
-        async with HandleClient(timeout=self.timeout) as client:
+        async with self.client() as client:
             reply = await client.send(enterprise.url, request, credentials=credentials)
         if not reply.ok:
             screen.say("register_failed", node=enterprise.id, message=reply.message)
@@ -139,7 +145,7 @@ class DemoRun:
         screen.say("resolver_done", hops=first.upstream_hops, ms=first.elapsed_ms)
         await screen.step("step_resolver_again")
         screen.say("resolver_again", node=resolver.id)
-        async with HandleClient(timeout=self.timeout) as other_client:
+        async with self.client() as other_client:
             second = await lookup_via_resolver(other_client, handle, resolver, self.roles)
         self._show(screen, "summary_resolver_cache", second)
         screen.say("resolver_again_done", hops=second.upstream_hops, ms=second.elapsed_ms)
@@ -156,7 +162,7 @@ class DemoRun:
         screen.say("failover", node=enterprise.id, mirror=mirror.id)
         await self._replicated(mirror.id, handle)
         await self.topology.nodes[enterprise.id].server.stop()
-        async with HandleClient(timeout=self.timeout) as fresh_client:
+        async with self.client() as fresh_client:
             view = await lookup_iterative(fresh_client, handle, self.state.root_sites, self.roles,
                                           cache=ResolutionCache())
         self._show(screen, "summary_failover", view)

@@ -7,7 +7,9 @@
 - `GET /api/counters`: per tier, requests/s and cache hits, from the nodes' own `/_sim/stats` (polled at most once
   per interval however many pages ask; a node that does not answer is down);
 - `POST /api/nodes/{id}/stop` and `/start`: stop a node's server and start it again on the same port, to show a class
-  what a dead node does to lookups (only when the topology runs in this process: `up --web`, `demo --web`).
+  what a dead node does to lookups (only when the topology runs in this process: `up --web`, `demo --web`); the
+  lookups fall over to a mirror only where the topology has one (`failover` in /api/topology says whether any).
+The page's lookups take the topology's network path (modelled delays when it runs with its network model).
 Nothing is fetched from outside: the page is hand-written HTML/JS/SVG shipped as package data.
 """
 
@@ -29,7 +31,7 @@ from ..core.cache import ResolutionCache
 from ..core.errors import HandleError
 from ..core.handle import Handle
 from ..net.apps import AppServer
-from ..net.client import HandleClient
+from ..topology.network import topology_client
 from ..topology.plan import Role
 from ..topology.running import Topology
 from ..topology.state import NodeEntry, TopologyState
@@ -90,7 +92,9 @@ class DemoWeb(AppServer):
         self.roles = roles_by_node(state.nodes)
         self.cache = ResolutionCache(self.config.client_cache_capacity)
         self._ssl = state.ssl_context()  # a topology started with --tls: pin its CA in the page's own requests
-        self.client = HandleClient(timeout=self.config.timeout, ssl_context=self._ssl)
+        # the page's lookups take the topology's network path, as `handlesim resolve` does: modelled delays, loss
+        # and partitions apply to them when the topology runs with its network model
+        self.client = topology_client(state, self.config.timeout)
         self._sweeps = _Sweeps()
         self._poller: aiohttp.ClientSession | None = None
         self._static = _load_static()
@@ -139,7 +143,14 @@ class DemoWeb(AppServer):
                   "region": n.region, "mirror_of": n.mirror_of, "url": n.url, "up": poll.stats.get(n.id) is not None}
                  for n in self.state.nodes]
         return web.json_response({"name": self.state.name, "nodes": nodes, "examples": list(self.state.examples),
-                                  "controllable": self.topology is not None}, dumps=_dumps)
+                                  "controllable": self.topology is not None,
+                                  "failover": self.shows_failover}, dumps=_dumps)
+
+    @property
+    def shows_failover(self) -> bool:
+        """Can the page show a lookup falling over to a mirror? Only when it may stop nodes and some node has a
+        mirror: a stopped node without one just makes its identifiers fail until it starts again."""
+        return self.topology is not None and any(n.mirror_of for n in self.state.nodes)
 
     async def control_node(self, request: web.Request) -> web.StreamResponse:
         node_id, action = request.match_info["node_id"], request.match_info["action"]

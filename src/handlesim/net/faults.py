@@ -148,7 +148,7 @@ class FaultController:
         if action not in ACTIONS:
             raise FaultRequestError(f"unknown action {action!r}; use one of: {', '.join(ACTIONS)}")
         if action == "partition":
-            self.partitions.append((self._group(body, "a"), self._group(body, "b")))
+            self.partitions.append(self._sides(body))
         elif action == "heal":
             await self._heal(body)
         else:
@@ -258,6 +258,20 @@ class FaultController:
         if unknown:
             raise FaultRequestError(f"{', '.join(unknown)}: not a node id, region or 'client' of this topology")
         return frozenset(items)
+
+    def _sides(self, body: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+        """The two sides of a new partition; they must not share a node (`partition X X` would cut nothing and
+        still be listed as in effect)."""
+        a, b = self._group(body, "a"), self._group(body, "b")
+        shared = sorted((a & b) | (self._members(a) & self._members(b)))
+        if shared:
+            raise FaultRequestError(f"a partition needs two sides with nothing in common; both sides take "
+                                    f"{', '.join(shared)}")
+        return a, b
+
+    def _members(self, side: frozenset[str]) -> set[str]:
+        """The node ids a side covers: those it names and those in the regions it names."""
+        return {node_id for node_id, node in self.nodes.items() if node_id in side or node.region in side}
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from ..core.codes import ResponseCode
 from ..core.errors import AuthenticationNeeded, ProtocolError
-from ..core.handle import Prefix
+from ..core.handle import NA_PREFIX, Prefix
 from ..core.messages import Response
 from ..core.reports import MAX_CHILDREN, NodeReport, ReportBook, check_forwarded, check_reporter, report_from_data
 from ..core.service import HandleService
@@ -63,8 +63,9 @@ class ReportingNode(Protocol):
 def own_report(stats: NodeStats) -> NodeReport:
     """A node's statistics, as it reports them upward."""
     meta = stats.meta
+    # a resolver homes no prefix: it reports as the root operator's node, under 0.NA as the roots do
     return NodeReport(
-        node=stats.node, role=str(meta.get("role", "")), prefix=str(meta.get("prefix", "")),
+        node=stats.node, role=str(meta.get("role", "")), prefix=str(meta.get("prefix") or NA_PREFIX.text),
         industry=str(meta.get("industry") or ""), sent_at=stats.at, interval_s=stats.report_interval_s,
         requests=stats.requests, store_handles=stats.store_handles, uptime_s=round(stats.uptime_s, 3),
         in_flight=stats.in_flight, rejected_busy=stats.rejected_busy, latency=stats.latency_json(),
@@ -228,12 +229,13 @@ class ReportSender:
 
     async def _send(self, reporter: _Reporter, semaphore: asyncio.Semaphore) -> int:
         server = reporter.server
-        body: dict[str, Any] = {"report": own_report(server.stats()).to_data()}
+        report = own_report(server.stats())
+        body: dict[str, Any] = {"report": report.to_data()}
         if reporter.forwards_children:
             body["children"] = [r.to_data() for r in server.reports.latest("enterprise")]
         payload = codec.encode_body(body, codec.MSGPACK)
         headers = {"Content-Type": codec.MSGPACK, "Authorization": reporter.authorization}
-        path = REPORT_ROUTE.replace("{prefix}", str(server.meta.get("prefix", "")))
+        path = REPORT_ROUTE.replace("{prefix}", report.prefix)
         delivered = 0
         async with semaphore:
             for host, port in reporter.targets:

@@ -75,6 +75,8 @@ class NodeServer:
         """The latest operating reports of the nodes below this one (the national picture at a root)."""
         self.report_interval = 0.0
         """Seconds between this node's own reports upward (0: it does not report)."""
+        self.setup_requests: dict[str, dict[str, int]] = {}
+        """What the node answered while its topology was set up (the delegation writes), by operation and code."""
         self.app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[self.gate.middleware])
         for route in self._routes():
             self._add(route)
@@ -103,6 +105,19 @@ class NodeServer:
     def stats(self) -> NodeStats:
         """This node's figures now (what `/_sim/stats`, `/metrics` and the upward reports show)."""
         return node_stats(self)
+
+    def end_setup(self) -> None:
+        """The topology is ready: keep what the node answered while it was set up apart (`setup_requests`), so its
+        requests, registrations and latencies count what users and benchmarks did, not the delegations."""
+        self.setup_requests = {op: dict(codes) for op, codes in self.stats().requests.items()}
+        self.service.counts.clear()
+        self.answers.hits.clear()
+        self.gate.edge_errors.clear()
+        for histogram in self.gate.latency.values():
+            histogram.reset()
+        if self.native is not None:  # nothing asks natively during set-up, but what did is set-up too
+            self.native.counters.cache_hits.clear()
+            self.native.counters.own_answers.clear()
 
     @property
     def faults(self) -> FaultController | None:

@@ -73,6 +73,8 @@ class NodeStats:
     """The latest report of every node below this one."""
     stale_after_intervals: float
     """A report older than this many of its sender's intervals is stale."""
+    setup_requests: Mapping[str, Mapping[str, int]]
+    """What the node answered while its topology was set up (delegations), kept apart from `requests`."""
     native: Mapping[str, Any] | None = None
     """The native interface: ports, packets, messages, connections, answers by code, protocol errors, challenges,
     held and refused requests (None: the node speaks REST only)."""
@@ -97,6 +99,7 @@ class NodeStats:
             "rejected_busy": self.rejected_busy,
             "latency": self.latency_json(),
             "reports_received": self.reports_received,
+            "setup_requests": self.setup_requests,
             "store_handles": self.store_handles,
             "homed_prefixes": list(self.homed_prefixes),
             "answer_cache_entries": self.answer_cache_entries,
@@ -129,6 +132,7 @@ class CountingNode(Protocol):
     meta: dict[str, Any]
     started_at: float
     report_interval: float
+    setup_requests: dict[str, dict[str, int]]
     clock: Callable[[], float]
 
 
@@ -160,7 +164,7 @@ def node_stats(node: CountingNode) -> NodeStats:
         resolver_cache=resolver.snapshot() if resolver is not None else None,
         replication=replicator.snapshot() if replicator is not None else None,
         report_interval_s=node.report_interval, reported=tuple(node.reports.latest()),
-        stale_after_intervals=node.reports.stale_after_intervals,
+        stale_after_intervals=node.reports.stale_after_intervals, setup_requests=node.setup_requests,
         native=native.snapshot() if native is not None else None)
 
 

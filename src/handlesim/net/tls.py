@@ -70,10 +70,15 @@ def _alt_names(hosts: list[str]) -> list[x509.GeneralName]:
     return names
 
 
+def tls_files(directory: Path) -> TlsFiles:
+    """Where the certificate files are in a state dir's `tls/` folder (whether or not they exist yet)."""
+    return TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+
+
 def ensure_certificate(state_dir: Path, hosts: list[str]) -> TlsFiles:
     """The topology's certificate files, generated on first use (kept across restarts, so pinned CAs stay valid)."""
     directory = state_dir / TLS_DIR
-    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    files = tls_files(directory)
     if all(p.exists() for p in (files.ca, files.cert, files.key)) and _covers(files.cert, hosts):
         return files
     directory.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,14 @@ for structured data (HS_ADMIN, HS_SITE, ...)."""
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Any
 
 import msgpack
 
 from ..core.errors import StoreError
-from ..core.handle import Handle
+from ..core.handle import Handle, Prefix
 from ..core.storage import HandleRecord
 from ..core.values import HandleValue, Permissions, TTLType, ValueReference
 from ..wire.mapping import data_from_json, data_to_dict
@@ -63,7 +64,9 @@ def load_values(blob: bytes) -> tuple[HandleValue, ...]:
     try:
         rows = msgpack.unpackb(blob, raw=False)
         return tuple(
-            HandleValue(index, type_name, payload if tag < _OTHER else _unpack_structured(payload, type_name), ttl,
+            # type names interned: a hundred thousand URL values need not each carry its own "URL"
+            HandleValue(index, sys.intern(type_name),
+                        payload if tag < _OTHER else _unpack_structured(payload, type_name), ttl,
                         _TTL_TYPES[ttl_type], timestamp, tuple(ValueReference(h, i) for h, i in refs) if refs else (),
                         _permissions(perms))
             for index, type_name, tag, payload, ttl, ttl_type, timestamp, perms, refs in rows
@@ -72,5 +75,31 @@ def load_values(blob: bytes) -> tuple[HandleValue, ...]:
         raise StoreError(f"a stored record is unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def load_record(handle_text: str, blob: bytes) -> HandleRecord:
-    return HandleRecord(Handle.from_text(handle_text), load_values(blob))
+SHARED_VALUES = 8192
+"""How many distinct values the loader remembers to share: an enterprise's repeated values recur within its own
+hundred-odd records, and the topology-wide ones (product names, dates, batches) within a few dozen enterprises."""
+
+
+@lru_cache(maxsize=SHARED_VALUES)
+def _shared_value(value: HandleValue) -> HandleValue:
+    """The first loaded value equal to `value` (values are immutable tuples: sharing equal ones is safe)."""
+    return value
+
+
+class RecordLoader:
+    """Decodes a store's records as seeding builds them: equal values and prefixes become one shared object.
+
+    Seeding gives the handles of an enterprise one Prefix, and each value that repeats (product name, model, date,
+    batch, contact, HS_ADMIN) one HandleValue shared by every record that has it. Decoding blob by blob made a copy
+    for every record instead, and a restart on existing stores took ~540 MB where the first boot took ~360 MB
+    (benchmarks/results/2026-12-02-boot-memory/SUMMARY.md)."""
+
+    def __init__(self) -> None:
+        self._prefixes: dict[str, Prefix] = {}
+
+    def record(self, handle_text: str, blob: bytes) -> HandleRecord:
+        handle = Handle.from_text(handle_text)  # validated as ever; only its prefix is swapped for the shared one
+        prefix = self._prefixes.setdefault(handle.prefix.text, handle.prefix)
+        if prefix is not handle.prefix:
+            handle = Handle(prefix, handle.suffix)
+        return HandleRecord(handle, tuple(map(_shared_value, load_values(blob))))

@@ -19,7 +19,7 @@ from ..core.errors import StoreError
 from ..core.handle import Prefix
 from ..core.storage import HandleRecord, OutboxEntry
 from .memory import MemoryStore
-from .serialize import dump_values, load_record
+from .serialize import RecordLoader, dump_values
 
 SCHEMA_VERSION = 2
 _OUTBOX_SCHEMA = """
@@ -95,7 +95,8 @@ class SqliteStore:
             homed = [row[0] for row in self._db.execute("SELECT prefix FROM homed_prefixes ORDER BY rowid")]
             log = [OutboxEntry(*row) for row in self._db.execute(
                 "SELECT peer, key, handle, deleted_at, logged_at, seq FROM outbox ORDER BY seq")]
-        self._memory.put_many(load_record(handle, blob) for handle, blob in rows)
+        loader = RecordLoader()
+        self._memory.put_many(loader.record(handle, blob) for handle, blob in rows)
         self._memory.log.add(log)
         self._memory.set_homed_prefixes(homed)
 

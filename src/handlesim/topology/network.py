@@ -1,10 +1,11 @@
 """The network model and fault injection of a launched topology: each node's NetPath, the fault controller and its
-control port, what topology.json says about them, and the path its clients take (so the CLI and the load generator
-use the same model)."""
+control port, what topology.json says about them, and the path its clients take (so the CLI, the load generator,
+the teaching demo and its page use the same model)."""
 
 from __future__ import annotations
 
 from ..core.netmodel import NetworkModel
+from ..net.client import HandleClient
 from ..net.faults import ControlServer, FaultController
 from ..net.shaping import NetPath
 from .plan import NodePlan, TopologyPlan
@@ -97,3 +98,14 @@ def client_path(state: TopologyState, net: str | None, *, region: str | None = N
     if not where and state.network:
         where = str(state.network.get("client_region") or "")
     return NetPath.create("client", where, model, timeout=timeout, endpoints=state.endpoints, stream=stream)
+
+
+def topology_client(state: TopologyState, timeout: float, *, net: str | None = None,
+                    region: str | None = None) -> HandleClient:
+    """A client of the running topology as every command and page takes it: its CA pinned (`up --tls`) and its
+    network path followed (`client_path`), so the client's own hops pay the modelled delays when the topology runs
+    with the model. NetModeError for a `net` or `region` the topology cannot give."""
+    path = client_path(state, net, region=region, timeout=timeout)
+    client = HandleClient(timeout=timeout, ssl_context=state.ssl_context())
+    client.net = path
+    return client

@@ -144,6 +144,11 @@ class TopologyPlan:
     def resolvers(self) -> list[NodePlan]:
         return self.with_role(Role.RESOLVER)
 
+    @property
+    def operator_secret(self) -> str:
+        """The root operators' shared secret (identity 300:0.NA/0.NA): the first root's generated secret."""
+        return next(n.secret for n in self.nodes if n.role == Role.ROOT)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description without secrets (the launcher adds URLs and the chosen ports)."""
         return {

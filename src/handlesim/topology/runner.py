@@ -172,7 +172,7 @@ def use_tls(topology: Topology, files: TlsFiles) -> None:
 
 def operator_secret(plan: TopologyPlan) -> str:
     """The root operators' shared secret (identity 300:0.NA/0.NA): the first root's generated secret."""
-    return next(n.secret for n in plan.nodes if n.role == Role.ROOT)
+    return plan.operator_secret
 
 
 def _store_for(node: NodePlan, state_dir: Path, kind: str) -> Store:

@@ -27,6 +27,10 @@ const TEXT = {
     stopped: "down",
     not_controllable: "This page's server does not run the topology; start it with `handlesim demo --web` or " +
       "`handlesim up --web` to stop nodes from here.",
+    has_mirror: (m) => `While it is down, its mirror ${m} answers for it: resolve one of its identifiers with the ` +
+      "client cache off to watch the failover.",
+    no_mirror: "It has no mirror: while it is down, lookups of its identifiers fail (a topology with [mirrors], " +
+      "e.g. `handlesim demo --web`, shows failover).",
   },
   zh: {
     title: "观看一次标识解析", identifier: "标识", mode_iterative: "迭代解析（客户端逐级查询）",
@@ -45,6 +49,8 @@ const TEXT = {
     stopped: "故障",
     not_controllable: "本页面的服务器不运行该拓扑；用 `handlesim demo --web` 或 `handlesim up --web` 启动，" +
       "即可在此停止节点。",
+    has_mirror: (m) => `它停机时由镜像 ${m} 代为应答：关闭客户端缓存后解析它的标识，即可看到故障切换。`,
+    no_mirror: "它没有镜像：停机期间其标识无法解析（带 [mirrors] 的拓扑，如 `handlesim demo --web`，可演示故障切换）。",
   },
 };
 
@@ -474,7 +480,14 @@ function showNode() {
   button.hidden = !state.controllable;
   button.textContent = n.up ? t("stop_node") : t("start_node");
   button.dataset.action = n.up ? "stop" : "start";
-  $("node-note").textContent = state.controllable ? "" : t("not_controllable");
+  $("node-note").textContent = state.controllable ? stoppingNote(n) : t("not_controllable");
+}
+
+// what stopping this node shows: a failover only where a mirror stands by (roots and resolvers have none to show)
+function stoppingNote(n) {
+  if (n.mirror_of || (n.role !== "enterprise" && n.role !== "secondary")) return "";
+  const mirror = state.nodes.find((m) => m.mirror_of === n.id);
+  return mirror ? TEXT[state.lang].has_mirror(mirror.id) : t("no_mirror");
 }
 
 async function toggleNode() {
