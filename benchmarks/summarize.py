@@ -22,7 +22,10 @@ def main(out: Path) -> None:
         ratios = r.get("ratios", {})
         hops = run.get("hops_per_lookup") or next((v.get("hops_per_lookup") for v in r.get("nodes", {}).values()
                                                    if "hops_per_lookup" in v), "")
-        lines.append(f"| {path.stem} | {r['config']['mode']} | {run['offered_rate']:g} | {run['achieved_rate']:g} | "
+        mode = r["config"]["mode"]
+        if r["config"].get("protocol") == "native":
+            mode += f" (native {r['config'].get('native_transport', 'udp').upper()})"
+        lines.append(f"| {path.stem} | {mode} | {run['offered_rate']:g} | {run['achieved_rate']:g} | "
                      f"{lat.get('p50_ms', 0):.3f} | {lat.get('p99_ms', 0):.3f} | {lat.get('p99.9_ms', 0):.3f} | "
                      f"{run['errors']} | {base.get('p50_ms', 0):.3f} / {base.get('p99_ms', 0):.3f} | "
                      f"{ratios.get('achieved_rate')} / {ratios.get('p50')} | {hops} |")

@@ -19,6 +19,7 @@ from handlesim.core.service import HandleService, ServiceConfig, ServiceLimits
 from handlesim.core.storage import HandleRecord, Store
 from handlesim.core.values import HS_SECKEY, KEY_INDEX, SECRET_PERMISSIONS, HandleValue
 from handlesim.net.limits import ServerLimits
+from handlesim.net.native import NativeLimits
 from handlesim.net.server import NodeServer
 from handlesim.store import MemoryStore
 
@@ -45,6 +46,11 @@ class LiveNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.port}"
 
+    @property
+    def native_address(self) -> tuple[str, int]:
+        """Where the node speaks the native protocol, UDP and TCP (`live_node(native=True)`)."""
+        return "127.0.0.1", self.server.native_port
+
     def snapshot(self) -> dict[str, tuple[HandleValue, ...]]:
         return {r.key: r.values for r in self.store.records()}
 
@@ -67,12 +73,12 @@ def seeded_store(store: Store | None = None) -> Store:
 @asynccontextmanager
 async def live_node(service_limits: ServiceLimits | None = None,
                     server_limits: ServerLimits | None = None,
-                    store: Store | None = None) -> AsyncIterator[LiveNode]:
+                    store: Store | None = None, native: bool = False) -> AsyncIterator[LiveNode]:
     store = store or seeded_store()
     config = ServiceConfig(f"ent-{PREFIX}", homed_prefixes=(PREFIX,), server_admins=(owner_identity(Prefix(PREFIX)),),
                            limits=service_limits or ServiceLimits(), secret_iterations=100)
-    server = NodeServer(HandleService(config, store), limits=server_limits)
-    await server.start("127.0.0.1", 0)
+    server = NodeServer(HandleService(config, store), limits=server_limits, native=NativeLimits() if native else None)
+    await server.start("127.0.0.1", 0, 0 if native else None)
     try:
         yield LiveNode(server, store)
     finally:

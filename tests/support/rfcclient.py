@@ -1,8 +1,10 @@
 """A small native Handle client written only from RFC 3651/3652, sharing no code with src/handlesim/wire.
 
-It packs and parses every field itself (struct, hashlib, hmac), so tests that use it check the node against an
-independent reading of the spec, not against the node's own codec. It resolves a handle from a root, following
-303 prefix referrals over UDP or TCP, and performs a challenge-authenticated create/delete.
+It packs and parses every field itself (struct, hashlib, hmac, json), so tests that use it check the node against
+an independent reading of the spec, not against the node's own codec. It resolves a handle from a root, following
+303 prefix referrals over UDP or TCP, and performs a challenge-authenticated create/delete. Like a Handle.Net client,
+it can take its roots from a client configuration directory (`bootstrap_roots`): the `bootstrap_handles` file's
+`0.NA/0.NA` HS_SITE values, read as Handle.Net's GsonUtility writes them.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import hashlib
 import hmac
 import ipaddress
 import itertools
+import json
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 ENVELOPE = struct.Struct(">BBBBIIII")  # RFC 3652 2.2.1: version, flags, session, request, sequence, length
 HEADER = struct.Struct(">IIIHBBII")  # 2.2.2: opcode, response code, flags, serial, recursion, reserved, expiry, len
@@ -184,6 +188,28 @@ def parse_site(data: bytes) -> list[Server]:
             ports[proto] = port
         servers.append(Server(address, ports))
     return servers
+
+
+def bootstrap_roots(config_dir: Path, transport: str) -> list[tuple[str, int]]:
+    """The root servers a Handle.Net client configured with `config_dir` starts from: the (address, port) of each
+    server's `transport` interface in the HS_SITE values of `0.NA/0.NA` in `bootstrap_handles`
+    ({"lastUpdate": ms, "handles": {handle: {"handle", "values": [{"index", "type", "data": {"format": "site",
+    "value": {..., "servers": [{"address", "interfaces": [{"protocol", "port", ...}]}]}}}]}}})."""
+    document = json.loads((config_dir / "bootstrap_handles").read_text(encoding="utf-8"))
+    if "0.0/0.0" not in document["handles"]:
+        raise RfcError("bootstrap_handles lacks 0.0/0.0 (a Handle.Net client would ignore the file)")
+    roots = []
+    for value in document["handles"]["0.NA/0.NA"]["values"]:
+        data = value["data"]
+        if value["type"].upper() != "HS_SITE" or not isinstance(data, dict) or data.get("format") != "site":
+            continue
+        for server in data["value"]["servers"]:
+            for interface in server["interfaces"]:
+                if interface["protocol"] == transport.upper():
+                    roots.append((server["address"], int(interface["port"])))
+    if not roots:
+        raise RfcError(f"no root in {config_dir} lists a {transport.upper()} interface")
+    return roots
 
 
 # -- transports ----------------------------------------------------------------------------------------------------

@@ -203,10 +203,37 @@ def test_port_conflict_is_a_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = handlesim("up", "--config", "configs/small.toml", "--base-port", str(port),
+        # REST only: an ephemeral port can be so high that the native ports (+10000) would not fit
+        result = handlesim("up", "--config", "configs/small.toml", "--base-port", str(port), "--no-native",
                            "--state-dir", str(tmp_path / "s"), check=False)
     assert result.returncode != 0 and f"127.0.0.1:{port}" in result.stderr and "base_port" in result.stderr
     assert not os.path.exists(tmp_path / "s"), "a failed up leaves no debris"
+
+
+def test_a_taken_native_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    from handlesim.topology.ports import port_taken
+
+    for _ in range(50):  # a UDP port whose REST range (10000 below, 11 nodes) is free: the root's native port
+        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        taken.bind(("127.0.0.1", 0))
+        native = taken.getsockname()[1]
+        if native - 10_000 >= 1024 and not any(port_taken("127.0.0.1", native - 10_000 + i) for i in range(11)):
+            break
+        taken.close()
+    else:
+        pytest.skip("no free port range found on this busy machine")
+    with taken:
+        result = handlesim("up", "--config", "configs/small.toml", "--base-port", str(native - 10_000),
+                           "--state-dir", str(tmp_path / "s"), check=False)
+    assert result.returncode != 0 and f"native protocol on UDP 127.0.0.1:{native}" in result.stderr
+    assert "--no-native" in result.stderr
+    assert not os.path.exists(tmp_path / "s"), "a failed up leaves no debris"
+
+    high = handlesim("up", "--config", "configs/small.toml", "--base-port", "60000", "--state-dir",
+                     str(tmp_path / "s"), check=False)
+    assert high.returncode != 0 and "past 65535" in high.stderr and "--no-native" in high.stderr
 
 
 def test_resolve_via_resolver_shows_walk_then_cache(running: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from handlesim.core.handle import Handle
 from handlesim.net.client import HandleClient
+from handlesim.net.nativeclient import NativeTransport
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
 from handlesim.topology.supervisor import Supervisor
@@ -61,6 +62,9 @@ async def test_ray_actors_host_the_topology_and_resolve(on_ray: Supervisor) -> N
         assert len({topology.workers[hop.site] for hop in res.trace}) == 2, "the hops cross actors"
         answer = await client.resolve_via(topology.url_of("resolver-qingdao"), example)
         assert answer.ok
+    async with NativeTransport("udp", timeout=5.0) as native:  # the actors' nodes speak the native protocol too
+        res = await native.resolve(example, topology.root_sites)
+        assert res.result is not None and res.result.ok, res.result
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
@@ -75,10 +79,12 @@ async def test_a_killed_actor_is_replaced_on_the_same_ports(on_ray: Supervisor) 
         shard = on_ray.shards[number]
         assert isinstance(shard, RayShard)
         url = topology.url_of("ent-88.101.1001")
+        native_port = topology.native_ports["ent-88.101.1001"]
         ray.kill(shard.actor)
         await eventually(lambda: on_ray.restarts == 1, 10, every=0.05, what="the killed actor replaced")
         assert on_ray.restarts == 1 and on_ray.shards[number] is not shard
         assert topology.url_of("ent-88.101.1001") == url
+        assert topology.native_ports["ent-88.101.1001"] == native_port
         async with HandleClient(timeout=5.0) as client:
             res = await client.resolve(Handle.from_text("88.101.1001/PUMP-000001"), topology.root_sites)
             assert res.result is not None and res.result.ok, res.result

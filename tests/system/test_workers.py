@@ -22,6 +22,7 @@ from handlesim.core.messages import Request
 from handlesim.core.prefixes import owner_identity
 from handlesim.core.values import HandleValue
 from handlesim.net.client import HandleClient
+from handlesim.net.nativeclient import NativeTransport
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
 from handlesim.topology.running import LaunchError
@@ -89,6 +90,11 @@ async def test_two_workers_boot_and_resolve_across_processes(two_workers: Superv
         resolver = topology.url_of("resolver-qingdao")
         answer = await client.resolve_via(resolver, Handle.from_text(state["examples"][0]))
         assert answer.ok
+    assert all(n["native_port"] for n in state["nodes"]), "every worker's nodes speak the native protocol"
+    async with NativeTransport("udp", timeout=5.0) as native:
+        res = await native.resolve(Handle.from_text(state["examples"][0]), topology.root_sites)
+        assert res.result is not None and res.result.ok, res.result
+        assert len({topology.workers[hop.site] for hop in res.trace}) == 2, "native hops cross processes too"
 
 
 async def test_a_killed_worker_comes_back_with_its_data(two_sqlite_workers: Supervisor) -> None:
@@ -116,6 +122,10 @@ async def test_a_killed_worker_comes_back_with_its_data(two_sqlite_workers: Supe
         seeded = json.loads((topology.state_dir / "topology.json").read_text())["examples"][0]
         res = await client.resolve(Handle.from_text(seeded), topology.root_sites)
         assert res.result is not None and res.result.ok
+    # the restarted worker listens natively again on the port its secondary's HS_SITE names
+    async with NativeTransport("tcp", timeout=5.0) as native:
+        res = await native.resolve(handle, topology.root_sites)
+        assert res.result is not None and res.result.ok, res.result
 
 
 @pytest.mark.slow

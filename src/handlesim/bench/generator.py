@@ -21,12 +21,15 @@ from urllib.parse import quote
 import msgpack
 
 from ..core.cache import ResolutionCache
+from ..core.codes import OpCode
 from ..core.handle import Handle
+from ..core.messages import Request
 from ..core.resolution import Resolution
 from ..core.transport import drive
 from ..core.values import SiteInfo
 from ..net import rest
 from ..net.keepalive import KeepAlivePool, KeepAliveTransport, build_request
+from ..net.nativeclient import NativeTransport, encode_request
 from ..net.shaping import SOURCE_HEADER, NetPath
 from ..net.tls import client_context
 from ..net.transport import SYSTEM_CLOCK, ConnectionBroken
@@ -37,6 +40,9 @@ from .workload import KeyChooser, Target
 
 LATE_AFTER = 0.001
 MODES = ("direct", "iterative-cold", "iterative-warm", "resolver", "mixed", "baseline")
+PROTOCOLS = ("rest", "native")
+NATIVE_MODES = ("direct", "iterative-cold", "iterative-warm", "resolver")
+"""What the generator does over the native protocol (mixed needs authenticated writes, which it sends over REST)."""
 
 
 @dataclass
@@ -69,6 +75,12 @@ class WorkerSpec:
     """Scenario events the first worker fires ({"at", "label", "body"}), timed from the measured window's start."""
     control_url: str = ""
     """Where scenario events go (the topology's control port)."""
+    protocol: str = "rest"
+    """`rest` (msgpack GETs over keep-alive HTTP) or `native` (RFC 3652 resolutions, see `native_transport`)."""
+    native_transport: str = "udp"
+    """With the native protocol: `udp` (Handle.Net's retries, then TCP) or `tcp` (kept-open connections)."""
+    resolver_native: int | None = None
+    """The resolver's native port (resolver mode over the native protocol)."""
     ca_file: str = ""
     """The topology's CA certificate when it serves HTTPS (`up --tls`): every connection is TLS, pinning it. A
     path, not an SSLContext: the spec travels to other processes (and Ray tasks), a context cannot."""
@@ -90,7 +102,10 @@ class Worker:
             self.net = NetPath.create(self.net.source, self.net.region, self.net.model, timeout=spec.timeout,
                                       endpoints=self.net.endpoints, stream=f"worker-{spec.worker}")
         self._headers = {SOURCE_HEADER: self.net.header} if self.net is not None else None
-        self.transport = KeepAliveTransport(self.pool, self.net)
+        self.native = NativeTransport(spec.native_transport, timeout=spec.timeout, net=self.net) \
+            if spec.protocol == "native" else None
+        self.transport: KeepAliveTransport | NativeTransport = self.native or KeepAliveTransport(self.pool, self.net)
+        self._messages: dict[int, bytes] = {}
 
     async def run(self) -> dict[str, Any]:
         spec = self.spec
@@ -106,6 +121,8 @@ class Worker:
             await asyncio.gather(*(self._connection(c, start, end, per_connection) for c in range(spec.connections)))
         finally:
             self.pool.close()
+            if self.native is not None:
+                self.native.close()
             if reporter is not None:
                 reporter.cancel()
             if announcer is not None:
@@ -162,6 +179,8 @@ class Worker:
                 return await self._write()
             if mode in ("iterative-cold", "iterative-warm"):
                 return await self._iterative()
+            if self.native is not None:
+                return await self._native_get(self.native)
             return await self._get()
         except (ConnectionBroken, OSError):
             return "transport", False
@@ -178,6 +197,23 @@ class Worker:
             raw = self._gets[index] = build_request("GET", host, port, target.path, headers=self._headers)
         status, body = await self._send(host, port, raw)
         return _outcome(status, body)
+
+    async def _native_get(self, native: NativeTransport) -> tuple[str, bool]:
+        """One native resolution of a drawn key: at its enterprise (direct), or at the resolver with RECU."""
+        index = self.keys.next()
+        target = self.spec.targets[index]
+        via_resolver = self.spec.mode == "resolver"
+        if via_resolver:
+            host, port = self.spec.resolver or ("", 0)
+            native_port = self.spec.resolver_native or 0
+        else:
+            host, native_port = target.host, target.native_port or 0
+        message = self._messages.get(index)
+        if message is None:  # encoded once per key, as the REST path builds its request bytes once
+            request = Request(OpCode.RESOLUTION, Handle.from_text(target.handle), recursive=via_resolver)
+            message = self._messages[index] = encode_request(request, 0)[1]
+        code = await native.answer_code(host, native_port, native_port, message)
+        return str(code), code == 1
 
     async def _send(self, host: str, port: int, raw: bytes) -> tuple[int, bytes]:
         if self.net is None:

@@ -22,8 +22,9 @@ def _row(label: str, run: dict[str, Any]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     config = result["config"]
     topology = result["topology"]
+    label = config["mode"] + protocol_label(config)
     lines = [
-        f"### `{config['mode']}` on `{topology['name']}` "
+        f"### `{label}` on `{topology['name']}` "
         f"({counted(topology['nodes'], 'node')}, {counted(topology['keys'], 'key')})",
         "",
         f"{config['processes']} generator process(es) x {config['connections']} connections, {config['arrival']} "
@@ -32,7 +33,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "| run | " + " | ".join(COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),
-        _row(config["mode"], result["run"]),
+        _row(label, result["run"]),
     ]
     if "baseline" in result:
         lines.append(_row("bare aiohttp route", result["baseline"]))
@@ -60,6 +61,13 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [f"- {e}" for e in extras]
     lines += server_time_table(result.get("nodes", {}))
     return "\n".join(lines) + "\n"
+
+
+def protocol_label(config: dict[str, Any]) -> str:
+    """` over native UDP` / ` over native TCP` (nothing for REST, and for results from before the option)."""
+    if config.get("protocol", "rest") != "native":
+        return ""
+    return f" over native {str(config.get('native_transport', 'udp')).upper()}"
 
 
 def server_time_table(nodes: dict[str, Any]) -> list[str]:

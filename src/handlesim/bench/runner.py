@@ -29,7 +29,7 @@ from ..topology.plan import Role
 from ..topology.running import LaunchError
 from ..topology.state import TopologyState, load_state
 from .baseline import BaselineServer
-from .generator import MODES, WorkerSpec, basic_header, run_worker
+from .generator import MODES, NATIVE_MODES, PROTOCOLS, WorkerSpec, basic_header, run_worker
 from .recording import merge_encoded, new_histogram, spectrum, summarize
 from .scenario import Scenario, load_scenario, post_fault
 from .workload import Target, seeded_targets
@@ -81,6 +81,10 @@ class BenchConfig:
     ray_address: str | None = None
     """Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance on this machine);
     None: a local process pool."""
+    protocol: str = "rest"
+    """How the generator talks to the nodes: `rest` (msgpack GETs) or `native` (the Handle protocol, RFC 3652)."""
+    native_transport: str = "udp"
+    """With the native protocol: `udp` (with Handle.Net's retries, then TCP) or `tcp` only."""
 
 
 Progress = Callable[[str], None]
@@ -91,6 +95,7 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
     if config.mode not in MODES or config.mode == "baseline":
         choices = ", ".join(m for m in MODES if m != "baseline")
         raise ValueError(f"unknown mode {config.mode!r}; choose one of {choices}")
+    _check_protocol(state, config)
     scenario = _scenario(state, config)
     net = _net_path(state, config)
     targets = seeded_targets(state, config.keys)
@@ -158,6 +163,19 @@ def _measure(state: TopologyState, config: BenchConfig, targets: list[Target], p
     return merge_parts(parts, config)
 
 
+def _check_protocol(state: TopologyState, config: BenchConfig) -> None:
+    if config.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {config.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if config.protocol != "native":
+        return
+    if config.mode not in NATIVE_MODES:
+        raise ValueError(f"--mode {config.mode} runs over REST only (its writes authenticate with HTTP Basic); over "
+                         f"the native protocol use one of {', '.join(NATIVE_MODES)}")
+    if not any(n.native_port for n in state.nodes):
+        raise ValueError("the running topology's nodes do not speak the native protocol (started with "
+                         "`up --no-native`)")
+
+
 def _scenario(state: TopologyState, config: BenchConfig) -> Scenario | None:
     """The scenario of the run, checked against the topology (fault injection on) and the duration."""
     if not config.scenario:
@@ -217,7 +235,8 @@ def _relay_progress(queue: Any, futures: list[Any], processes: int, progress: Pr
 
 def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode: str, worker: int,
           baseline: tuple[str, int] | None) -> WorkerSpec:
-    resolver = next(((n.host, n.port) for n in state.with_role(Role.RESOLVER)), None)
+    resolvers = state.with_role(Role.RESOLVER)
+    resolver = (resolvers[0].host, resolvers[0].port) if resolvers else None
     if mode == "resolver" and resolver is None:
         raise ValueError("the running topology has no resolver node (add [[resolvers]] to its config)")
     credentials = {}
@@ -233,7 +252,9 @@ def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode
         zipf_s=config.zipf_s, seed=config.seed, timeout=config.timeout, resolver=resolver, baseline=baseline,
         root_sites=state.root_sites, write_fraction=config.write_fraction, credentials=credentials, worker=worker,
         net=_net_path(state, config) if baseline is None else None, events=events,
-        control_url=state.control_url or "", ca_file=str(state.tls.ca) if state.tls is not None else "")
+        control_url=state.control_url or "", ca_file=str(state.tls.ca) if state.tls is not None else "",
+        protocol=config.protocol if baseline is None else "rest", native_transport=config.native_transport,
+        resolver_native=resolvers[0].native_port if resolvers else None)
 
 
 def merge_parts(parts: list[dict[str, Any]], config: BenchConfig) -> dict[str, Any]:

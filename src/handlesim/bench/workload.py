@@ -22,6 +22,8 @@ class Target:
     host: str
     port: int
     node_id: str
+    native_port: int | None = None
+    """The enterprise's native protocol port, UDP and TCP (None: it speaks REST only)."""
 
     @property
     def path(self) -> str:
@@ -36,7 +38,7 @@ def seeded_targets(state: TopologyState, limit: int = 0) -> list[Target]:
             continue
         for serial in range(1, node.identifiers + 1):
             handle = f"{node.prefix}/{suffix_for(node.industry, serial)}"
-            targets.append(Target(handle, node.host, node.port, node.id))
+            targets.append(Target(handle, node.host, node.port, node.id, node.native_port))
     if limit and len(targets) > limit:
         targets = random.Random(0).sample(targets, limit)
     return targets

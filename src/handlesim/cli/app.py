@@ -109,10 +109,12 @@ def main() -> None:
     threshold or an error; 2 a wrong command line."""
 
 
-def plan_from(path: Path, base_port: int | None, identifiers: int | None) -> TopologyPlan:
+def plan_from(path: Path, base_port: int | None, identifiers: int | None, *,
+              native: bool | None = None) -> TopologyPlan:
     """The plan of a topology file with the command line's overrides (checked like the file's own values)."""
     try:
-        config = load_config(path).with_overrides(base_port=base_port, identifiers_per_enterprise=identifiers)
+        config = load_config(path).with_overrides(base_port=base_port, identifiers_per_enterprise=identifiers,
+                                                  native=native)
         return build_plan(config)
     except ConfigError as exc:
         fail(str(exc))
@@ -161,8 +163,10 @@ def print_tiers(state: TopologyState) -> None:
         if not members:
             continue
         ports = [n.port for n in members]
+        native = [n.native_port for n in members if n.native_port]
+        native_text = f"  native {min(native)}-{max(native)}" if native else ""
         sample = ", ".join(n.id for n in members[:3]) + (", ..." if len(members) > 3 else "")
-        click.echo(f"  {role:<11} {len(members):>5}  ports {min(ports)}-{max(ports)}  {sample}")
+        click.echo(f"  {role:<11} {len(members):>5}  ports {min(ports)}-{max(ports)}{native_text}  {sample}")
     if state.examples:
         click.echo("  try: handlesim resolve --trace " + state.examples[0])
 

@@ -84,12 +84,19 @@ def read_thresholds(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--ray-address", default=None, metavar="ADDR|local",
               help="Run the generator processes as Ray tasks on this cluster (`local`: a Ray instance here); "
                    "needs the `ray` extra.")
+@click.option("--protocol", type=click.Choice(["rest", "native"]), default=DEFAULTS.protocol, show_default=True,
+              help="How the generator asks: REST GETs (msgpack, keep-alive), or the native Handle protocol on the "
+                   "nodes' UDP/TCP ports (direct, iterative-*, resolver modes). The bare route stays HTTP.")
+@click.option("--native-transport", type=click.Choice(["udp", "tcp"]), default=DEFAULTS.native_transport,
+              show_default=True,
+              help="With --protocol native: UDP (Handle.Net's 0.5/1/1.5 s resends, then TCP) or TCP only.")
 def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
           warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
           zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
           identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, net: str | None,
           network_file: Path | None, client_region: str, scenario_path: Path | None, timeout: float,
-          seed: int, fail_on: tuple[Threshold, ...] | None, ray_address: str | None) -> None:
+          seed: int, fail_on: tuple[Threshold, ...] | None, ray_address: str | None, protocol: str,
+          native_transport: str) -> None:
     """Measure resolution latency and throughput (open loop, HdrHistogram, bare-route baseline in the same run)."""
     from contextlib import nullcontext
 
@@ -100,7 +107,7 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
                          processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
                          write_fraction=write_fraction, baseline=not no_baseline, net=net,
                          client_region=client_region, scenario=str(scenario_path or ""), timeout=timeout,
-                         seed=seed, ray_address=ray_address)
+                         seed=seed, ray_address=ray_address, protocol=protocol, native_transport=native_transport)
 
     if find_max and scenario_path is not None:
         fail("--scenario and --max do not mix: a scenario's faults would fire in every trial of the search")
@@ -143,7 +150,8 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
     verdict = evaluate(fail_on, result) if fail_on else None
     if verdict is not None:
         result["fail_on"] = verdict.to_dict()
-    stem = name or f"{mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    kind = mode if protocol == "rest" else f"{mode}-native-{native_transport}"
+    stem = name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = write_outputs(result, out_dir, stem)
     click.echo(markdown(result))
     if find_max:

@@ -13,9 +13,12 @@ import click
 from ..core.codes import OpCode
 from ..core.errors import HandleError
 from ..core.messages import Request, Response
+from ..core.prefixes import native_interfaces
+from ..core.values import ServerInfo
 from ..net.client import HandleClient, locate
+from ..net.nativeclient import PROTOCOLS, NativeTransport
 from ..topology.plan import Role
-from ..topology.state import TopologyState
+from ..topology.state import NodeEntry, TopologyState
 from .app import (
     answer_text,
     data_text,
@@ -45,23 +48,48 @@ from .app import (
 @click.option("--net", type=click.Choice(["loopback", "model"]), default=None,
               help="Model this command's own hops (default: as the running topology does).")
 @click.option("--client-region", default=None, help="Where this command sits in the network model.")
+@click.option("--protocol", type=click.Choice(["rest", "native"]), default="rest", show_default=True,
+              help="How this command talks to the nodes: the REST API, or the native Handle protocol (RFC 3652) on "
+                   "their UDP and TCP ports, as Handle.Net clients do.")
+@click.option("--native-transport", type=click.Choice(PROTOCOLS), default="udp", show_default=True,
+              help="With --protocol native: UDP with Handle.Net's retries (0.5, 1, 1.5 s) then TCP, or TCP only.")
 @json_option
 def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], indexes: tuple[int, ...],
-            timeout: float, via: str | None, net: str | None, client_region: str | None, as_json: bool) -> None:
-    """Resolve HANDLE: iteratively from the roots, or through a recursive resolver node (--via)."""
+            timeout: float, via: str | None, net: str | None, client_region: str | None, protocol: str,
+            native_transport: str, as_json: bool) -> None:
+    """Resolve HANDLE: iteratively from the roots, or through a recursive resolver node (--via); over REST or the
+    native protocol (--protocol native), with the same trace."""
     state = running_state(state_dir)
     target = parse_handle(handle)
     client = topology_client(state, timeout, net=net, region=client_region)
     path = client.net
     started = time.perf_counter()
     modelled = [0.0]
+    if protocol == "native" and not any(r.native_port for r in state.roots):
+        fail("the running topology's nodes do not speak the native protocol (started with `up --no-native`)")
 
     async def go() -> tuple[Response, list[dict[str, Any]]]:
+        if protocol == "native":
+            async with NativeTransport(native_transport, timeout=timeout, net=path) as native:
+                return await walk_natively(native)
         async with client:
             try:
                 return await walk(client)
             finally:
                 modelled[0] = client.modelled
+
+    async def walk_natively(native: NativeTransport) -> tuple[Response, list[dict[str, Any]]]:
+        if via is None:
+            resolution = await native.resolve(target, state.root_sites, types=types, indexes=indexes)
+            assert resolution.result is not None
+            modelled[0] = sum(h.modelled for h in resolution.trace)
+            return resolution.result, [h.to_dict() for h in resolution.trace]
+        request = Request(OpCode.RESOLUTION, target, types=types, indexes=indexes, recursive=True)
+        exchange = await native.exchange_with(_native_server(state, via), request)
+        modelled[0] = exchange.modelled
+        if exchange.response is None:
+            fail(f"{via}: {exchange.failure}")
+        return exchange.response, []
 
     async def walk(client: HandleClient) -> tuple[Response, list[dict[str, Any]]]:
         if via is None:
@@ -78,6 +106,7 @@ def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], i
         click.echo(json.dumps({"handle": result.handle or handle, "responseCode": int(result.code),
                                "message": result.message, "values": [value_json(v) for v in result.values],
                                "via": via, "trace": hops, "net": "model" if path and path.model else "loopback",
+                               "protocol": protocol if protocol == "rest" else f"native-{native_transport}",
                                "elapsed_ms": round(elapsed * 1000, 3), "modelled_ms": round(modelled[0] * 1000, 3)},
                               indent=1, ensure_ascii=False))
     else:
@@ -87,12 +116,24 @@ def resolve(handle: str, state_dir: Path, trace: bool, types: tuple[str, ...], i
     finish(result.ok)
 
 
-def _resolver_url(state: TopologyState, via: str) -> str:
+def _via_node(state: TopologyState, via: str) -> NodeEntry:
     nodes = state.with_role(Role.RESOLVER) if via == "resolver" else [n for n in state.nodes if n.id == via]
     if not nodes:
         fail(f"no node {via!r} in the running topology" if via != "resolver" else
              "the running topology has no resolver node (add a [[resolvers]] entry to its config)")
-    return nodes[0].url
+    return nodes[0]
+
+
+def _resolver_url(state: TopologyState, via: str) -> str:
+    return _via_node(state, via).url
+
+
+def _native_server(state: TopologyState, via: str) -> ServerInfo:
+    """The node `via` as a server with its native interfaces (asked with RECU, it walks for the client)."""
+    node = _via_node(state, via)
+    if not node.native_port:
+        fail(f"{node.id} has no native interface")
+    return ServerInfo(1, node.host, native_interfaces(node.native_port, node.native_port))
 
 
 def _print_trace(hops: list[dict[str, Any]], via: str | None, elapsed: float, modelled: float | None) -> None:

@@ -21,6 +21,7 @@ from ..topology.ports import port_taken
 from ..topology.runner import describe, launch
 from ..topology.running import LaunchError, Topology
 from ..topology.state import TopologyState, load_state
+from ..topology.statedir import CLIENT_DIR
 from ..topology.supervisor import ProcessEngine, Supervisor, refuse_unsupported, resolve_worker_count
 from .app import (
     default_config,
@@ -103,12 +104,21 @@ class UpOptions:
                    "so nodes on different machines reach each other.")
 @click.option("--reset", is_flag=True,
               help="Wipe the state dir's stores, credentials and stale files first (e.g. another topology's).")
+@click.option("--native/--no-native", "native", default=None,
+              help="Every node also speaks the native Handle protocol on UDP and TCP (port base_port + [native] "
+                   "port_offset + i); default: the file's [native] enabled (on). --no-native: REST only, half the "
+                   "sockets.")
 def up(config_path: Path | None, state_dir: Path, store_kind: str, base_port: int | None,
        identifiers: int | None, net: str | None, network_file: Path | None, faults: bool | None,
        timeout: float | None, tls: bool, web: bool, web_port: int, metrics_port: int, workers: str | None,
-       engine: str, ray_address: str | None, bind_node_ip: bool, reset: bool) -> None:
-    """Start every node of a topology on loopback and keep it running until Ctrl-C, SIGTERM or `handlesim down`."""
-    plan = with_network(plan_from(config_path or default_config(), base_port, identifiers), network_file, faults)
+       engine: str, ray_address: str | None, bind_node_ip: bool, reset: bool, native: bool | None) -> None:
+    """Start every node of a topology on loopback and keep it running until Ctrl-C, SIGTERM or `handlesim down`.
+
+    Besides REST, every node answers the native Handle protocol (UDP and TCP), and <state-dir>/handle-client/ is a
+    Handle.Net client configuration naming the roots: `JAVA_TOOL_OPTIONS=-Dnet.handle.configDir=<state-dir>/
+    handle-client hdl-qresolver 88.101.1001/PUMP-000001`."""
+    plan = with_network(plan_from(config_path or default_config(), base_port, identifiers, native=native),
+                        network_file, faults)
     if timeout is not None:
         config = plan.config
         plan = build_plan(replace(config, failover=replace(config.failover, timeout=timeout)))
@@ -237,6 +247,8 @@ def _announce(topology: Topology, state_dir: Path) -> None:
     state = describe(topology)
     print_tiers(state)
     print_network(state)
+    if any(n.native_port for n in state.nodes):
+        click.echo(f"  native     UDP+TCP on every node; Handle.Net client config: {state_dir / CLIENT_DIR}")
     metrics = state.metrics_endpoints
     if metrics:
         click.echo(f"  metrics    {', '.join(metrics)}  (Prometheus; `handlesim stats` for the national picture)")

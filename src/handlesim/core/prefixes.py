@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .handle import Handle, Prefix
+from .handle import NA_PREFIX, Handle, Prefix
 from .storage import HandleRecord
 from .values import (
     ADMIN_GROUP_INDEX,
@@ -34,6 +34,10 @@ from .values import (
 SITE_INDEX = 1
 PREFIX_SITE_INDEX = 2
 PREFIX_ADMIN_PERMISSIONS = AdminPermission.from_text("111111111111")
+TRUST_ROOT_PREFIX = Prefix("0.0")
+TRUST_ROOT = Handle(TRUST_ROOT_PREFIX, "0.0")
+"""`0.0/0.0`, the DONA trust root: where Handle.Net clients read the root keys that sign the root service's answers
+(next to `0.NA/0.NA`, the root service's sites). A client's bootstrap needs both records."""
 
 
 def http_site(name: str, servers: list[tuple[str, int]], *, primary: bool = True, multi_primary: bool = False,
@@ -71,6 +75,15 @@ def prefix_record(prefix: Prefix, *, sites: list[SiteInfo], derived_sites: list[
     if secret_hash is not None:
         values.append(HandleValue(KEY_INDEX, HS_SECKEY, secret_hash, permissions=SECRET_PERMISSIONS))
     return HandleRecord(handle, tuple(sorted(values, key=lambda v: v.index)))
+
+
+def trust_root_record(description: str) -> HandleRecord:
+    """`0.0/0.0` as the roots serve it: administered by the root operators' group, and without HS_PUBKEY values,
+    because a simulated root signs nothing (a client that asks for certified answers gets none, and says so)."""
+    values = (HandleValue(SITE_INDEX, "DESC", description),
+              HandleValue(ADMIN_INDEX, HS_ADMIN, AdminRecord(NA_PREFIX.prefix_handle().text, ADMIN_GROUP_INDEX,
+                                                              PREFIX_ADMIN_PERMISSIONS)))
+    return HandleRecord(TRUST_ROOT, values)
 
 
 def admin_value(prefix: Prefix, permissions: AdminPermission = DEFAULT_ADMIN_PERMISSIONS) -> HandleValue:

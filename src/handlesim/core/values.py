@@ -164,6 +164,11 @@ class ServerInfo:
                 return iface
         raise InvalidValue(f"server {self.server_id} at {self.address} has no HTTP interface")
 
+    def interface(self, protocol: str) -> Interface | None:
+        """The server's interface for `protocol` (`UDP`, `TCP`, `HTTP`, `HTTPS`), or None when it has none."""
+        wanted = protocol.upper()
+        return next((iface for iface in self.interfaces if iface.protocol.upper() == wanted), None)
+
     def url(self) -> str:
         iface = self.http_interface()
         scheme = "https" if iface.protocol.upper() == "HTTPS" else "http"

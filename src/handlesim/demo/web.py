@@ -164,7 +164,7 @@ class DemoWeb(AppServer):
             if action == "stop":
                 await node.server.stop()
             elif not node.server.serving:  # start it again where it listened
-                await node.server.start(node.plan.host, node.server.port)
+                await node.server.start(node.plan.host, node.server.port, node.server.native_port or None)
         except OSError as exc:
             return _error(f"{node_id} cannot listen on port {node.server.port} again: {exc.strerror}", 409)
         self._sweeps.latest = None  # the next topology/counters request sweeps again and shows the change

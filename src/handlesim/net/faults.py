@@ -6,13 +6,16 @@ JSON body (`{"action": "kill", "node": "root-qingdao"}`), on every node and on t
 Only topologies started with faults enabled (`faults = true` or `up --faults`) obey; otherwise every mutating
 `/_sim/` request answers 403 with a Handle error and changes nothing.
 
-How each fault acts (all at the node server, so they hold for every sender: CLI, generator, other nodes):
-- kill: the listener closes and open connections are reset (in-flight requests get no answer);
-- stop: the listener closes, in-flight requests finish, keep-alive connections close; start reopens the same port;
+How each fault acts (all at the node server, so they hold for every sender: CLI, generator, other nodes, and for
+both of a node's interfaces, REST and the native protocol on UDP and TCP):
+- kill: the listeners close and open connections are reset (in-flight requests get no answer); the ports stay
+  bound, so TCP connections are refused and UDP datagrams go unanswered;
+- stop: the listeners close, in-flight requests finish, keep-alive connections close; start reopens the same ports;
 - pause: the node keeps accepting connections and reading requests but answers none until resumed;
 - slow: every request waits the given milliseconds before it is served;
 - partition: requests between two groups (region names, node ids, or `client`) get no answer until healed; the
-  sender is known from the `X-Handlesim-From` header every handlesim transport sends (requests without it pass);
+  sender is known from the `X-Handlesim-From` header every handlesim transport sends (REST requests without it
+  pass); native requests carry no header and count as from `client` (only clients speak it to nodes);
 - heal: without arguments undo everything (restart downed nodes, resume, unslow, unpartition); with two groups,
   remove that partition only.
 """
@@ -53,6 +56,10 @@ class FaultTarget(Protocol):
     faults: FaultController | None
     """Set by `FaultController.register`: the server's edge gate then holds requests as the faults say."""
 
+    @property
+    def native_port(self) -> int:
+        """The port of the node's native interface, UDP and TCP (0: none); closed and reopened with REST."""
+
     async def listen(self, host: str, port: int) -> int: ...
 
     def close_listener(self) -> bool: ...
@@ -88,9 +95,10 @@ class FaultController:
         self.history: list[dict[str, Any]] = []
         """Every applied action with its time (shown by `GET /_sim/fault`)."""
         self._changed = asyncio.Event()
-        self._placeholders: dict[str, socket.socket] = {}
-        """A downed node's port, bound but not listening: connections are refused, and no other program can take
-        the port (ephemeral ports would otherwise be handed out again) before the node starts again."""
+        self._placeholders: dict[str, list[socket.socket]] = {}
+        """A downed node's ports, bound but not listening: TCP connections are refused, UDP datagrams go unread
+        (the node is silent), and no other program can take the ports (ephemeral ports would otherwise be handed
+        out again) before the node starts again."""
 
     def register(self, node_id: str, server: FaultTarget, region: str, host: str) -> None:
         self.nodes[node_id] = _Node(server, region, host)
@@ -102,10 +110,19 @@ class FaultController:
         """Hold a request while its node is paused or cut off from the sender; delay it while the node is slow."""
         if request.path == FAULT_ROUTE:
             return
+        await self.hold(node_id, request.headers.get(SOURCE_HEADER))
+
+    def delays(self, node_id: str, source: str | None) -> bool:
+        """Would a request from `source` to `node_id` be held or slowed now? (A cheap check before `hold`.)"""
+        return node_id in self.slow or node_id in self.paused or self._cut(node_id, source)
+
+    async def hold(self, node_id: str, source: str | None) -> None:
+        """Wait while `node_id` is paused or cut off from `source` (`node region`, or `client`); first sleep the
+        node's slowness. Every protocol's requests wait here (REST through `admit`, native through the gate)."""
         delay = self.slow.get(node_id)
         if delay:
             await asyncio.sleep(delay)
-        while not self.closing and (node_id in self.paused or self._cut(node_id, request.headers.get(SOURCE_HEADER))):
+        while not self.closing and (node_id in self.paused or self._cut(node_id, source)):
             changed = self._changed
             await changed.wait()
 
@@ -187,19 +204,25 @@ class FaultController:
 
     def _hold_port(self, node_id: str) -> None:
         node = self.nodes[node_id]
-        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            holder.bind((node.host, node.server.port))
-        except OSError:  # taken in the instant since the listener closed: start will say so
-            holder.close()
-            return
-        self._placeholders[node_id] = holder
+        server = node.server
+        wanted = [(socket.SOCK_STREAM, server.port)]
+        if server.native_port:
+            wanted += [(socket.SOCK_STREAM, server.native_port), (socket.SOCK_DGRAM, server.native_port)]
+        holders = []
+        for kind, port in wanted:
+            holder = socket.socket(socket.AF_INET, kind)
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                holder.bind((node.host, port))
+            except OSError:  # taken in the instant since the listener closed: start will say so
+                holder.close()
+                continue
+            holders.append(holder)
+        self._placeholders[node_id] = holders
 
     async def _open(self, node_id: str) -> None:
         node = self.nodes[node_id]
-        holder = self._placeholders.pop(node_id, None)
-        if holder is not None:
+        for holder in self._placeholders.pop(node_id, []):
             holder.close()
         try:
             await node.server.listen(node.host, node.server.port)
@@ -211,8 +234,9 @@ class FaultController:
         """The topology is stopping: let held requests go and release the ports held for downed nodes."""
         self.closing = True
         self._touch()
-        for holder in self._placeholders.values():
-            holder.close()
+        for holders in self._placeholders.values():
+            for holder in holders:
+                holder.close()
         self._placeholders.clear()
 
     def _node(self, body: dict[str, Any]) -> str:

@@ -15,19 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import perf_counter
 
 from aiohttp import web
 
 from ..core.codes import ResponseCode
-from ..core.errors import HandleError
+from ..core.errors import HandleError, ServerTooBusy
 from ..core.latency import LatencyHistogram
 from ..core.messages import error_response
 from ..wire import codec
 from .faults import FaultController
 from .limits import ClientRateLimiter, ServerLimits, keep_alive_answer
 from .routes import Handler, answer_reply, media_of, path_handle, refusal
+from .shaping import CLIENT_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,36 @@ class EdgeGate:
         log.error("unexpected error on %s %s", request.method, request.path, exc_info=exc)
         self._count_edge_error(request, int(ResponseCode.ERROR))
         return refusal(request, 500, ResponseCode.ERROR, "internal error; the request changed nothing")
+
+    # -- the same edge for the native listener (net/native.py's NativeEdge) -------------------------------------------
+
+    def native_hold(self) -> Awaitable[None] | None:
+        """A fault holding this node's native requests. They carry no sender header, so they count as from
+        `client` (nodes talk REST to each other; native senders are clients)."""
+        faults = self.faults
+        if faults is None or not faults.active or not faults.delays(self.node_id, CLIENT_SOURCE):
+            return None
+        return faults.hold(self.node_id, CLIENT_SOURCE)
+
+    def native_refusal(self, peer: str, waiting: int) -> HandleError | None:
+        """Code 3 beyond `max_in_flight` requests (REST in flight plus `waiting` native ones) or beyond the rate
+        of `peer`, as for REST."""
+        if self.in_flight + waiting >= self.max_in_flight:
+            self.rejected_busy += 1
+            return ServerTooBusy(f"server too busy: {self.max_in_flight} requests in progress (limit max_in_flight); "
+                                 "retry later or at another server of the site")
+        if self._rate_limiter is not None and not self._rate_limiter.admit(peer, self.clock()):
+            self.rejected_busy += 1
+            return ServerTooBusy(f"server too busy: more than {self.limits.rate_per_client:g} requests/s from {peer} "
+                                 f"(limit rate_per_client, burst {self.limits.rate_burst})")
+        return None
+
+    def record(self, operation: str, seconds: float) -> None:
+        """Server-side time of one native request (REST requests are timed by the middleware)."""
+        timer = self.latency.get(operation)
+        if timer is None:
+            timer = self.latency[operation] = LatencyHistogram()
+        timer.record(seconds)
 
     def _count_edge_error(self, request: web.Request, code: int) -> None:
         self.edge_errors[(self._operations.get(request.match_info.route, OTHER_OPERATION), code)] += 1

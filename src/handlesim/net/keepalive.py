@@ -8,13 +8,11 @@ this one builds request bytes once and parses only the status line and Content-L
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 from urllib.parse import urlencode
 
 from ..core.errors import HandleError
@@ -24,29 +22,16 @@ from ..core.transport import Exchange
 from ..wire import codec
 from . import rest
 from .shaping import SOURCE_HEADER, NetPath
-from .transport import ConnectFailed, ConnectionBroken, UnreadableAnswer, exchange_over_network
+from .transport import ConnectFailed, ConnectionBroken, OneRequestConnection, UnreadableAnswer, exchange_over_network
 
 MAX_RESPONSE = 8 * 1024 * 1024
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(OneRequestConnection[tuple[int, bytes]]):
     def __init__(self) -> None:
-        self.transport: Any = None  # asyncio's or uvloop's transport (uvloop's is not an asyncio.Transport)
+        super().__init__()
         self.buffer = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self.closed = False
         self.sent_at = 0.0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:  # small request/answer exchanges: Nagle + delayed ACKs would add 40 ms stalls
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionBroken(f"connection closed ({exc or 'by peer'})"))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -80,6 +80,11 @@ class _Families:
                                           labels=["node", "tier", "industry", "figure"])
         self.reporting = GaugeMetricFamily("handlesim_reporting_nodes", "Nodes below that reported, and those "
                                            "whose last report is stale.", labels=["node", "state"])
+        self.native_messages = CounterMetricFamily("handlesim_native_messages", "Native Handle protocol messages "
+                                                   "received, by transport.", labels=[*labels, "transport"])
+        self.native_events = CounterMetricFamily("handlesim_native_events", "Native interface events: protocol "
+                                                 "errors, dropped input, challenges, failed authentications, "
+                                                 "held and refused requests.", labels=[*labels, "event"])
 
     def add_node(self, stats: NodeStats) -> None:
         labels = _labels(stats)
@@ -108,6 +113,13 @@ class _Families:
         if stats.reports_received:
             self.reports.add_metric(labels, stats.reports_received)
             self._add_national(stats)
+        native = stats.native
+        if native is not None and (native["udp_messages"] or native["tcp_messages"]):  # idle interfaces add nothing
+            self.native_messages.add_metric([*labels, "udp"], native["udp_messages"])
+            self.native_messages.add_metric([*labels, "tcp"], native["tcp_messages"])
+            for event in ("protocol_errors", "dropped", "challenges", "authentication_failures", "held",
+                          "rejected_busy"):
+                self.native_events.add_metric([*labels, event], native[event])
 
     def _add_national(self, stats: NodeStats) -> None:
         node = stats.node

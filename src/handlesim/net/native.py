@@ -12,13 +12,15 @@ otherwise; no input can make the node hold more than the bounds in `NativeLimits
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import socket
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.codes import OpCode, ResponseCode
 from ..core.errors import HandleError, OperationNotSupported, ProtocolError, ServerTooBusy
@@ -53,12 +55,36 @@ from .verify import RemoteVerifier
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-_CACHE_FLAGS = OpFlag.AUTH | OpFlag.CERT | OpFlag.CACR | OpFlag.ENCR | OpFlag.PUBL | OpFlag.DNRF | OpFlag.RECU
+_CACHE_FLAGS = int(OpFlag.AUTH | OpFlag.CERT | OpFlag.CACR | OpFlag.ENCR | OpFlag.PUBL | OpFlag.DNRF | OpFlag.RECU)
 """Request flags an answer depends on (the encoded-answer cache keys on them)."""
+_UNCACHED = int(OpFlag.RRDG | OpFlag.CERT)
+"""Requests with these flags get answers of their own (a digest of the request, a signature)."""
+_PUBL = int(OpFlag.PUBL)
 _CACHED_CODES = frozenset({ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND, ResponseCode.PREFIX_REFERRAL,
                            ResponseCode.VALUES_NOT_FOUND})
 LIST_CHUNK_BYTES = 64 * 1024
 """A handle listing is sent as messages of about this size, all but the last flagged CONT (as the reference does)."""
+SAME_PORT_ATTEMPTS = 32
+"""Tries at finding one free port number for both UDP and TCP when the listener is given port 0."""
+_OP_NAMES = {int(op): op.name.lower() for op in OpCode}
+
+
+def operation_name(op: int) -> str:
+    """The name an operation is counted and timed under (as `/_sim/stats` names REST operations)."""
+    return _OP_NAMES.get(op) or str(op)
+
+
+class NativeEdge(Protocol):
+    """What a node's edge (net/gate.py's EdgeGate) decides for the native listener, as it does for REST."""
+
+    def native_hold(self) -> Awaitable[None] | None:
+        """An injected fault holding this node's requests (pause, slow, partition from clients), else None."""
+
+    def native_refusal(self, peer: str, waiting: int) -> HandleError | None:
+        """Overloaded (in-flight limit, with `waiting` native requests) or over `peer`'s rate: the error to answer."""
+
+    def record(self, operation: str, seconds: float) -> None:
+        """Server-side time of one request of `operation`."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +123,13 @@ class NativeCounters:
     authentication_failures: int = 0
     answered_from_cache: int = 0
     rejected_busy: int = 0
+    held: int = 0
+    """Messages an injected fault held before they were served."""
+    cache_hits: Counter[int] = field(default_factory=Counter)
+    """Answers sent from the encoded-answer cache, by response code (the service never saw these requests)."""
+    own_answers: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Answers the listener made itself, by (operation, code): site information, challenge results, protocol
+    errors, busy. Together with `cache_hits` and the service's own counts, every answer is counted once."""
 
     def snapshot(self) -> dict[str, Any]:
         return {"udp_packets": self.udp_packets, "udp_messages": self.udp_messages,
@@ -104,7 +137,8 @@ class NativeCounters:
                 "answers": {str(k): v for k, v in sorted(self.answers.items())},
                 "protocol_errors": self.protocol_errors, "dropped": self.dropped, "challenges": self.challenges,
                 "authentication_failures": self.authentication_failures,
-                "answered_from_cache": self.answered_from_cache, "rejected_busy": self.rejected_busy}
+                "answered_from_cache": self.answered_from_cache, "rejected_busy": self.rejected_busy,
+                "held": self.held}
 
 
 @dataclass
@@ -124,8 +158,10 @@ class NativeResponder:
     def __init__(self, service: HandleService, *, site: SiteInfo | None = None,
                  resolver: RecursiveResolver | None = None, authenticator: Authenticator | None = None,
                  replicator: Replicator | None = None, clock: Clock = time.time,
-                 limits: NativeLimits | None = None) -> None:
+                 limits: NativeLimits | None = None, edge: NativeEdge | None = None) -> None:
         self.service = service
+        self.edge = edge
+        """The node's edge: timing by operation (and, at the listener, fault holds and overload)."""
         self.site = site
         """This node's own site (answers OC_GET_SITE_INFO; its serial goes in every answer)."""
         self.resolver = resolver
@@ -148,13 +184,39 @@ class NativeResponder:
     # -- entry -------------------------------------------------------------------------------------------------------
 
     def respond(self, envelope: Envelope, data: bytes, peer: str) -> Outcome:
-        """Answers to the message `data` that arrived with `envelope` from host `peer`."""
+        """Answers to the message `data` that arrived with `envelope` from host `peer` (timed at the node's edge)."""
+        edge = self.edge
+        if edge is None:
+            return self._respond(envelope, data, peer)
+        started = time.perf_counter()
+        outcome = self._respond(envelope, data, peer)
+        operation = operation_name(int.from_bytes(data[:4], "big"))
+        if isinstance(outcome, Reply):
+            edge.record(operation, time.perf_counter() - started)
+            return outcome
+        return self._timed(outcome, operation, started, edge)
+
+    async def _timed(self, work: Awaitable[Reply], operation: str, started: float, edge: NativeEdge) -> Reply:
+        try:
+            return await work
+        finally:
+            edge.record(operation, time.perf_counter() - started)
+
+    def busy_reply(self, envelope: Envelope, data: bytes, exc: HandleError) -> Reply:
+        """The answer to a message the node's edge refused (overload, rate): code 3, nothing served."""
+        self.counters.rejected_busy += 1
+        return self.error_reply(answer_envelope(envelope), _header_of(data), exc)
+
+    def _respond(self, envelope: Envelope, data: bytes, peer: str) -> Outcome:
         out = answer_envelope(envelope)
         try:
             check_version(envelope)
             raw = split_message(data)
             if not raw.header.is_request:
                 raise ProtocolError(f"a server takes requests; this message carries response code {raw.header.code}")
+            hit = self._cached(out, raw)  # before decoding the body: a cached answer needs only its bytes
+            if hit is not None:
+                return hit
             message = decode_body(raw)
         except HandleError as exc:
             self.counters.protocol_errors += 1
@@ -175,12 +237,12 @@ class NativeResponder:
             if self.site is None:
                 raise ProtocolError("this node has no site information to give")
             return self._reply(out, Message(self._header(message.header, ResponseCode.SUCCESS),
-                                            SiteBody(self.site)))
+                                            SiteBody(self.site)), own=True)
         if op == OpCode.CHALLENGE_RESPONSE:
             return self._answer_challenge(out, message, peer)
         if op == OpCode.VERIFY_RESPONSE:
             return self._reply(out, Message(self._header(message.header, ResponseCode.SUCCESS),
-                                            VerifyResultBody(self._verify(message))))
+                                            VerifyResultBody(self._verify(message))), own=True)
         if op <= 0:
             raise ProtocolError(f"operation code {op} is not an operation")
         return self.error_reply(out, message.header, _not_supported(op))
@@ -190,13 +252,7 @@ class NativeResponder:
     def _serve(self, out: Envelope, envelope: Envelope, message: Message, raw: RawMessage, peer: str,
                identity: ValueReference | None = None) -> Outcome:
         header = message.header
-        memo = self._memo(out, message, raw) if identity is None else None
-        if memo is not None:
-            hit = self._answers.get(memo)
-            if hit is not None:
-                self.counters.answered_from_cache += 1
-                self.counters.answers[int.from_bytes(hit[4:8], "big")] += 1
-                return Reply(out, [hit])
+        memo = self._memo(out, header, raw.body) if identity is None else None
         request = request_from_message(message)
         if identity is not None:
             request = replace(request, identity=identity, public_only=bool(header.flags & OpFlag.PUBL))
@@ -256,6 +312,7 @@ class NativeResponder:
         challenge = self.challenges.issue(envelope, message, raw, digest, peer)
         self.counters.challenges += 1
         header = self._header(message.header, ResponseCode.AUTHENTICATION_NEEDED)
+        # not an own answer: a challenged write was counted by the service (402), a challenged read by `challenges`
         return self._reply(replace(out, session_id=challenge.session_id),
                            Message(header, ChallengeBody(challenge.nonce), digest))
 
@@ -310,14 +367,17 @@ class NativeResponder:
                                 digest=self._digest(out, message, raw))
         return self._reply(out, native)
 
-    def _reply(self, out: Envelope, message: Message) -> Reply:
+    def _reply(self, out: Envelope, message: Message, *, own: bool = False) -> Reply:
         try:
             encoded = encode_message(message)
         except HandleError as exc:  # a stored value with no native form (e.g. a site serial over 65535)
             log.warning("cannot encode a native answer: %s", exc.message)
             problem = HandleError(f"the answer cannot be sent natively: {exc.message}")
             return self.error_reply(out, message.header, problem)
-        self.counters.answers[message.header.code] += 1
+        code = message.header.code
+        self.counters.answers[code] += 1
+        if own:
+            self.counters.own_answers[(operation_name(message.header.op), code)] += 1
         return Reply(out, [encoded])
 
     def error_reply(self, out: Envelope, request: Header, exc: HandleError, *, code: int | None = None) -> Reply:
@@ -327,6 +387,7 @@ class NativeResponder:
                     ResponseCode.PREFIX_REFERRAL):
             code = ResponseCode.ERROR
         self.counters.answers[code] += 1
+        self.counters.own_answers[(operation_name(request.op), code)] += 1
         error = error_message(request, code, exc.message[:1024], site_serial=self.site_serial, now=self.clock())
         return Reply(out, [encode_message(error)])
 
@@ -338,6 +399,10 @@ class NativeResponder:
             raise ServerTooBusy(f"server too busy: {self.waiting} requests waiting (limit max_waiting)")
         return self._counted(work)
 
+    def counted(self, work: Awaitable[Reply]) -> Awaitable[Reply]:
+        """`work`, counted among the requests waiting (bounded by `max_waiting`)."""
+        return self._counted(work)
+
     async def _counted(self, work: Awaitable[Reply]) -> Reply:
         self.waiting += 1
         try:
@@ -347,12 +412,25 @@ class NativeResponder:
 
     # -- encoded-answer cache ----------------------------------------------------------------------------------------
 
-    def _memo(self, out: Envelope, message: Message, raw: RawMessage) -> tuple[Any, ...] | None:
-        header = message.header
-        if (header.op != OpCode.RESOLUTION or header.flags & (OpFlag.RRDG | OpFlag.CERT)
-                or not header.flags & OpFlag.PUBL or self.limits.answer_cache_entries <= 0):
+    def _cached(self, out: Envelope, raw: RawMessage) -> Reply | None:
+        """The encoded answer to an identical public resolution, if one is cached."""
+        memo = self._memo(out, raw.header, raw.body)
+        hit = self._answers.get(memo) if memo is not None else None
+        if hit is None:
             return None
-        return (out.major, out.minor, int(header.flags & _CACHE_FLAGS), header.recursion_count, raw.body)
+        code = int.from_bytes(hit[4:8], "big")
+        counters = self.counters
+        counters.answered_from_cache += 1
+        counters.answers[code] += 1
+        counters.cache_hits[code] += 1
+        return Reply(out, [hit])
+
+    def _memo(self, out: Envelope, header: Header, body: bytes) -> tuple[Any, ...] | None:
+        flags = int(header.flags)  # plain ints: IntFlag arithmetic costs microseconds per request
+        if (header.op != OpCode.RESOLUTION or flags & _UNCACHED or not flags & _PUBL
+                or self.limits.answer_cache_entries <= 0):
+            return None
+        return (out.major, out.minor, flags & _CACHE_FLAGS, header.recursion_count, body)
 
     def _remember(self, memo: tuple[Any, ...], handle_key: str, encoded: bytes) -> None:
         if len(self._answers) >= self.limits.answer_cache_entries:
@@ -376,8 +454,9 @@ def answer_envelope(envelope: Envelope) -> Envelope:
     major, minor = envelope.answer_version
     if major != MAJOR_VERSION:
         major, minor = envelope.major, envelope.minor
-    return replace(envelope, major=major, minor=minor, suggest_major=MAJOR_VERSION, suggest_minor=MINOR_VERSION,
-                   truncated=False, compressed=False, encrypted=False, sequence=0)
+    # built field by field: dataclasses.replace costs more than the rest of a cached answer
+    return Envelope(major, minor, MAJOR_VERSION, MINOR_VERSION, False, False, False, envelope.session_id,
+                    envelope.request_id, 0, envelope.length)
 
 
 def _header_of(data: bytes) -> Header:
@@ -483,6 +562,8 @@ class _TcpProtocol(asyncio.Protocol):
             envelope, data = self.queue.popleft()
             self.listener.responder.counters.tcp_messages += 1
             outcome = self.listener.responder_outcome(envelope, data, self.peer)
+            if outcome is None:
+                continue
             if isinstance(outcome, Reply):
                 self._write(outcome)
                 continue
@@ -510,21 +591,29 @@ class _TcpProtocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.idle = loop.call_later(self.listener.limits.idle_timeout, self.close)
 
-    def close(self) -> None:
+    def close(self, *, abrupt: bool = False) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+            if abrupt:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
 
 class NativeListener:
-    """A node's native interface on UDP and TCP. Build with the node's service, then `await start(...)`."""
+    """A node's native interface on UDP and TCP. Build with the node's service, then `await start(...)`.
+
+    `edge` (the node's EdgeGate) makes injected faults, the overload and rate limits and the per-operation timers
+    apply here as they do to REST; without one the listener answers everything it can."""
 
     def __init__(self, service: HandleService, *, site: SiteInfo | None = None,
                  resolver: RecursiveResolver | None = None, authenticator: Authenticator | None = None,
                  replicator: Replicator | None = None, clock: Clock = time.time,
-                 limits: NativeLimits | None = None) -> None:
+                 limits: NativeLimits | None = None, edge: NativeEdge | None = None) -> None:
         self.limits = limits or NativeLimits()
         self.responder = NativeResponder(service, site=site, resolver=resolver, authenticator=authenticator,
-                                         replicator=replicator, clock=clock, limits=self.limits)
+                                         replicator=replicator, clock=clock, limits=self.limits, edge=edge)
+        self.edge = edge
+        self.host = ""
         self.clock = clock
         self.reassembler = Reassembler(max_pending=self.limits.max_partial_messages,
                                        timeout=self.limits.reassembly_timeout)
@@ -539,39 +628,112 @@ class NativeListener:
     def counters(self) -> NativeCounters:
         return self.responder.counters
 
+    @property
+    def site(self) -> SiteInfo | None:
+        """The node's own site (OC_GET_SITE_INFO answers it; its serial goes in every answer)."""
+        return self.responder.site
+
+    @site.setter
+    def site(self, site: SiteInfo | None) -> None:
+        self.responder.site = site
+
+    @property
+    def listening(self) -> bool:
+        return self._udp is not None or self._tcp is not None
+
+    async def start_on(self, host: str, port: int) -> int:
+        """Listen on `host`, UDP and TCP on the one port number `port` (0: a free number free for both, as a
+        Handle.Net server uses 2641 for both); returns it."""
+        if port:
+            await self.start(host, port, port)
+            return port
+        for _ in range(SAME_PORT_ATTEMPTS):
+            await self._listen_tcp(host, 0)
+            try:
+                await self._listen_udp(host, self.tcp_port)
+            except OSError as exc:
+                self._close_tcp()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue  # that number is taken for UDP: draw another
+            self._describe(host)
+            return self.tcp_port
+        raise OSError(errno.EADDRINUSE, f"no port number on {host} was free for both UDP and TCP in "
+                                        f"{SAME_PORT_ATTEMPTS} tries")
+
     async def start(self, host: str, udp_port: int, tcp_port: int) -> tuple[int, int]:
         """Listen on `host` (UDP and TCP; port 0 picks a free one); returns the (udp, tcp) ports."""
+        await self._listen_udp(host, udp_port)
+        try:
+            await self._listen_tcp(host, tcp_port)
+        except OSError:
+            self._close_udp()
+            raise
+        self._describe(host)
+        return self.udp_port, self.tcp_port
+
+    async def _listen_udp(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, udp_port))
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, port))
         self._udp = transport
         self.udp_port = transport.get_extra_info("sockname")[1]
-        try:
-            self._tcp = await loop.create_server(lambda: _TcpProtocol(self), host, tcp_port, reuse_address=True,
-                                                 backlog=1024)
-        except OSError:
-            transport.close()
-            raise
+
+    async def _listen_tcp(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._tcp = await loop.create_server(lambda: _TcpProtocol(self), host, port, reuse_address=True,
+                                             backlog=1024)
         self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+
+    def _describe(self, host: str) -> None:
+        self.host = host
         if self.responder.site is None:  # answer OC_GET_SITE_INFO with what this listener is
             self.responder.site = SiteInfo(servers=(ServerInfo(1, host, native_interfaces(self.tcp_port,
                                                                                            self.udp_port)),),
                                            attributes=(("desc", self.responder.service.config.node_id),))
-        return self.udp_port, self.tcp_port
 
     async def stop(self) -> None:
+        tcp = self._tcp
+        self.close()
+        if tcp is not None:
+            with contextlib.suppress(Exception):  # the server is closed already; waiting only tidies up
+                await tcp.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def close(self, *, abrupt: bool = True) -> bool:
+        """Stop listening and close every connection (reset when `abrupt`); False when it was not listening."""
+        was = self.close_listeners()
+        self.close_connections(abrupt=abrupt)
+        return was
+
+    def close_listeners(self) -> bool:
+        """Stop listening at once (a fault's kill or stop): the UDP socket and the TCP listener close and UDP work
+        still waiting is dropped; open TCP connections stay (see `close_connections`). False when not listening."""
+        was = self.listening
+        self._close_udp()
+        self._close_tcp()
+        for task in list(self._tasks):
+            task.cancel()
+        return was
+
+    def close_connections(self, *, abrupt: bool) -> None:
+        for connection in list(self._connections):
+            connection.close(abrupt=abrupt)
+
+    async def reopen(self) -> None:
+        """Listen again on the ports it had (a fault's start)."""
+        if not self.listening and self.udp_port and self.tcp_port:
+            await self.start(self.host, self.udp_port, self.tcp_port)
+
+    def _close_udp(self) -> None:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+
+    def _close_tcp(self) -> None:
         if self._tcp is not None:
             self._tcp.close()
-            for connection in list(self._connections):
-                connection.close()
-            await self._tcp.wait_closed()
             self._tcp = None
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def snapshot(self) -> dict[str, Any]:
         return {"udp_port": self.udp_port, "tcp_port": self.tcp_port, "tcp_open": len(self._connections),
@@ -580,8 +742,34 @@ class NativeListener:
 
     # -- called by the protocols -------------------------------------------------------------------------------------
 
-    def responder_outcome(self, envelope: Envelope, data: bytes, peer: str) -> Outcome:
+    def responder_outcome(self, envelope: Envelope, data: bytes, peer: str) -> Outcome | None:
+        """The answers to one message, after the node's edge: an injected fault may hold it first (None: dropped,
+        a held node keeps silent rather than answer 3), overload or a client's rate refuse it with code 3."""
+        edge = self.edge
+        if edge is None:
+            return self.responder.respond(envelope, data, peer)
+        hold = edge.native_hold()
+        if hold is not None:
+            return self._held(hold, envelope, data, peer)
+        refused = edge.native_refusal(peer, self.responder.waiting)
+        if refused is not None:
+            return self.responder.busy_reply(envelope, data, refused)
         return self.responder.respond(envelope, data, peer)
+
+    def _held(self, hold: Awaitable[None], envelope: Envelope, data: bytes, peer: str) -> Outcome | None:
+        responder = self.responder
+        if responder.waiting >= self.limits.max_waiting:
+            if asyncio.iscoroutine(hold):
+                hold.close()
+            responder.counters.dropped += 1
+            return None
+        responder.counters.held += 1
+        return responder.counted(self._after_hold(hold, envelope, data, peer))
+
+    async def _after_hold(self, hold: Awaitable[None], envelope: Envelope, data: bytes, peer: str) -> Reply:
+        await hold
+        outcome = self.responder.respond(envelope, data, peer)
+        return outcome if isinstance(outcome, Reply) else await outcome
 
     def udp_packet(self, protocol: _UdpProtocol, data: bytes, addr: tuple[str | Any, int]) -> None:
         counters = self.counters
@@ -601,6 +789,8 @@ class NativeListener:
         envelope, message = whole
         counters.udp_messages += 1
         outcome = self.responder_outcome(envelope, message, str(addr[0]))
+        if outcome is None:
+            return
         if isinstance(outcome, Reply):
             protocol.send(outcome, addr)
             return

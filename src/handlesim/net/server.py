@@ -2,7 +2,9 @@
 
 What a request meets, in order (docs/architecture-node.md): the listener (a connection beyond `max_connections` is
 refused), the cheap shedding of plain GETs beyond `max_in_flight` (net/limits.py), the edge gate (net/gate.py:
-faults, overload, rate, in-flight count, timing, failures as Handle answers), then one route. The routes come from
+faults, overload, rate, in-flight count, timing, failures as Handle answers), then one route. A node started with a
+native port also answers the native Handle protocol on UDP and TCP (net/native.py), through the same edge gate,
+authenticator, resolver and replicator. The routes come from
 their own modules (handle routes, `/_sim/`, sessions, reports, metrics, OpenAPI), each declaring its operation; the
 handle routes call the node's HandleService and keep public answers encoded in an AnswerCache (net/answers.py).
 The node's figures are read as one NodeStats value (net/stats.py).
@@ -29,6 +31,7 @@ from .gate import EdgeGate
 from .handleroutes import HandleRoutes
 from .limits import MAX_BODY_BYTES, ServerLimits, SheddingProtocol, too_many_connections
 from .metrics import metrics_route
+from .native import NativeLimits, NativeListener
 from .openapi import openapi_route
 from .recursion import RecursiveResolver
 from .replication import Replicator
@@ -45,7 +48,8 @@ class NodeServer:
     def __init__(self, service: HandleService, *, clock: Callable[[], float] = time.time,
                  meta: dict[str, Any] | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                  resolver: RecursiveResolver | None = None, replicator: Replicator | None = None,
-                 ssl_context: ssl.SSLContext | None = None, limits: ServerLimits | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, limits: ServerLimits | None = None,
+                 native: NativeLimits | None = None) -> None:
         self.service = service
         self.limits = limits or ServerLimits(max_body_bytes=max_body_bytes)
         """HTTP-side bounds: body size and time, connections, in-flight requests, per-client rate."""
@@ -63,6 +67,10 @@ class NodeServer:
         self.answers = AnswerCache()
         service.listeners.append(self.answers.forget)
         self.gate = EdgeGate(service.config.node_id, self.limits, clock)
+        self.native = NativeListener(service, resolver=resolver, authenticator=self.authenticator,
+                                     replicator=replicator, clock=clock, limits=native, edge=self.gate) \
+            if native is not None else None
+        """The node's native Handle protocol interface (None: REST only); it listens once `start` gets a port."""
         self.reports = ReportBook()
         """The latest operating reports of the nodes below this one (the national picture at a root)."""
         self.report_interval = 0.0
@@ -107,6 +115,9 @@ class NodeServer:
         self.gate.edge_errors.clear()
         for histogram in self.gate.latency.values():
             histogram.reset()
+        if self.native is not None:  # nothing asks natively during set-up, but what did is set-up too
+            self.native.counters.cache_hits.clear()
+            self.native.counters.own_answers.clear()
 
     @property
     def faults(self) -> FaultController | None:
@@ -119,15 +130,42 @@ class NodeServer:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, native_port: int | None = None) -> int:
+        """Serve REST on host:port and, when the node has a native interface, the native protocol on `native_port`
+        (UDP and TCP; 0: one free number for both). Returns the REST port (`native_port` says the other)."""
         # a node stopped and started again (the teaching page's Stop/Start) keeps its app and its frozen router
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      keepalive_timeout=self.limits.idle_timeout_s)
         await self._runner.setup()
-        return await self.listen(host, port)
+        port = await self._listen_http(host, port)
+        if native_port is not None:
+            try:
+                await self.start_native(host, native_port)
+            except OSError:
+                self.close_listener()
+                raise
+        return port
+
+    async def start_native(self, host: str, port: int) -> int:
+        """Start the native interface on `port` (UDP and TCP; 0: one free number for both); returns the port."""
+        if self.native is None:
+            raise ValueError(f"node {self.service.config.node_id} was built without a native interface")
+        return await self.native.start_on(host, port)
+
+    @property
+    def native_port(self) -> int:
+        """The port of the native interface, UDP and TCP (0: none, or not started)."""
+        return self.native.tcp_port if self.native is not None else 0
 
     async def listen(self, host: str, port: int) -> int:
-        """Open the listener (at start, and when a fault restarts the node on its old port).
+        """Listen again after a fault closed the listeners: REST on `port`, the native interface on its old port."""
+        port = await self._listen_http(host, port)
+        if self.native is not None:
+            await self.native.reopen()
+        return port
+
+    async def _listen_http(self, host: str, port: int) -> int:
+        """Open the REST listener (at start, and when a fault restarts the node on its old port).
 
         Our own listener rather than aiohttp's TCPSite, so connections past `max_connections` are refused and
         plain GETs past `max_in_flight` are shed before aiohttp parses them (net/limits.py)."""
@@ -157,9 +195,11 @@ class NodeServer:
         return self._runner is not None
 
     def close_listener(self) -> bool:
-        """Stop accepting connections (open ones stay); False when the node was not listening."""
+        """Stop accepting connections and datagrams (open connections stay); False when the node was not
+        listening."""
+        native = self.native.close_listeners() if self.native is not None else False
         if self._listener is None:
-            return False
+            return native
         self._listener.close()
         self._listener = None
         return True
@@ -172,8 +212,12 @@ class NodeServer:
                 connection.force_close()
             else:
                 connection.close()
+        if self.native is not None:
+            self.native.close_connections(abrupt=abrupt)
 
     async def stop(self) -> None:
+        if self.native is not None:
+            await self.native.stop()
         if self.resolver is not None:
             self.resolver.close()
         if self.replicator is not None:

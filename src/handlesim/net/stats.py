@@ -20,6 +20,7 @@ from ..core.service import HandleService
 from .answers import AnswerCache
 from .credentials import Authenticator
 from .gate import EdgeGate
+from .native import NativeListener
 from .recursion import RecursiveResolver
 from .replication import Replicator
 
@@ -51,8 +52,8 @@ class NodeStats:
     at: float
     started_at: float
     requests: Mapping[str, Mapping[str, int]]
-    """Answers since start by operation name and response code (as text): the service's, the encoded-answer
-    cache's and the ones refused at the HTTP edge."""
+    """Answers since start by operation name and response code (as text), over REST and the native protocol: the
+    service's, the encoded-answer caches' and the ones refused or made at the edges (HTTP and native)."""
     in_flight: int
     rejected_busy: int
     latency: Mapping[str, OperationTimes]
@@ -74,6 +75,9 @@ class NodeStats:
     """A report older than this many of its sender's intervals is stale."""
     setup_requests: Mapping[str, Mapping[str, int]]
     """What the node answered while its topology was set up (delegations), kept apart from `requests`."""
+    native: Mapping[str, Any] | None = None
+    """The native interface: ports, packets, messages, connections, answers by code, protocol errors, challenges,
+    held and refused requests (None: the node speaks REST only)."""
 
     @property
     def uptime_s(self) -> float:
@@ -102,6 +106,7 @@ class NodeStats:
             "auth": self.auth,
             **({"resolver_cache": self.resolver_cache} if self.resolver_cache is not None else {}),
             **({"replication": self.replication} if self.replication is not None else {}),
+            **({"native": self.native} if self.native is not None else {}),
         }
 
     def latency_json(self) -> dict[str, dict[str, Any]]:
@@ -123,6 +128,7 @@ class CountingNode(Protocol):
     resolver: RecursiveResolver | None
     replicator: Replicator | None
     reports: ReportBook
+    native: NativeListener | None
     meta: dict[str, Any]
     started_at: float
     report_interval: float
@@ -138,11 +144,19 @@ class HasStats(Protocol):
 
 def node_stats(node: CountingNode) -> NodeStats:
     """The one place a node's counters become a NodeStats."""
-    service, gate, resolver, replicator = node.service, node.gate, node.resolver, node.replicator
+    service, gate, resolver, replicator, native = node.service, node.gate, node.resolver, node.replicator, node.native
+    cache_hits: Mapping[int, int] = node.answers.hits
+    edge: Mapping[tuple[str, int], int] = gate.edge_errors
+    waiting = 0
+    if native is not None:
+        counters = native.counters
+        cache_hits = Counter(cache_hits) + counters.cache_hits
+        edge = Counter(edge) + counters.own_answers
+        waiting = native.responder.waiting
     return NodeStats(
         node=service.config.node_id, meta=dict(node.meta), at=node.clock(), started_at=node.started_at,
-        requests=request_counts(service.counts, node.answers.hits, gate.edge_errors),
-        in_flight=gate.in_flight, rejected_busy=gate.rejected_busy,
+        requests=request_counts(service.counts, cache_hits, edge),
+        in_flight=gate.in_flight + waiting, rejected_busy=gate.rejected_busy,
         latency={op: OperationTimes(tuple(h.counts), h.total_seconds) for op, h in gate.latency.items() if h.count},
         reports_received=node.reports.received, store_handles=len(service.store),
         homed_prefixes=tuple(p.text for p in service.homed_prefixes), answer_cache_entries=len(node.answers),
@@ -150,7 +164,8 @@ def node_stats(node: CountingNode) -> NodeStats:
         resolver_cache=resolver.snapshot() if resolver is not None else None,
         replication=replicator.snapshot() if replicator is not None else None,
         report_interval_s=node.report_interval, reported=tuple(node.reports.latest()),
-        stale_after_intervals=node.reports.stale_after_intervals, setup_requests=node.setup_requests)
+        stale_after_intervals=node.reports.stale_after_intervals, setup_requests=node.setup_requests,
+        native=native.snapshot() if native is not None else None)
 
 
 def request_counts(service_counts: Mapping[tuple[int, int], int], cache_hits: Mapping[int, int],

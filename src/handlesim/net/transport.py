@@ -1,14 +1,17 @@
 """The network side of the transport seam (core/transport.py): the system clock, the one mapping from network
 exceptions to failure reasons, and one exchange with a node framed by the network model.
 
-Every network transport (the aiohttp client, the keep-alive pool, later the native protocol) sends a step through
+Every network transport (the aiohttp client, the keep-alive pool, the native protocol) sends a step through
 `exchange_over_network`, so delays, loss and the wording of failures are the same whichever carries the bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 
@@ -37,6 +40,37 @@ class UnreadableAnswer(Exception):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"unreadable answer (HTTP {status}: {message})")
+
+
+class UnreadableNative(UnreadableAnswer):
+    """A node's native-protocol answer does not decode (net/nativeclient.py)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, f"unreadable native answer ({message})")
+
+
+T = TypeVar("T")
+
+
+class OneRequestConnection(asyncio.Protocol, Generic[T]):
+    """A client connection carrying one request at a time (the keep-alive pool's HTTP, the native protocol's TCP):
+    no Nagle delay, and a connection that breaks fails the request waiting on it."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None  # asyncio's or uvloop's transport (uvloop's is not an asyncio.Transport)
+        self.waiter: asyncio.Future[T] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # small request/answer exchanges: Nagle + delayed ACKs would add 40 ms stalls
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionBroken(f"connection closed ({exc or 'by peer'})"))
 
 
 NETWORK_FAILURES = (TimeoutError, OSError, aiohttp.ClientError, ConnectionBroken, UnreadableAnswer)

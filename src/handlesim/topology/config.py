@@ -33,6 +33,7 @@ from .schema import (
     FailoverSpec,
     MirrorSpec,
     MonitoringSpec,
+    NativeSpec,
     NodeLimits,
     ResolverSpec,
     RootSpec,
@@ -99,6 +100,7 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
         faults=bool(top.get("faults", bool, False)),
         limits=_limits(top),
         monitoring=_monitoring(top),
+        native=_native(top),
     )
     if "network" in top.data:
         config = replace(config, network=_network(top.table("network"), used_regions(config)))
@@ -445,6 +447,13 @@ def _limits(top: _Reader) -> NodeLimits:
         else:
             chosen[group][key] = table.integer(key, 1, minimum=1)
     return NodeLimits(ServiceLimits(**chosen[ServiceLimits]), ServerLimits(**chosen[ServerLimits]))
+
+
+def _native(top: _Reader) -> NativeSpec:
+    table = top.table("native")
+    table.known(NativeSpec)
+    return NativeSpec(bool(table.get("enabled", bool, NativeSpec.enabled)),
+                      table.integer("port_offset", NativeSpec.port_offset, minimum=1))
 
 
 def _monitoring(top: _Reader) -> MonitoringSpec:

@@ -69,6 +69,9 @@ class NodePlan:
     """Position of this server in its site's server list (0-based): it holds the handles whose hash picks it."""
     site_servers: int = 1
     """Servers in this node's site (1 = not partitioned)."""
+    native_port: int | None = None
+    """Port of the node's native Handle protocol interface, UDP and TCP alike: base_port + native.port_offset + the
+    node's ordinal, 0 = ephemeral (the same number for both), None = no native interface (`up --no-native`)."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,8 @@ class TopologyPlan:
             "nodes": [{"id": n.node_id, "role": n.role, "prefix": n.prefix, "parent": n.parent_id, "host": n.host,
                        "port": n.port, "industry": n.industry, "region": n.region,
                        "identifiers": n.identifier_count, "identity": n.admin_identity, "mirror_of": n.mirror_of,
-                       "server_of": n.server_of, "server_index": n.server_index, "site_servers": n.site_servers}
+                       "server_of": n.server_of, "server_index": n.server_index, "site_servers": n.site_servers,
+                       "native_port": n.native_port}
                       for n in self.nodes],
         }
 
@@ -193,12 +197,13 @@ class _PlanBuilder:
     def add(self, node_id: str, role: Role, prefix: str, parent: str | None, **extra: Any) -> None:
         config = self.config
         port = config.base_port + len(self.nodes) if config.base_port else 0
+        native_port = (port + config.native.port_offset if port else 0) if config.native.enabled else None
         identity = {Role.ROOT: ROOT_IDENTITY, Role.RESOLVER: ""}.get(role, f"300:{NA_PREFIX_TEXT}/{prefix}")
         # mirrors and further servers of a site are run by the owner of the primary site's prefix
         runs_for = extra.get("mirror_of") or extra.get("server_of") or node_id
         owner = self._owner.setdefault(node_id, self._owner.get(runs_for, runs_for))
         self.nodes.append(NodePlan(node_id, role, prefix, parent, config.host, port, admin_identity=identity,
-                                   secret=derive_secret(config.seed, owner), **extra))
+                                   secret=derive_secret(config.seed, owner), native_port=native_port, **extra))
 
     def servers(self) -> None:
         """A partitioned site's first server is the node itself; its further servers follow as `<node>-server<k>`."""

@@ -23,18 +23,20 @@ from ..core.codes import OpCode
 from ..core.handle import NA_PREFIX, Handle, Prefix
 from ..core.health import ServerHealth
 from ..core.messages import Request
-from ..core.prefixes import owner_identity, prefix_record
+from ..core.prefixes import TRUST_ROOT_PREFIX, owner_identity, prefix_record, trust_root_record
 from ..core.service import HandleService, ServiceConfig
 from ..core.storage import HandleRecord, Store
 from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReference
 from ..net.client import HandleClient
 from ..net.keepalive import KeepAlivePool
+from ..net.native import NativeLimits
 from ..net.recursion import RecursiveResolver
 from ..net.replication import Replicator
 from ..net.server import NodeServer
 from ..net.tls import TlsFiles, ensure_certificate
 from ..store import open_store
 from . import network
+from .clientconfig import trust_root_description, write_client_config
 from .monitoring import metrics_port_taken, start_monitoring
 from .plan import NodePlan, Role, TopologyPlan
 from .ports import port_taken
@@ -139,6 +141,11 @@ def _refuse_taken_ports(plan: TopologyPlan, metrics_port: int | None) -> None:
         reason = port_taken(node.host, node.port) if node.port else None
         if reason is not None:
             raise LaunchError(node_port_taken(node.node_id, node.host, node.port, reason))
+        if node.native_port:
+            for udp in (False, True):
+                reason = port_taken(node.host, node.native_port, udp=udp)
+                if reason is not None:
+                    raise LaunchError(native_port_taken(node.node_id, node.host, node.native_port, reason, udp))
     host = plan.config.host
     if metrics_port:
         reason = port_taken(host, metrics_port)
@@ -149,6 +156,12 @@ def _refuse_taken_ports(plan: TopologyPlan, metrics_port: int | None) -> None:
 def node_port_taken(node_id: str, host: str, port: int, reason: str) -> str:
     return (f"node {node_id} cannot listen on {host}:{port}: {reason}; is another topology running? change "
             "base_port or use --base-port")
+
+
+def native_port_taken(node_id: str, host: str, port: int, reason: str, udp: bool | None = None) -> str:
+    which = {True: "UDP ", False: "TCP ", None: ""}[udp]
+    return (f"node {node_id} cannot listen for the native protocol on {which}{host}:{port}: {reason}; change "
+            "[native] port_offset or base_port, or start without it (`up --no-native`)")
 
 
 def use_tls(topology: Topology, files: TlsFiles) -> None:
@@ -173,9 +186,15 @@ def _service_config(node: NodePlan, plan: TopologyPlan) -> ServiceConfig:
     if node.role == Role.RESOLVER:  # homes nothing: every GET is walked for the client
         return ServiceConfig(node.node_id, server_admins=(ROOT_OPERATOR,), limits=plan.config.limits.service)
     admins = (ROOT_OPERATOR,) if node.role == Role.ROOT else (ValueReference.from_text(node.admin_identity),)
-    return ServiceConfig(node.node_id, homed_prefixes=(node.prefix,), server_admins=admins,
+    homed = _homed_prefixes(node)
+    return ServiceConfig(node.node_id, homed_prefixes=homed, server_admins=admins,
                          secret_iterations=plan.config.secret_iterations, read_only=node.mirror_of is not None,
                          partition=_partition(node, plan), limits=plan.config.limits.service)
+
+
+def _homed_prefixes(node: NodePlan) -> tuple[str, ...]:
+    """What a node homes: its prefix; the roots also the trust root's prefix `0.0` (they serve `0.0/0.0`)."""
+    return (node.prefix, TRUST_ROOT_PREFIX.text) if node.role == Role.ROOT else (node.prefix,)
 
 
 def _partition(node: NodePlan, plan: TopologyPlan) -> HashBucket | None:
@@ -207,13 +226,15 @@ def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
 
 async def _start_nodes(topology: Topology, store_kind: str, progress: Progress | None, disk: Executor,
                        only: Iterable[NodePlan] | None = None, ports: Mapping[str, int] | None = None,
-                       bind_host: str | None = None) -> None:
-    """Open the stores and start the servers of `only` (default: every node), on `ports` (default: the plan's)
-    and `bind_host` (default: the plan's host); each node's address goes into `topology.addresses`."""
+                       bind_host: str | None = None, native_ports: Mapping[str, int] | None = None) -> None:
+    """Open the stores and start the servers of `only` (default: every node), on `ports` and `native_ports`
+    (default: the plan's) and `bind_host` (default: the plan's host); each node's address goes into
+    `topology.addresses`, its native port into `topology.native_ports`."""
     plan = topology.plan
     nodes = list(plan.nodes if only is None else only)
     total = len(nodes)
     ports = ports or {}
+    native_ports = native_ports or {}
     loop = asyncio.get_running_loop()
     server_ssl = topology.tls.server_context() if topology.tls is not None else None
     stores = await asyncio.gather(*(loop.run_in_executor(disk, _store_for, node, topology.state_dir, store_kind)
@@ -227,7 +248,8 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
             meta["server"] = f"{node.server_index + 1} of {node.site_servers}"
         server = NodeServer(service, meta=meta, resolver=_recursion_for(node, topology),
                             replicator=replicator, ssl_context=server_ssl,
-                            limits=plan.config.limits.server)
+                            limits=plan.config.limits.server,
+                            native=NativeLimits() if node.native_port is not None else None)
         host = bind_host or node.host
         running = RunningNode(node, service, server, store, scheme=topology.scheme, host=host)
         topology.nodes[node.node_id] = running
@@ -237,6 +259,13 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
         except OSError as exc:
             raise LaunchError(node_port_taken(node.node_id, host, port, exc.strerror or str(exc))) from None
         topology.addresses[node.node_id] = (host, server.port)
+        if node.native_port is not None:
+            native_port = native_ports.get(node.node_id, node.native_port)
+            try:
+                topology.native_ports[node.node_id] = await server.start_native(host, native_port)
+            except OSError as exc:
+                raise LaunchError(native_port_taken(node.node_id, host, native_port, exc.strerror or str(exc))) \
+                    from None
         network.node_started(topology, running)
         if progress is not None:
             progress("starting nodes", count, total)
@@ -248,8 +277,12 @@ def connect(topology: Topology) -> None:
     plan = topology.plan
     for node_id, address in topology.addresses.items():
         topology.endpoints[address] = plan.by_id[node_id].region
+    for node_id, native_port in topology.native_ports.items():
+        topology.endpoints[(topology.addresses[node_id][0], native_port)] = plan.by_id[node_id].region
     for node_id, node in topology.nodes.items():
         node.site = topology.site_of(node_id) if topology.site_known(node_id) else None
+        if node.server.native is not None and node.site is not None:  # OC_GET_SITE_INFO answers the node's site
+            node.server.native.site = node.site
     roots = [n.node_id for n in plan.nodes if n.role == Role.ROOT and topology.site_known(n.node_id)]
     topology.root_site_list[:] = _unique_sites(topology, roots)
     _connect_peers(topology)
@@ -317,9 +350,10 @@ def _prefix_record_of(topology: Topology, node: NodePlan, secret_data: str) -> H
     """
     plan = topology.plan
     p = _site_leader(plan, node)  # mirrors and further servers serve the primary site's prefix record
+    if p.role == Role.ROOT:  # 0.NA/0.NA: the root service, every root's site (clients bootstrap from it)
+        roots = [n.node_id for n in plan.nodes if n.role == Role.ROOT and topology.site_known(n.node_id)]
+        return prefix_record(NA_PREFIX, sites=[topology.site_of(r) for r in roots], secret_hash=secret_data)
     sites_known = [topology.site_of(n) for n in (p.node_id, *plan.mirrors_of(p.node_id)) if topology.site_known(n)]
-    if p.role == Role.ROOT:
-        return prefix_record(NA_PREFIX, sites=sites_known, secret_hash=secret_data)
     parent = plan.by_id[p.parent_id] if p.parent_id else None
     # the tier above administers the prefix: the secondary its enterprises', the root operators the secondaries'
     admins = [ROOT_OPERATOR if parent is None or parent.role == Role.ROOT else owner_identity(Prefix(parent.prefix))]
@@ -338,11 +372,23 @@ def load_prefix_records(topology: Topology, *, only_missing: bool = False) -> No
     for node in topology.nodes.values():
         if node.plan.role == Role.RESOLVER:
             continue
+        if node.plan.role == Role.ROOT:
+            _serve_trust_root(node.service, plan)
         hashed = hash_secret(_own_secret(node.plan, plan), os.urandom(16), plan.config.secret_iterations)
         record = _prefix_record_of(topology, node.plan, hashed)
         if only_missing and node.store.get(record.handle.key) is not None:
             continue
         node.store.put(record)
+
+
+def _serve_trust_root(service: HandleService, plan: TopologyPlan) -> None:
+    """A root serves `0.0/0.0` beside `0.NA/0.NA`: a Handle.Net client's bootstrap names both. A store from before
+    the roots homed `0.0` gets it homed now (through the service, as the root operators)."""
+    if not service.homes(TRUST_ROOT_PREFIX):
+        service.handle(Request(OpCode.HOME_NA, prefix=TRUST_ROOT_PREFIX, identity=ROOT_OPERATOR), time.time())
+    record = trust_root_record(trust_root_description(plan.config.name))
+    if service.store.get(record.handle.key) is None:
+        service.store.put(record)
 
 
 Write = tuple[str, Request, tuple[ValueReference, str]]
@@ -437,7 +483,7 @@ def describe(topology: Topology) -> TopologyState:
 
 def _root_entry(topology: Topology, node: NodePlan) -> RootEntry:
     host, port = topology.addresses[node.node_id]
-    return RootEntry(node.node_id, host, port, topology.url_of(node.node_id))
+    return RootEntry(node.node_id, host, port, topology.url_of(node.node_id), topology.native_ports.get(node.node_id))
 
 
 def _node_entry(topology: Topology, p: NodePlan) -> NodeEntry:
@@ -446,7 +492,7 @@ def _node_entry(topology: Topology, p: NodePlan) -> NodeEntry:
                      region=p.region, url=topology.url_of(p.node_id), host=host, port=port,
                      identity=p.admin_identity, identifiers=p.identifier_count, mirror_of=p.mirror_of,
                      server_of=p.server_of, server_index=p.server_index, site_servers=p.site_servers,
-                     worker=topology.workers.get(p.node_id, 0))
+                     worker=topology.workers.get(p.node_id, 0), native_port=topology.native_ports.get(p.node_id))
 
 
 def announce(topology: Topology) -> TopologyState:
@@ -456,5 +502,7 @@ def announce(topology: Topology) -> TopologyState:
     credentials[ROOT_OPERATOR.to_text()] = operator_secret(plan)
     write_credentials(topology.state_dir, credentials)
     state = describe(topology)
+    if topology.native_ports:  # a real Handle.Net client can bootstrap from our roots
+        write_client_config(state)
     write_state(state)
     return state

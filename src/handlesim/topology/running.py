@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.netmodel import NetworkModel
-from ..core.prefixes import http_site
+from ..core.prefixes import http_site, with_native_interfaces
 from ..core.service import HandleService
 from ..core.storage import Store
 from ..core.values import HASH_OPTION_NAMES, SiteInfo
@@ -97,6 +97,8 @@ class Topology:
     """Every worker's metrics URL when the nodes run in workers (inline: `monitoring.metrics_url`)."""
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Where every node of the plan listens, (host, port), including nodes hosted by other processes."""
+    native_ports: dict[str, int] = field(default_factory=dict)
+    """The native interface's port (UDP and TCP) of every node that has one, including nodes of other processes."""
     workers: dict[str, int] = field(default_factory=dict)
     """The worker number hosting each node (empty: every node in this process)."""
     engine: str = "inline"
@@ -121,12 +123,23 @@ class Topology:
         node = self.plan.by_id[node_id]
         protocol = "HTTPS" if self.tls is not None else "HTTP"
         if node.site_servers <= 1:
-            return http_site(node_id, [self.addresses[node_id]], multi_primary=node.role == Role.ROOT,
+            site = http_site(node_id, [self.addresses[node_id]], multi_primary=node.role == Role.ROOT,
                              primary=node.mirror_of is None, protocol=protocol)
+            return self._with_native(site, [node_id])
         leader = self.plan.by_id[node.server_of or node_id]
-        return http_site(leader.node_id, [self.addresses[n] for n in self.plan.servers_of(leader.node_id)],
+        servers = self.plan.servers_of(leader.node_id)
+        site = http_site(leader.node_id, [self.addresses[n] for n in servers],
                          primary=leader.mirror_of is None, protocol=protocol,
                          hash_option=HASH_OPTION_NAMES[self.plan.config.servers.hash_option])
+        return self._with_native(site, servers)
+
+    def _with_native(self, site: SiteInfo, servers: list[str]) -> SiteInfo:
+        """The site with each server's native interfaces (TCP and UDP) after its HTTP one, as a Handle.Net site
+        lists them, when every server of the site has a native interface."""
+        ports = [self.native_ports.get(n) for n in servers]
+        if not all(ports):
+            return site
+        return with_native_interfaces(site, [(port, port) for port in ports if port])
 
     @property
     def root_sites(self) -> list[SiteInfo]:

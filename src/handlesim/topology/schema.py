@@ -154,6 +154,18 @@ class MonitoringSpec:
 
 
 @dataclass(frozen=True)
+class NativeSpec:
+    """The native Handle protocol (`[native]`): every node also listens for RFC 3652 messages on UDP and TCP, as a
+    Handle.Net server does on port 2641, one port number for both."""
+
+    enabled: bool = True
+    """Start every node's native interface (`up --no-native` turns it off: half the sockets, REST only)."""
+    port_offset: int = 10_000
+    """Node i's native port is base_port + port_offset + i, UDP and TCP alike (with base_port 0: ephemeral, the
+    same number for both). At least the node count, so it never meets an HTTP port."""
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     """A whole topology, as a TOML file describes it. Build one with `load_config` or `parse_config`."""
 
@@ -193,6 +205,8 @@ class TopologyConfig:
     """Input and load limits of every node (`[limits]`)."""
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     """Upward reporting of operating statistics."""
+    native: NativeSpec = field(default_factory=NativeSpec)
+    """The native Handle protocol interface of every node (`[native]`)."""
 
     @property
     def enterprise_count(self) -> int:
@@ -220,11 +234,13 @@ class TopologyConfig:
 
     def with_overrides(self, *, base_port: int | None = None,
                        identifiers_per_enterprise: int | None = None, enterprise_count: int | None = None,
-                       ) -> TopologyConfig:
+                       native: bool | None = None) -> TopologyConfig:
         """A copy with command-line overrides applied (checked like the file's own values)."""
         config = self
         if base_port is not None:
             config = replace(config, base_port=base_port)
+        if native is not None:
+            config = replace(config, native=replace(config.native, enabled=native))
         if identifiers_per_enterprise is not None:
             check_minimum(self.source, "enterprises.identifiers_per_enterprise (override)", identifiers_per_enterprise)
             config = replace(config, enterprises=replace(config.enterprises,
@@ -261,6 +277,16 @@ def check_ports(config: TopologyConfig, fail: Callable[[str], NoReturn]) -> None
     if last > MAX_PORT:
         fail(f"{config.node_count:,} nodes from port {port} would need ports up to {last}, past {MAX_PORT} "
              f"(use a base_port of at most {MAX_PORT - config.node_count + 1}, or 0 for ephemeral ports)")
+    native = config.native
+    if not native.enabled:
+        return
+    if native.port_offset < config.node_count:
+        fail(f"native.port_offset {native.port_offset} is below the node count ({config.node_count:,}): native "
+             "ports would meet HTTP ports")
+    last_native = last + native.port_offset
+    if last_native > MAX_PORT:
+        fail(f"the native ports of {config.node_count:,} nodes from port {port + native.port_offset} would reach "
+             f"{last_native}, past {MAX_PORT} (lower base_port or native.port_offset, or use `up --no-native`)")
 
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from ..core.netmodel import NetworkModel
-from ..core.prefixes import http_site
+from ..core.prefixes import http_site, with_native_interfaces
 from ..core.values import SiteInfo, ValueReference
 from ..net.tls import client_context
 from .plan import Role
@@ -69,6 +69,8 @@ class NodeEntry:
     """Servers in the node's site (1: not partitioned)."""
     worker: int
     """The worker process (or Ray actor) hosting the node (0 when every node runs in `up` itself)."""
+    native_port: int | None = None
+    """The port of the node's native Handle protocol interface, UDP and TCP alike (None: REST only)."""
 
     @property
     def is_primary(self) -> bool:
@@ -84,6 +86,8 @@ class RootEntry:
     host: str
     port: int
     url: str
+    native_port: int | None = None
+    """The root's native Handle protocol port, UDP and TCP (None: REST only)."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,16 @@ class TopologyState:
 
     @property
     def root_sites(self) -> list[SiteInfo]:
-        return [http_site(r.id, [(r.host, r.port)], multi_primary=True,
-                          protocol="HTTPS" if r.url.startswith("https:") else "HTTP") for r in self.roots]
+        """The roots as the root service `0.NA/0.NA` lists them: HTTP(S), and TCP and UDP when they speak the
+        native protocol."""
+        sites = []
+        for root in self.roots:
+            site = http_site(root.id, [(root.host, root.port)], multi_primary=True,
+                             protocol="HTTPS" if root.url.startswith("https:") else "HTTP")
+            if root.native_port:
+                site = with_native_interfaces(site, [(root.native_port, root.native_port)])
+            sites.append(site)
+        return sites
 
     @property
     def network_model(self) -> NetworkModel | None:
@@ -167,8 +179,11 @@ class TopologyState:
 
     @property
     def endpoints(self) -> dict[tuple[str, int], str]:
-        """(host, port) -> region of every node (where the network model sees a request go)."""
-        return {(n.host, n.port): n.region for n in self.nodes}
+        """(host, port) -> region of every node, REST and native ports (where the network model sees a request
+        go)."""
+        ends = {(n.host, n.port): n.region for n in self.nodes}
+        ends.update({(n.host, n.native_port): n.region for n in self.nodes if n.native_port})
+        return ends
 
     def with_role(self, role: Role) -> list[NodeEntry]:
         """The nodes of a role, mirrors and further servers included."""

@@ -7,6 +7,7 @@
     <state-dir>/stores/owner.json       which topology (name, seed) the stores belong to
     <state-dir>/tls/                    the certificate files of `up --tls`
     <state-dir>/prometheus-nodes.json   every node's host:port for Prometheus file-based discovery
+    <state-dir>/handle-client/          a Handle.Net client configuration naming the roots (clientconfig.py)
 
 "Is a topology running here" means "is up.lock locked", never "does topology.json exist": a `up` that was killed
 (SIGKILL, power loss) leaves its topology.json behind, but the kernel drops its lock with the process.
@@ -34,6 +35,9 @@ SCRAPE_TARGETS_FILE = "prometheus-nodes.json"
 STATE_FILES = (TOPOLOGY_FILE, CREDENTIALS_FILE, SCRAPE_TARGETS_FILE)
 STORE_SUFFIXES = (".sqlite", ".sqlite-wal", ".sqlite-shm")
 TLS_FILES = ("ca.pem", "server.pem", "server.key")
+CLIENT_DIR = "handle-client"
+"""A Handle.Net client configuration directory (`-Dnet.handle.configDir=`) whose bootstrap names our roots."""
+CLIENT_FILES = ("bootstrap_handles", "config.dct", "README.txt")
 LOCK_RETRY_S = 0.25
 """How long `up` retries the lock: a command checking whether a topology runs holds it (shared) for an instant."""
 
@@ -184,7 +188,9 @@ def remove_state(state_dir: Path, *, keep_lock: bool = False) -> list[Path]:
                 remove(path)
     for name in TLS_FILES:
         remove(state_dir / TLS_DIR / name)
-    for directory in (stores, state_dir / TLS_DIR):
+    for name in CLIENT_FILES:
+        remove(state_dir / CLIENT_DIR / name)
+    for directory in (stores, state_dir / TLS_DIR, state_dir / CLIENT_DIR):
         _remove_if_empty(directory, removed)
     if not keep_lock:
         remove(state_dir / LOCK_FILE)
@@ -213,7 +219,8 @@ class StateDirSnapshot:
             if _written_by_up(self.state_dir, path):
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                     path.unlink()
-        created = [d for d in (self.state_dir / STORES_DIR, self.state_dir / TLS_DIR) if d not in self.entries]
+        created = [d for d in (self.state_dir / STORES_DIR, self.state_dir / TLS_DIR, self.state_dir / CLIENT_DIR)
+                   if d not in self.entries]
         if not self.existed:
             created.append(self.state_dir)
         for directory in created:
@@ -222,9 +229,9 @@ class StateDirSnapshot:
 
 
 def _entries(state_dir: Path) -> set[Path]:
-    """The state dir's entries, and those of its stores/ and tls/ (where `up` writes)."""
+    """The state dir's entries, and those of its stores/, tls/ and handle-client/ (where `up` writes)."""
     found: set[Path] = set()
-    for directory in (state_dir, state_dir / STORES_DIR, state_dir / TLS_DIR):
+    for directory in (state_dir, state_dir / STORES_DIR, state_dir / TLS_DIR, state_dir / CLIENT_DIR):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             found.update(directory.iterdir())
     return found
@@ -235,4 +242,6 @@ def _written_by_up(state_dir: Path, path: Path) -> bool:
         return path.name == STORES_OWNER_FILE or path.name.endswith(STORE_SUFFIXES)
     if path.parent == state_dir / TLS_DIR:
         return path.name in TLS_FILES
+    if path.parent == state_dir / CLIENT_DIR:
+        return path.name in CLIENT_FILES
     return path.name in (LOCK_FILE, *STATE_FILES) or path.name.startswith((".topology.json.", SCRAPE_TARGETS_FILE))

@@ -130,11 +130,12 @@ class Supervisor:
         self.specs = [dataclasses.replace(spec, tls=topology.tls) for spec in self.specs]
         try:
             self.shards = [self.engine.start(spec) for spec in self.specs]
-            for addresses in await self._each("starting workers", "start"):
-                topology.addresses.update(addresses)
+            for listening in await self._each("starting workers", "start"):
+                topology.addresses.update(listening.addresses)
+                topology.native_ports.update(listening.native_ports)
             topology.workers = {node_id: spec.number for spec in self.specs for node_id in spec.node_ids}
             connect(topology)  # the supervisor's own view: root sites for `root_sites`
-            await self._each("connecting", "configure", topology.addresses)
+            await self._each("connecting", "configure", topology.addresses, topology.native_ports)
             await self._each("delegating prefixes", "delegate")
             await self._each("replicating roots", "settle")
             for status in await self._each("seeding identifiers", "seed"):
@@ -211,9 +212,11 @@ class Supervisor:
     async def _bring_back(self, shard: Shard) -> Any:
         """The launch phases for one worker: same addresses, and nothing re-registered that its stores still hold."""
         assert self.topology is not None
-        addresses = self.topology.addresses
-        await shard.call("start", {node_id: addresses[node_id][1] for node_id in shard.spec.node_ids})
-        await shard.call("configure", addresses)
+        addresses, native = self.topology.addresses, self.topology.native_ports
+        hosted = shard.spec.node_ids
+        await shard.call("start", {node_id: addresses[node_id][1] for node_id in hosted},
+                         {node_id: native[node_id] for node_id in hosted if node_id in native})
+        await shard.call("configure", addresses, native)
         await shard.call("delegate")
         await shard.call("settle")
         return await shard.call("seed")

@@ -41,6 +41,16 @@ Address = tuple[str, int]
 
 
 @dataclass(frozen=True)
+class Listening:
+    """Where a shard's nodes listen (the `start` phase's answer; picklable)."""
+
+    addresses: dict[str, Address]
+    """node id -> (host, REST port)."""
+    native_ports: dict[str, int]
+    """node id -> native protocol port (UDP and TCP) of the nodes that have one."""
+
+
+@dataclass(frozen=True)
 class ShardSpec:
     """What one worker hosts and how (picklable: sent to a spawned process or a Ray actor)."""
 
@@ -78,18 +88,22 @@ class ShardHost:
         self.restarted = False
         self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="handlesim-store")
 
-    async def start(self, ports: Mapping[str, int] | None = None) -> dict[str, Address]:
-        """Open the stores and bind every hosted node (on `ports` when restarting); returns their addresses."""
+    async def start(self, ports: Mapping[str, int] | None = None,
+                    native_ports: Mapping[str, int] | None = None) -> Listening:
+        """Open the stores and bind every hosted node (on `ports` and `native_ports` when restarting); returns
+        where they listen."""
         gc.disable()  # as in `launch`: booting allocates long-lived objects only
         self.restarted = bool(ports)
         by_id = self.spec.plan.by_id
         await _start_nodes(self.topology, self.spec.store_kind, None, self._disk,
-                           only=[by_id[n] for n in self.spec.node_ids], ports=ports, bind_host=self.spec.bind_host)
-        return dict(self.topology.addresses)
+                           only=[by_id[n] for n in self.spec.node_ids], ports=ports, bind_host=self.spec.bind_host,
+                           native_ports=native_ports)
+        return Listening(dict(self.topology.addresses), dict(self.topology.native_ports))
 
-    async def configure(self, addresses: Mapping[str, Address]) -> None:
+    async def configure(self, addresses: Mapping[str, Address], native_ports: Mapping[str, int]) -> None:
         """Learn every node's address; connect peers and load the hosted nodes' own prefix handles."""
         self.topology.addresses.update(addresses)
+        self.topology.native_ports.update(native_ports)
         connect(self.topology)
         load_prefix_records(self.topology, only_missing=self.restarted)
 
