@@ -6,8 +6,9 @@ take as 'try another server'; otherwise the request counts as in flight while it
 time goes to its route's operation. Every failure leaves as a Handle answer with the right code and status, never
 an HTML page or a stack trace, and is counted by (operation, code).
 
-The cheap shedding path (net/limits.py, SheddingProtocol) refuses plain GETs before aiohttp parses them; it reads
-and bumps this gate's `in_flight`, `max_in_flight`, `rejected_busy` and `busy_http`.
+The node's front door (net/frontdoor.py) answers plain warm GETs before aiohttp parses them, and refuses them
+beyond `max_in_flight`; it admits by this gate's rules (`faults`, `in_flight`, `max_in_flight`, `rate_limiter`),
+counts into its `rejected_busy` and `latency`, and sends its `busy_http`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ class EdgeGate:
         """The answer beyond max_in_flight, encoded once: shedding load must cost as little as possible."""
         self.busy_http = {wants_msgpack: keep_alive_answer(503, "Service Unavailable", self._busy_bodies[media], media)
                           for wants_msgpack, media in ((False, codec.JSON), (True, codec.MSGPACK))}
-        """The same as complete HTTP answers, by 'the client accepts msgpack' (for SheddingProtocol)."""
-        self._rate_limiter = ClientRateLimiter(limits.rate_per_client, limits.rate_burst) \
+        """The same as complete HTTP answers, by 'the client accepts msgpack' (for the front door)."""
+        self.rate_limiter = ClientRateLimiter(limits.rate_per_client, limits.rate_burst) \
             if limits.rate_per_client > 0 else None
         self.latency: dict[str, LatencyHistogram] = {}
         """Server-side time by operation: from the gate's entry to the answer being built."""
@@ -99,7 +100,7 @@ class EdgeGate:
             self.rejected_busy += 1
             media = media_of(request.headers.get("Accept"))
             return web.Response(status=503, body=self._busy_bodies[media], content_type=media)
-        if self._rate_limiter is not None and not self._rate_limiter.admit(request.remote or "", self.clock()):
+        if self.rate_limiter is not None and not self.rate_limiter.admit(request.remote or "", self.clock()):
             self.rejected_busy += 1
             return refusal(request, 503, ResponseCode.SERVER_TOO_BUSY,
                            f"server too busy: more than {self.limits.rate_per_client:g} requests/s from "
@@ -165,7 +166,7 @@ class EdgeGate:
             self.rejected_busy += 1
             return ServerTooBusy(f"server too busy: {self.max_in_flight} requests in progress (limit max_in_flight); "
                                  "retry later or at another server of the site")
-        if self._rate_limiter is not None and not self._rate_limiter.admit(peer, self.clock()):
+        if self.rate_limiter is not None and not self.rate_limiter.admit(peer, self.clock()):
             self.rejected_busy += 1
             return ServerTooBusy(f"server too busy: more than {self.limits.rate_per_client:g} requests/s from {peer} "
                                  f"(limit rate_per_client, burst {self.limits.rate_burst})")

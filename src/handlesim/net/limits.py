@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 from ..core.codes import ResponseCode
 
@@ -102,65 +102,7 @@ def too_many_connections(limit: int, wait_s: float) -> Callable[[], RefusedConne
     return lambda: RefusedConnection(answer, wait_s)
 
 
-class Shedder(Protocol):
-    """What SheddingProtocol needs from a node's edge gate (net/gate.py): the in-flight count it keeps and its
-    bound, its refusal counter and its busy answers, so both ways of shedding count the same requests."""
-
-    in_flight: int
-    max_in_flight: int
-    rejected_busy: int
-    busy_http: dict[bool, bytes]
-    """Complete keep-alive HTTP answers with code 3, by 'the client accepts msgpack'."""
-
-
-class SheddingProtocol(asyncio.Protocol):
-    """aiohttp's connection handler behind a cheap gate: while the node is over `max_in_flight`, a plain GET that
-    arrives whole on an idle keep-alive connection is answered 503 / code 3 right here, before aiohttp parses it,
-    builds a request and schedules a task. Shedding must cost far less than serving, or a node at twice its
-    capacity spends its time refusing. Anything else (bodies, partial or pipelined data, `close`) goes to aiohttp,
-    whose middleware refuses it the ordinary way. When not overloaded this costs one comparison per read."""
-
-    __slots__ = ("inner", "node", "transport")
-
-    def __init__(self, inner: asyncio.Protocol, node: Shedder) -> None:
-        self.inner = inner
-        self.node = node
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
-        self.inner.connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        node = self.node
-        if node.in_flight >= node.max_in_flight and self._whole_idle_get(data):
-            node.rejected_busy += 1
-            assert self.transport is not None
-            self.transport.write(node.busy_http[b"msgpack" in data])
-            return
-        self.inner.data_received(data)
-
-    def _whole_idle_get(self, data: bytes) -> bool:
-        if not data.startswith(b"GET ") or not data.endswith(b"\r\n\r\n") or data.count(b"\r\n\r\n") != 1 \
-                or b"close" in data or b"Content-Length" in data or b"Transfer-Encoding" in data:
-            return False
-        inner = self.inner  # aiohttp's state: if these ever move, shedding falls back to the middleware
-        return (getattr(inner, "_request_in_progress", True) is False and not getattr(inner, "_messages", True)
-                and not getattr(inner, "_message_tail", True) and getattr(inner, "_payload_parser", 1) is None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.inner.connection_lost(exc)
-
-    def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
-
-
 def keep_alive_answer(status: int, reason: str, body: bytes, media: str) -> bytes:
+    """A complete HTTP/1.1 answer that keeps the connection open (the front door's refusals beyond max_in_flight)."""
     head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {media}\r\nContent-Length: {len(body)}\r\n\r\n"
     return head.encode("ascii") + body

@@ -1,12 +1,13 @@
 """A node as an aiohttp application: its parts wired together, and the listener that serves them.
 
 What a request meets, in order (docs/architecture-node.md): the listener (a connection beyond `max_connections` is
-refused), the cheap shedding of plain GETs beyond `max_in_flight` (net/limits.py), the edge gate (net/gate.py:
-faults, overload, rate, in-flight count, timing, failures as Handle answers), then one route. A node started with a
-native port also answers the native Handle protocol on UDP and TCP (net/native.py), through the same edge gate,
-authenticator, resolver and replicator. The routes come from
-their own modules (handle routes, `/_sim/`, sessions, reports, metrics, OpenAPI), each declaring its operation; the
-handle routes call the node's HandleService and keep public answers encoded in an AnswerCache (net/answers.py).
+refused), the front door (net/frontdoor.py: a plain GET whose answer the AnswerCache holds is answered there, below
+aiohttp; a plain GET beyond `max_in_flight` is refused there), then, for everything else, aiohttp: the edge gate
+(net/gate.py: faults, overload, rate, in-flight count, timing, failures as Handle answers), then one route. A node
+started with a native port also answers the native Handle protocol on UDP and TCP (net/native.py), through the same
+edge gate, authenticator, resolver and replicator. The routes come from their own modules (handle routes, `/_sim/`,
+sessions, reports, metrics, OpenAPI), each declaring its operation; the handle routes call the node's HandleService
+and keep public answers encoded in an AnswerCache (net/answers.py).
 The node's figures are read as one NodeStats value (net/stats.py).
 """
 
@@ -27,9 +28,10 @@ from .answers import AnswerCache
 from .authroutes import AuthRoutes
 from .credentials import Authenticator
 from .faults import FaultController
+from .frontdoor import FrontDoor
 from .gate import EdgeGate
 from .handleroutes import HandleRoutes
-from .limits import MAX_BODY_BYTES, ServerLimits, SheddingProtocol, too_many_connections
+from .limits import MAX_BODY_BYTES, ServerLimits, too_many_connections
 from .metrics import metrics_route
 from .native import NativeLimits, NativeListener
 from .openapi import openapi_route
@@ -67,6 +69,8 @@ class NodeServer:
         self.answers = AnswerCache()
         service.listeners.append(self.answers.forget)
         self.gate = EdgeGate(service.config.node_id, self.limits, clock)
+        self.front_door = FrontDoor(self.answers, self.gate, clock, resolver, keepalive_s=self.limits.idle_timeout_s)
+        """Answers warm plain GETs before aiohttp sees them (net/frontdoor.py); its `counters` say how many."""
         self.native = NativeListener(service, resolver=resolver, authenticator=self.authenticator,
                                      replicator=replicator, clock=clock, limits=native, edge=self.gate) \
             if native is not None else None
@@ -82,6 +86,7 @@ class NodeServer:
             self._add(route)
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
+        self._reuse_port = False
         self.port = 0
 
     def _routes(self) -> list[Route]:
@@ -130,9 +135,14 @@ class NodeServer:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
-    async def start(self, host: str, port: int, native_port: int | None = None) -> int:
+    async def start(self, host: str, port: int, native_port: int | None = None, *, reuse_port: bool = False) -> int:
         """Serve REST on host:port and, when the node has a native interface, the native protocol on `native_port`
-        (UDP and TCP; 0: one free number for both). Returns the REST port (`native_port` says the other)."""
+        (UDP and TCP; 0: one free number for both). Returns the REST port (`native_port` says the other).
+
+        `reuse_port` (SO_REUSEPORT): several processes may listen on the same REST port, and the kernel spreads new
+        connections over them; that is how one node uses more than one core (each process holds its own copy of
+        the node, so only read-only traffic belongs there; benchmarks/node_vs_bare.py)."""
+        self._reuse_port = reuse_port
         # a node stopped and started again (the teaching page's Stop/Start) keeps its app and its frozen router
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      keepalive_timeout=self.limits.idle_timeout_s)
@@ -167,25 +177,27 @@ class NodeServer:
     async def _listen_http(self, host: str, port: int) -> int:
         """Open the REST listener (at start, and when a fault restarts the node on its old port).
 
-        Our own listener rather than aiohttp's TCPSite, so connections past `max_connections` are refused and
-        plain GETs past `max_in_flight` are shed before aiohttp parses them (net/limits.py)."""
+        Our own listener rather than aiohttp's TCPSite, so connections past `max_connections` are refused
+        (net/limits.py) and every other connection meets the front door first (net/frontdoor.py)."""
         assert self._runner is not None
         connections = self._runner.server
         assert connections is not None
         refuse = too_many_connections(self.limits.max_connections, self.limits.body_timeout_s)
         limit = self.limits.max_connections
         gate = self.gate
+        door = self.front_door
 
         def protocol() -> asyncio.BaseProtocol:
-            """aiohttp's handler for a new connection, or a refusal once the node holds `max_connections`."""
+            """The front door before aiohttp's handler for a new connection, or a refusal once the node holds
+            `max_connections`."""
             if len(connections.connections) >= limit:
                 gate.rejected_busy += 1
                 return refuse()
-            return SheddingProtocol(connections(), gate)
+            return door.connection(connections())
 
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(protocol, host, port, reuse_address=True, backlog=1024,
-                                                  ssl=self.ssl_context)
+                                                  ssl=self.ssl_context, reuse_port=self._reuse_port or None)
         self.port = self._listener.sockets[0].getsockname()[1] if self._listener.sockets else port
         return self.port
 

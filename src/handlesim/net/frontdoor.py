@@ -1,0 +1,292 @@
+"""A node's front door: the asyncio protocol that takes each connection first and answers warm GETs below aiohttp.
+
+A plain `GET /api/handles/...` whose public answer the node's AnswerCache holds is answered right here with the
+encoded bytes: no aiohttp request object, no task, no middleware, no route; the same status line, headers and body
+aiohttp would send. Everything else is handed, with the bytes already read, to aiohttp's RequestHandler for this
+connection, which serves it as if the front door were not there.
+
+What the front door answers itself (all of it, or it hands the request on):
+- the request head is complete, ASCII, HTTP/1.1, `GET` or `HEAD` of an origin-form target under `/api/handles/`,
+  with a Host header, no Authorization, no body (`Content-Length`, `Transfer-Encoding`), no `Connection` other than
+  `keep-alive`, no `Expect` or `Upgrade`, no folded or malformed header line;
+- aiohttp has nothing in progress on the connection (so answers leave in request order; a pipelined request behind a
+  slow one waits in aiohttp's queue);
+- the edge gate admits it as its middleware would: no injected fault is active on the topology (pause, slow and
+  partition hold requests in the middleware), the node is below `max_in_flight` (else the gate's pre-encoded 503 /
+  code 3, as the old shedding did), and the client is within `rate_per_client` (else aiohttp refuses it, with the
+  message naming the limit);
+- the cached answer is fresh (a walked answer expires with the resolver cache's TTL).
+
+A front-door answer counts where aiohttp's would: a hit of the answer cache by response code (and a resolver cache
+hit for walked answers), and its server-side time in the gate's `resolution` histogram.
+
+Once bytes that are not whole bodiless request heads have gone to aiohttp (a PUT body, a partial or unreadable
+head, anything the parser may hold half of), aiohttp keeps the connection for good: the front door never splits
+a stream it cannot follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from time import perf_counter
+from typing import Protocol, cast
+
+from aiohttp.http import SERVER_SOFTWARE
+
+from ..core.latency import LatencyHistogram
+from ..wire import codec
+from .answers import AnswerCache
+from .gate import EdgeGate
+
+HANDLE_PATH = b"/api/handles/"
+MAX_HEAD_BYTES = 8192
+"""A request head longer than this is aiohttp's to judge (its own limit is 8190 bytes per line)."""
+_HEAD_END = b"\r\n\r\n"
+_SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n\r\n".encode("ascii")
+_REFUSED_HEADERS = frozenset({b"authorization", b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+"""Any of these sends the request to aiohttp: a credential to check, a body, or a protocol change."""
+_MEDIA_TYPES = {False: codec.JSON, True: codec.MSGPACK}
+_HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*\Z")
+"""A header line aiohttp's parser accepts as it stands: a token name, a colon, the value (no obs-fold)."""
+_TARGET = re.compile(rb"/[\x21-\x7e]*\Z")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+"""Bytes no request line or header value may hold once its CRLFs are gone (a lone CR or LF among them)."""
+
+
+class EncodedHits(Protocol):
+    """What the front door tells a node's recursive resolver (net/recursion.py): a walked answer was sent again."""
+
+    def note_encoded_hit(self) -> None: ...
+
+
+class DoorCounters:
+    """What one node's front door did, across its connections."""
+
+    __slots__ = ("answered", "handed_on")
+
+    def __init__(self) -> None:
+        self.answered = 0
+        """Requests answered at the door (cached answers and busy refusals)."""
+        self.handed_on = 0
+        """Request heads (or connections' streams) handed to aiohttp."""
+
+
+class FrontDoor:
+    """What every connection's door of one node shares: the node's cache, gate, resolver, clock and counters."""
+
+    def __init__(self, answers: AnswerCache, gate: EdgeGate, clock: Callable[[], float],
+                 resolver: EncodedHits | None = None, keepalive_s: float = 75.0) -> None:
+        self.answers = answers
+        self.gate = gate
+        self.clock = clock
+        self.resolver = resolver
+        self.keepalive_s = keepalive_s
+        self.counters = DoorCounters()
+        self.timer: LatencyHistogram = gate.latency.setdefault("resolution", LatencyHistogram())
+        self._heads: dict[tuple[int, str, int], bytes] = {}
+        """Status line, Content-Type and Content-Length by (status, media, length): few distinct ones."""
+        self._date_second = -1
+        self._date_line = b""
+
+    def connection(self, inner: asyncio.Protocol) -> DoorConnection:
+        """The protocol for one new connection, in front of aiohttp's handler `inner`."""
+        return DoorConnection(inner, self)
+
+    def head_of(self, status: int, media: str, length: int) -> bytes:
+        key = (status, media, length)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= 4096:
+                self._heads.clear()
+            head = self._heads[key] = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {media}\r\n"
+                                       f"Content-Length: {length}\r\n").encode("ascii")
+        return head
+
+    def date_line(self) -> bytes:
+        """`Date: ...` as aiohttp sends it, formatted once a second."""
+        now = time.time()
+        second = int(now)
+        if second != self._date_second:
+            self._date_second = second
+            self._date_line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
+        return self._date_line
+
+
+class PlainGet:
+    """The parts of a request head the front door needs (a plain GET or HEAD it may answer)."""
+
+    __slots__ = ("is_head", "target", "wants_msgpack")
+
+    def __init__(self, is_head: bool, target: str, wants_msgpack: bool) -> None:
+        self.is_head = is_head
+        self.target = target
+        self.wants_msgpack = wants_msgpack
+
+
+def parse_plain_get(head: bytes) -> PlainGet | None:
+    """`head` (a request head up to and including its blank line) as a plain GET / HEAD, or None when it is anything
+    else: another method or version, a body, credentials, bad bytes. None hands the request to aiohttp."""
+    if not head.isascii():
+        return None
+    lines = head[:-4].split(b"\r\n")
+    if _CONTROL_BYTES.search(b"".join(lines)) is not None:
+        return None
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[2] != b"HTTP/1.1" or parts[0] not in (b"GET", b"HEAD") \
+            or _TARGET.match(parts[1]) is None or b"#" in parts[1]:
+        return None
+    has_host = False
+    accept: bytes | None = None
+    for line in lines[1:]:
+        header = _HEADER_LINE.match(line)
+        if header is None:
+            return None
+        name = header[1].lower()
+        if name in _REFUSED_HEADERS:
+            return None
+        if name == b"host":
+            if has_host:
+                return None
+            has_host = True
+        elif name == b"accept":
+            if accept is None:
+                accept = header[2]
+        elif name == b"connection" and header[2].lower() != b"keep-alive":
+            return None
+    if not has_host:
+        return None
+    return PlainGet(parts[0] == b"HEAD", parts[1].decode("ascii"), accept is not None and b"msgpack" in accept)
+
+
+class DoorConnection(asyncio.Protocol):
+    """One connection's front door, wrapping aiohttp's RequestHandler `inner` (see the module docstring)."""
+
+    __slots__ = ("buffer", "door", "inner", "owned_by_aiohttp", "peer", "transport")
+
+    def __init__(self, inner: asyncio.Protocol, door: FrontDoor) -> None:
+        self.inner = inner
+        self.door = door
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.owned_by_aiohttp = False
+        """True once aiohttp may hold part of a request: every later byte is its to read."""
+        self.peer = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) and peer else ""
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.owned_by_aiohttp:
+            self.inner.data_received(data)
+            return
+        buffer = self.buffer + data if self.buffer else data
+        while buffer:
+            end = buffer.find(_HEAD_END)
+            if end < 0:
+                if len(buffer) > MAX_HEAD_BYTES or not _may_start_a_get(buffer):
+                    self._hand_over_for_good(buffer)
+                    return
+                self.buffer = buffer  # a head that has not arrived whole yet
+                return
+            end += 4
+            request = parse_plain_get(buffer[:end])
+            if request is None:
+                self._hand_over_for_good(buffer)
+                return
+            if not self._answer(request):
+                self.door.counters.handed_on += 1
+                self.inner.data_received(buffer[:end])
+            buffer = buffer[end:]
+        self.buffer = b""
+
+    def _hand_over_for_good(self, data: bytes) -> None:
+        self.buffer = b""
+        self.owned_by_aiohttp = True
+        self.door.counters.handed_on += 1
+        self.inner.data_received(data)
+
+    def _answer(self, request: PlainGet) -> bool:
+        """Answer `request` here if the module docstring's conditions hold; False: aiohttp must."""
+        if not self._aiohttp_idle():
+            return False
+        door = self.door
+        gate = door.gate
+        faults = gate.faults
+        if faults is not None and faults.active:
+            return False
+        started = perf_counter()
+        transport = self.transport
+        assert transport is not None
+        if gate.in_flight >= gate.max_in_flight:
+            if request.is_head:
+                return False
+            gate.rejected_busy += 1
+            door.counters.answered += 1
+            transport.write(gate.busy_http[request.wants_msgpack])
+            self._keep_alive()
+            return True
+        if not request.target.startswith("/api/handles/"):
+            return False
+        media = _MEDIA_TYPES[request.wants_msgpack]
+        hit = door.answers.lookup((request.target, media))
+        if hit is None:
+            return False
+        status, body, code, expires = hit
+        if expires is not None and expires <= door.clock():
+            return False
+        limiter = gate.rate_limiter
+        if limiter is not None and not limiter.admit(self.peer, door.clock()):
+            return False  # aiohttp's middleware refuses it again, with the message naming the limit
+        door.answers.hits[code] += 1
+        if expires is not None and door.resolver is not None:
+            door.resolver.note_encoded_hit()
+        head = door.head_of(status, media, len(body)) + door.date_line() + _SERVER_LINE
+        transport.write(head if request.is_head else head + body)
+        door.counters.answered += 1
+        self._keep_alive()
+        door.timer.record(perf_counter() - started)
+        return True
+
+    def _aiohttp_idle(self) -> bool:
+        """Whether aiohttp waits for a next request with nothing queued, parsed in part, or closing. Read from its
+        private state: if these names ever move, every request simply goes to aiohttp."""
+        inner = self.inner
+        waiter = getattr(inner, "_waiter", None)
+        return (waiter is not None and not waiter.done() and not getattr(inner, "_messages", True)
+                and getattr(inner, "_payload_parser", 1) is None and not getattr(inner, "_upgraded", True)
+                and not getattr(inner, "_force_close", True) and not getattr(inner, "_close", True))
+
+    def _keep_alive(self) -> None:
+        """Push aiohttp's keep-alive deadline on, as an answer it sent itself would: a connection the door serves is
+        not idle."""
+        inner = self.inner
+        if hasattr(inner, "_next_keepalive_close_time"):
+            inner._next_keepalive_close_time = asyncio.get_running_loop().time() + self.door.keepalive_s  # noqa: SLF001
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.buffer = b""
+        self.inner.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if self.buffer:  # half a head, then the client stopped sending: aiohttp says what that is
+            self._hand_over_for_good(self.buffer)
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+def _may_start_a_get(partial: bytes) -> bool:
+    """Whether `partial` can still become a GET or HEAD request line (so waiting for the rest is worth it)."""
+    return b"GET "[:len(partial)] == partial[:4] or b"HEAD "[:len(partial)] == partial[:5]
