@@ -66,14 +66,17 @@ async def test_a_warm_get_is_answered_at_the_door_with_the_bytes_aiohttp_sends()
         for accept in ("application/json", "application/msgpack"):
             before = door.answered
             (cold, warm) = await exchange(node, get(accept=accept), get(accept=accept))
-            assert door.answered == before + 1, "the first GET was a miss (aiohttp), the second a hit (the door)"
-            assert cold[0] == warm[0] == 200 and cold[2] == warm[2]
-            assert without_date(cold[1]) == without_date(warm[1])
+            assert door.answered == before + 2, "the first GET worked out at the door, the second from its cache"
+            (routed,) = await exchange(node, get(extra=f"Authorization: {OWNER_AUTH}\r\n", accept=accept))
+            assert door.answered == before + 2, "a GET with credentials is aiohttp's"
+            assert cold[0] == warm[0] == routed[0] == 200 and cold[2] == warm[2] == routed[2]
+            assert without_date(cold[1]) == without_date(warm[1]) == without_date(routed[1])
         decoded = msgpack.unpackb(warm[2], raw=False)
         assert decoded["responseCode"] == 1 and decoded["handle"] == f"{PREFIX}/PUMP-1"
         stats = node.server.stats()
-        assert stats.requests["resolution"]["1"] == 4, "answers at the door count as the node's resolutions"
-        assert stats.latency["resolution"].counts and sum(stats.latency["resolution"].counts) == 4
+        assert stats.requests["resolution"]["1"] == 6, "answers at the door count as the node's resolutions"
+        assert sum(stats.latency["resolution"].counts) == 6
+        assert node.server.answers.hits[1] == 2 and node.server.service.counts[(1, 1)] == 4
 
 
 async def test_a_not_found_answer_is_served_warm_with_its_status() -> None:
@@ -81,7 +84,7 @@ async def test_a_not_found_answer_is_served_warm_with_its_status() -> None:
         missing = f"/api/handles/{PREFIX}/NOPE"
         (cold, warm) = await exchange(node, get(missing), get(missing))
         assert cold[0] == warm[0] == 404 and json.loads(warm[2])["responseCode"] == 100
-        assert node.server.front_door.counters.answered == 1
+        assert node.server.front_door.counters.answered == 2 and node.server.answers.hits[100] == 1
 
 
 async def test_head_of_a_warm_answer_has_the_get_headers_and_no_body() -> None:
@@ -91,7 +94,7 @@ async def test_head_of_a_warm_answer_has_the_get_headers_and_no_body() -> None:
         writer.write(get(method="HEAD"))
         status, headers, _ = await read_answer(reader, head_only=True)
         assert status == 200 and headers["content-length"] == str(len(full[2]))
-        assert node.server.front_door.counters.answered == 1
+        assert node.server.front_door.counters.answered == 2
         writer.write(get())  # nothing stray was sent after the head: the next answer starts cleanly
         status, _, body = await read_answer(reader)
         writer.close()
@@ -143,7 +146,7 @@ async def test_bad_bytes_are_aiohttps_to_judge(request_bytes: bytes, status: byt
         raw = await asyncio.wait_for(reader.read(65536), 5)
         writer.close()
         assert raw.split(b" ", 2)[1] == status, raw[:200]
-        assert node.server.front_door.counters.answered == 0
+        assert node.server.front_door.counters.answered == 1
 
 
 def test_what_the_door_reads_as_a_plain_get() -> None:
@@ -163,7 +166,7 @@ async def test_a_request_with_credentials_goes_to_aiohttp() -> None:
     async with live_node() as node:
         await exchange(node, get())
         (answer,) = await exchange(node, get(extra=f"Authorization: {OWNER_AUTH}\r\n"))
-        assert answer[0] == 200 and node.server.front_door.counters.answered == 0
+        assert answer[0] == 200 and node.server.front_door.counters.answered == 1
 
 
 async def test_after_a_body_aiohttp_keeps_the_connection_and_sees_the_change() -> None:
@@ -178,8 +181,8 @@ async def test_after_a_body_aiohttp_keeps_the_connection_and_sees_the_change() -
         writer.write(get())
         status, _, answer = await read_answer(reader)
         writer.close()
-        assert status == 200 and "changed" in answer.decode()
-        assert node.server.front_door.counters.answered == 0, "the write dropped the cached answer"
+        assert status == 200 and "changed" in answer.decode(), "the write dropped the cached answer"
+        assert node.server.front_door.counters.answered == 1, "after a body, the connection stays aiohttp's"
 
 
 async def test_a_paused_node_holds_warm_gets_too() -> None:
@@ -195,7 +198,7 @@ async def test_a_paused_node_holds_warm_gets_too() -> None:
         await faults.apply({"action": "resume", "node": node.server.service.config.node_id})
         status, _, _ = await read_answer(reader)
         writer.close()
-        assert status == 200 and node.server.front_door.counters.answered == 0
+        assert status == 200 and node.server.front_door.counters.answered == 1
 
 
 async def test_beyond_max_in_flight_the_door_answers_busy() -> None:
@@ -220,4 +223,23 @@ async def test_a_connection_served_at_the_door_is_not_idle() -> None:
             assert (await read_answer(reader))[0] == 200
             await asyncio.sleep(0.05)
         writer.close()
-        assert node.server.front_door.counters.answered == 40
+        assert node.server.front_door.counters.answered == 41
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    (f"/api/handles/{PREFIX}/PUMP-1?type=URL", 200, 1),      # a query: the route's
+    ("/api/handles/88.999/X", 400, 301),                     # not homed here (no resolver): code 301
+    ("/api/handles/nothing-here", 400, 102),                 # no prefix: the route's Handle error
+    (f"/api/handles/{PREFIX}/a/../PUMP-1", 404, 100),       # a dot segment: the route's exact addressing
+])
+async def test_what_the_door_cannot_work_out_gets_the_routes_answer(path: str, status: int, code: int) -> None:
+    async with live_node() as node:
+        (answer,) = await exchange(node, get(path))
+        assert (answer[0], json.loads(answer[2])["responseCode"]) == (status, code), answer
+
+
+async def test_first_time_gets_at_the_door_are_not_answered_at_a_resolver_node() -> None:
+    async with live_node() as node:
+        node.server.front_door.answer_now = None  # as a resolver node's door is built: its misses may walk
+        await exchange(node, get())
+        assert node.server.front_door.counters.answered == 0 and len(node.server.answers) == 1

@@ -1,8 +1,10 @@
-"""A node's front door: the asyncio protocol that takes each connection first and answers warm GETs below aiohttp.
+"""A node's front door: the asyncio protocol that takes each connection first and answers plain GETs below aiohttp.
 
 A plain `GET /api/handles/...` whose public answer the node's AnswerCache holds is answered right here with the
 encoded bytes: no aiohttp request object, no task, no middleware, no route; the same status line, headers and body
-aiohttp would send. Everything else is handed, with the bytes already read, to aiohttp's RequestHandler for this
+aiohttp would send. A first-time one that the node answers without a walk (no query; not a resolver node) is worked
+out here too, by the same code the route uses (HandleRoutes.answer_now: the service's answer, encoded, then kept in
+the AnswerCache). Everything else is handed, with the bytes already read, to aiohttp's RequestHandler for this
 connection, which serves it as if the front door were not there.
 
 What the front door answers itself (all of it, or it hands the request on):
@@ -15,10 +17,11 @@ What the front door answers itself (all of it, or it hands the request on):
   partition hold requests in the middleware), the node is below `max_in_flight` (else the gate's pre-encoded 503 /
   code 3, as the old shedding did), and the client is within `rate_per_client` (else aiohttp refuses it, with the
   message naming the limit);
-- the cached answer is fresh (a walked answer expires with the resolver cache's TTL).
+- the cached answer is fresh (a walked answer expires with the resolver cache's TTL), or there is none and the
+  request is a GET that `answer_now` can answer (and no rate limit is set, so no request is charged twice).
 
 A front-door answer counts where aiohttp's would: a hit of the answer cache by response code (and a resolver cache
-hit for walked answers), and its server-side time in the gate's `resolution` histogram.
+hit for walked answers) or the service's own count, and its server-side time in the gate's `resolution` histogram.
 
 Once bytes that are not whole bodiless request heads have gone to aiohttp (a PUT body, a partial or unreadable
 head, anything the parser may hold half of), aiohttp keeps the connection for good: the front door never splits
@@ -40,7 +43,7 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from ..core.latency import LatencyHistogram
 from ..wire import codec
-from .answers import AnswerCache
+from .answers import AnswerCache, CachedAnswer
 from .gate import EdgeGate
 
 HANDLE_PATH = b"/api/handles/"
@@ -80,7 +83,8 @@ class FrontDoor:
     """What every connection's door of one node shares: the node's cache, gate, resolver, clock and counters."""
 
     def __init__(self, answers: AnswerCache, gate: EdgeGate, clock: Callable[[], float],
-                 resolver: EncodedHits | None = None, keepalive_s: float = 75.0) -> None:
+                 resolver: EncodedHits | None = None, keepalive_s: float = 75.0,
+                 answer_now: Callable[[str, str], CachedAnswer | None] | None = None) -> None:
         self.answers = answers
         self.gate = gate
         self.clock = clock
@@ -90,8 +94,9 @@ class FrontDoor:
         self.timer: LatencyHistogram = gate.latency.setdefault("resolution", LatencyHistogram())
         self._heads: dict[tuple[int, str, int], bytes] = {}
         """Status line, Content-Type and Content-Length by (status, media, length): few distinct ones."""
-        self._date_second = -1
-        self._date_line = b""
+        self.answer_now = answer_now
+        """Works out a first-time plain GET's answer at once (HandleRoutes.answer_now), or None: misses go to
+        aiohttp."""
 
     def connection(self, inner: asyncio.Protocol) -> DoorConnection:
         """The protocol for one new connection, in front of aiohttp's handler `inner`."""
@@ -107,14 +112,18 @@ class FrontDoor:
                                        f"Content-Length: {length}\r\n").encode("ascii")
         return head
 
-    def date_line(self) -> bytes:
-        """`Date: ...` as aiohttp sends it, formatted once a second."""
-        now = time.time()
-        second = int(now)
-        if second != self._date_second:
-            self._date_second = second
-            self._date_line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
-        return self._date_line
+
+_date = [-1, b""]
+"""The second and the `Date:` line of it, shared by every node's door in the process."""
+
+
+def http_date() -> bytes:
+    """`Date: ...` as aiohttp sends it, formatted once a second (for all the process's nodes together)."""
+    now = time.time()
+    second = int(now)
+    if second != _date[0]:
+        _date[0], _date[1] = second, f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
+    return cast(bytes, _date[1])
 
 
 class PlainGet:
@@ -237,18 +246,27 @@ class DoorConnection(asyncio.Protocol):
             return False
         media = _MEDIA_TYPES[request.wants_msgpack]
         hit = door.answers.lookup((request.target, media))
-        if hit is None:
-            return False
-        status, body, code, expires = hit
-        if expires is not None and expires <= door.clock():
-            return False
+        if hit is not None and hit[3] is not None and hit[3] <= door.clock():
+            return False  # a walked answer past its TTL: the resolver walks again
+        if hit is None and (request.is_head or door.answer_now is None or gate.rate_limiter is not None):
+            return False  # (with a rate limit, a miss that answer_now declines would be charged twice)
         limiter = gate.rate_limiter
         if limiter is not None and not limiter.admit(self.peer, door.clock()):
             return False  # aiohttp's middleware refuses it again, with the message naming the limit
-        door.answers.hits[code] += 1
-        if expires is not None and door.resolver is not None:
-            door.resolver.note_encoded_hit()
-        head = door.head_of(status, media, len(body)) + door.date_line() + _SERVER_LINE
+        if hit is not None:
+            door.answers.hits[hit[2]] += 1
+            if hit[3] is not None and door.resolver is not None:
+                door.resolver.note_encoded_hit()
+        else:
+            assert door.answer_now is not None
+            try:
+                hit = door.answer_now(request.target, media)
+            except Exception:  # noqa: BLE001 - a bug: aiohttp's route meets it again, logs it, answers 500
+                hit = None
+            if hit is None:
+                return False
+        status, body = hit[0], hit[1]
+        head = door.head_of(status, media, len(body)) + http_date() + _SERVER_LINE
         transport.write(head if request.is_head else head + body)
         door.counters.answered += 1
         self._keep_alive()

@@ -13,7 +13,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from ..core.codes import OpCode, ResponseCode, http_status
-from ..core.errors import ProtocolError
+from ..core.errors import HandleError, ProtocolError
 from ..core.handle import Handle
 from ..core.messages import Request
 from ..core.search import reverse_lookup
@@ -21,7 +21,7 @@ from ..core.service import HandleService
 from ..wire import codec, mapping
 from ..wire.fields import FieldReader
 from . import rest
-from .answers import AnswerCache
+from .answers import AnswerCache, CachedAnswer
 from .credentials import Authenticator
 from .gate import read_body
 from .recursion import RecursiveResolver, walk_needed
@@ -71,6 +71,10 @@ class HandleRoutes:
             if hit[3] is not None and self.resolver is not None:
                 self.resolver.note_encoded_hit()
             return web.Response(status=hit[0], body=hit[1], content_type=media)
+        if "Authorization" not in headers:
+            answer_now = self.answer_now(request.raw_path, media)
+            if answer_now is not None:
+                return web.Response(status=answer_now[0], body=answer_now[1], content_type=media)
         query = request.rel_url.query
         cacheable = "Authorization" not in headers and not UNCACHEABLE_PARAMS.intersection(query)
         handle = self._handle_in_path(request)
@@ -90,6 +94,25 @@ class HandleRoutes:
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
             self.answers.remember(memo, handle.key, status, body, int(answer.code), expires)
         return web.Response(status=status, body=body, content_type=media)
+
+    def answer_now(self, target: str, media: str) -> CachedAnswer | None:
+        """The answer to a plain public GET of `target` (a raw path without a query, no credentials) worked out at
+        once, without aiohttp: the service's answer, encoded and kept in the AnswerCache like any other. None when
+        it needs more than that (a query, a walk by this node's resolver, a path that does not name a handle): the
+        request then takes the full route below, which answers bad input with its Handle error. The node's front
+        door calls this for a first-time GET (net/frontdoor.py); `get_handle` for the same GET from aiohttp."""
+        if self.resolver is not None or "?" in target or "//" in target or "/." in target:
+            return None
+        try:
+            handle = rest.handle_from_raw_path(target, max_bytes=self.service.config.limits.max_handle_bytes)
+        except HandleError:
+            return None
+        answer = self.service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
+        status = http_status(answer.code, is_read=True)
+        body = codec.encode_response(answer, media)
+        if answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
+            self.answers.remember((target, media), handle.key, status, body, int(answer.code))
+        return status, body, int(answer.code), None
 
     async def put_handle(self, request: web.Request) -> web.StreamResponse:
         handle = self._handle_in_path(request)

@@ -69,8 +69,6 @@ class NodeServer:
         self.answers = AnswerCache()
         service.listeners.append(self.answers.forget)
         self.gate = EdgeGate(service.config.node_id, self.limits, clock)
-        self.front_door = FrontDoor(self.answers, self.gate, clock, resolver, keepalive_s=self.limits.idle_timeout_s)
-        """Answers warm plain GETs before aiohttp sees them (net/frontdoor.py); its `counters` say how many."""
         self.native = NativeListener(service, resolver=resolver, authenticator=self.authenticator,
                                      replicator=replicator, clock=clock, limits=native, edge=self.gate) \
             if native is not None else None
@@ -82,8 +80,14 @@ class NodeServer:
         self.setup_requests: dict[str, dict[str, int]] = {}
         """What the node answered while its topology was set up (the delegation writes), by operation and code."""
         self.app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[self.gate.middleware])
+        self._handle_routes = HandleRoutes(service, self.answers, self.authenticator, clock=clock,
+                                           body_timeout_s=self.limits.body_timeout_s, resolver=resolver,
+                                           replicator=replicator)
         for route in self._routes():
             self._add(route)
+        self.front_door = FrontDoor(self.answers, self.gate, clock, resolver, keepalive_s=self.limits.idle_timeout_s,
+                                    answer_now=self._handle_routes.answer_now)
+        """Answers plain public GETs before aiohttp sees them (net/frontdoor.py); its `counters` say how many."""
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self._reuse_port = False
@@ -91,8 +95,7 @@ class NodeServer:
 
     def _routes(self) -> list[Route]:
         body_timeout_s = self.limits.body_timeout_s
-        handles = HandleRoutes(self.service, self.answers, self.authenticator, clock=self.clock,
-                               body_timeout_s=body_timeout_s, resolver=self.resolver, replicator=self.replicator)
+        handles = self._handle_routes
         sim = SimRoutes(self.service.config.node_id, self.stats, lambda: self.gate.faults)
         auth = AuthRoutes(self.authenticator, VerificationDesk(self.service, self.clock, os.urandom))
         reports = ReportDesk(self.service, self.reports, self.authenticator, clock=self.clock, stats=self.stats,
