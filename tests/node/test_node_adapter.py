@@ -49,3 +49,4 @@ async def test_routes_count_under_the_operation_they_declare() -> None:
     assert exposed[("handlesim_requests_total", "other", protocol_error)] == 1
     assert exposed[("handlesim_request_duration_seconds_count", "resolution", None)] == 5
     assert ("handlesim_request_duration_seconds_count", "other", None) not in exposed
+    assert node.server.timers() == stats.timers(), "the cheap timers a benchmark reads agree with the full stats"

@@ -204,4 +204,10 @@ class MetricsServer(AppServer):
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     async def _timers(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"nodes": [node.stats().timers() for node in self.source()]})
+        """Every node's timers (cheap ones: `stats.node_timers`), a hundred nodes at a time."""
+        timers = []
+        for count, node in enumerate(self.source(), 1):
+            timers.append(node.timers())
+            if count % NODES_PER_SLICE == 0:
+                await asyncio.sleep(0)
+        return web.json_response({"nodes": timers})

@@ -40,7 +40,7 @@ from .replication import Replicator
 from .reporting import ReportDesk
 from .routes import Route
 from .simroutes import SimRoutes
-from .stats import NodeStats, node_stats
+from .stats import NodeStats, node_stats, node_timers
 from .verify import RemoteVerifier, VerificationDesk
 
 
@@ -113,6 +113,10 @@ class NodeServer:
     def stats(self) -> NodeStats:
         """This node's figures now (what `/_sim/stats`, `/metrics` and the upward reports show)."""
         return node_stats(self)
+
+    def timers(self) -> dict[str, Any]:
+        """`stats().timers()`, cheaply (what a benchmark reads from every node as its window opens and closes)."""
+        return node_timers(self)
 
     def end_setup(self) -> None:
         """The topology is ready: keep what the node answered while it was set up apart (`setup_requests`), so its
