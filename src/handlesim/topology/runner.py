@@ -96,9 +96,24 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
         await topology.abandon()
         raise
     finally:
-        gc.freeze()  # the topology lives as long as the process: keep it out of every later collection
-        gc.enable()
+        settle_collector()
     return topology
+
+
+SERVING_GC_THRESHOLDS = (3000, 20, 100)
+"""The cyclic collector's thresholds once a topology serves (Python's defaults are 700, 10, 10). A collection costs
+about a microsecond per young object here (each visit lands somewhere in a heap of hundreds of MB), and defaults
+spend ~9 % of a loaded node process in it, with 25-35 ms middle and 80-130 ms full passes every few seconds; these
+cut that to ~2 %, a pass of 5-15 ms, and full passes to once in millions of allocations
+(benchmarks/results/2026-12-02-perf/SUMMARY.md)."""
+
+
+def settle_collector() -> None:
+    """After boot: keep everything booted out of every later collection (the topology lives as long as the process),
+    and collect young objects less often (SERVING_GC_THRESHOLDS)."""
+    gc.freeze()
+    gc.set_threshold(*SERVING_GC_THRESHOLDS)
+    gc.enable()
 
 
 def open_topology(plan: TopologyPlan, state_dir: Path, *, tls: bool = False, net: str = "loopback",

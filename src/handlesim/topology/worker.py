@@ -33,6 +33,7 @@ from .runner import (
     _start_nodes,
     connect,
     load_prefix_records,
+    settle_collector,
     use_tls,
 )
 from .running import LaunchError, Topology
@@ -116,8 +117,7 @@ class ShardHost:
     async def seed(self) -> dict[str, Any]:
         """Seed empty enterprises; returns this worker's pid and resident memory."""
         _seed(self.topology, None)
-        gc.freeze()
-        gc.enable()
+        settle_collector()
         if self.topology.monitoring is None:  # each worker reports for its nodes and serves their metrics
             self.topology.monitoring = await start_monitoring(self.topology, 0)
         return self.status()
