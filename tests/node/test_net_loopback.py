@@ -262,3 +262,31 @@ async def test_the_answer_caches_hold_nothing_the_garbage_collector_walks(small:
     assert cached >= 200
     fragments = [value for cache in codec._fragments.values() for value in cache]  # noqa: SLF001
     assert fragments and not any(id(value) in walked for value in fragments)
+
+
+async def test_the_resolvers_shared_cache_holds_encoded_answers(small: Topology) -> None:
+    """The resolver's cache lives as long as the node: it holds msgpack bytes, so after walks and a full collection
+    none of its keys, entries or index tuples is in a generation the collector walks, and a walk that hits the
+    cache gets back the same answer."""
+    import gc
+
+    resolver_node = next(node for node in small.nodes.values() if node.plan.role == "resolver")
+    enterprise = next(node for node in small.nodes.values() if node.plan.role == "enterprise")
+    handles = [r.handle.text for r in enterprise.store.records() if not r.handle.text.startswith("0.NA/")][:5]
+    async with aiohttp.ClientSession() as session:
+        first = []
+        for handle in handles:
+            async with session.get(f"{resolver_node.url}/api/handles/{handle}?trace=true") as reply:
+                assert reply.status == 200
+                first.append(await reply.json())
+        for handle, answer in zip(handles, first, strict=True):  # through the walk again: from the cache
+            async with session.get(f"{resolver_node.url}/api/handles/{handle}?trace=true") as reply:
+                again = await reply.json()
+            assert again["values"] == answer["values"] and again["hops"] == 0
+    resolver = resolver_node.server.resolver
+    assert resolver is not None and len(resolver.cache) >= len(handles)
+    gc.collect()
+    gc.collect()
+    walked = {id(o) for o in gc.get_objects()}
+    held = resolver.cache.held_objects()
+    assert len(held) > 2 * len(resolver.cache) and not any(id(container) in walked for container in held)

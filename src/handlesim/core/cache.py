@@ -1,9 +1,15 @@
-"""TTL cache of resolution answers, keyed as the Handle client keys it (handle + types + indexes), bounded LRU."""
+"""TTL cache of resolution answers, keyed as the Handle client keys it (handle + types + indexes), bounded LRU.
+
+A cache that lives as long as a node process (a resolver's shared cache) can hold its answers encoded, as bytes
+(`encode` / `decode`, injected by the adapter: net/recursion.py gives msgpack): then everything it holds is str,
+bytes, numbers and tuples of them, which the cyclic garbage collector does not walk, and a full collection no
+longer pays for every cached answer. A hit then costs one decode.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from .codes import ResponseCode
 from .handle import ascii_upper
@@ -19,21 +25,25 @@ def cache_key(handle_key: str, types: tuple[str, ...], indexes: tuple[int, ...])
     return (handle_key, tuple(sorted(ascii_upper(t) for t in types)), tuple(sorted(indexes)))
 
 
-@dataclass(slots=True)
-class _Entry:
-    response: Response
-    expires: float
+_Entry = tuple[Response | bytes, float]
+"""(the answer, or its encoding; when it expires)."""
 
 
 class ResolutionCache:
     """Positive answers live as long as their shortest value TTL; negative answers `negative_ttl` seconds (0 = off)."""
 
-    def __init__(self, capacity: int = 16_384, negative_ttl: float = 0.0, max_ttl: float = MAX_TTL) -> None:
+    def __init__(self, capacity: int = 16_384, negative_ttl: float = 0.0, max_ttl: float = MAX_TTL, *,
+                 encode: Callable[[Response], bytes] | None = None,
+                 decode: Callable[[bytes], Response] | None = None) -> None:
         self.capacity = capacity
         self.negative_ttl = negative_ttl
         self.max_ttl = max_ttl
+        self._encode = encode
+        self._decode = decode if encode is not None else None
+        """Hold answers as `encode` gives them and `decode` them on a hit (both, or neither)."""
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
-        self._by_handle: dict[str, set[CacheKey]] = {}
+        self._by_handle: dict[str, tuple[CacheKey, ...]] = {}
+        """Each handle's keys (tuples, not sets: the collector untracks tuples of strings)."""
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -43,14 +53,18 @@ class ResolutionCache:
 
     def get(self, key: CacheKey, now: float) -> Response | None:
         entry = self._entries.get(key)
-        if entry is None or entry.expires <= now:
+        if entry is None or entry[1] <= now:
             if entry is not None:
                 self._drop(key)
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry.response
+        held = entry[0]
+        if isinstance(held, bytes):
+            assert self._decode is not None
+            return self._decode(held)
+        return held
 
     def put(self, key: CacheKey, response: Response, now: float) -> None:
         expires = self._expiry(response, now)
@@ -58,8 +72,8 @@ class ResolutionCache:
             return
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = _Entry(response, expires)
-        self._by_handle.setdefault(key[0], set()).add(key)
+        self._entries[key] = (self._encode(response) if self._encode is not None else response, expires)
+        self._by_handle[key[0]] = (*self._by_handle.get(key[0], ()), key)
         while len(self._entries) > self.capacity:
             oldest = next(iter(self._entries))
             self._drop(oldest)
@@ -73,6 +87,11 @@ class ResolutionCache:
     def clear(self) -> None:
         self._entries.clear()
         self._by_handle.clear()
+
+    def held_objects(self) -> list[object]:
+        """Every container the cache holds (keys, entries, index tuples): what the garbage collector must not walk
+        when answers are held encoded."""
+        return [*self._entries.keys(), *self._entries.values(), *self._by_handle.values()]
 
     def stats(self) -> dict[str, int]:
         return {"size": len(self), "capacity": self.capacity, "hits": self.hits, "misses": self.misses,
@@ -97,6 +116,8 @@ class ResolutionCache:
         self._entries.pop(key, None)
         keys = self._by_handle.get(key[0])
         if keys is not None:
-            keys.discard(key)
-            if not keys:
+            kept = tuple(k for k in keys if k != key)
+            if kept:
+                self._by_handle[key[0]] = kept
+            else:
                 del self._by_handle[key[0]]

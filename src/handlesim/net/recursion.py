@@ -17,9 +17,17 @@ from ..core.messages import Request, Response
 from ..core.resolution import Resolution
 from ..core.transport import drive
 from ..core.values import SiteInfo
+from ..wire import codec
 from .keepalive import KeepAlivePool, KeepAliveTransport
 from .shaping import NetPath
 from .transport import SYSTEM_CLOCK
+
+
+def encoded_cache(capacity: int, negative_ttl: float = 0.0) -> ResolutionCache:
+    """A resolver's shared cache holding its answers as msgpack, the node-to-node encoding they arrived in: it lives
+    as long as the node, and the garbage collector then has nothing in it to walk (core/cache.py)."""
+    return ResolutionCache(capacity, negative_ttl, encode=lambda answer: codec.encode_response(answer, codec.MSGPACK),
+                           decode=lambda body: codec.decode_response(body, codec.MSGPACK))
 
 
 @dataclass

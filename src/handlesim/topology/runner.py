@@ -18,7 +18,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 from ..core.auth import hash_secret
-from ..core.cache import ResolutionCache
 from ..core.codes import OpCode
 from ..core.handle import NA_PREFIX, Handle, Prefix
 from ..core.health import ServerHealth
@@ -30,7 +29,7 @@ from ..core.values import HASH_OPTION_NAMES, HashBucket, SiteInfo, ValueReferenc
 from ..net.client import HandleClient
 from ..net.keepalive import KeepAlivePool
 from ..net.native import NativeLimits
-from ..net.recursion import RecursiveResolver
+from ..net.recursion import RecursiveResolver, encoded_cache
 from ..net.replication import Replicator
 from ..net.server import NodeServer
 from ..net.tls import TlsFiles, ensure_certificate
@@ -232,7 +231,7 @@ def _replicator_for(node: NodePlan, service: HandleService, plan: TopologyPlan,
 def _recursion_for(node: NodePlan, topology: Topology) -> RecursiveResolver:
     """Resolver nodes get the configured shared cache; other nodes a small one for the foreign GETs they walk."""
     spec = next((r for r in topology.plan.config.resolvers if r.id == node.node_id), None)
-    cache = ResolutionCache(spec.cache_capacity, spec.negative_ttl) if spec else ResolutionCache(1024)
+    cache = encoded_cache(spec.cache_capacity, spec.negative_ttl) if spec else encoded_cache(1024)
     failover = topology.plan.config.failover
     return RecursiveResolver(topology.root_site_list, cache,
                              pool=KeepAlivePool(timeout=failover.timeout, ssl_context=topology.client_ssl),
