@@ -1,9 +1,12 @@
 """TTL cache of resolution answers, keyed as the Handle client keys it (handle + types + indexes), bounded LRU.
 
-A cache that lives as long as a node process (a resolver's shared cache) can hold its answers encoded, as bytes
-(`encode` / `decode`, injected by the adapter: net/recursion.py gives msgpack): then everything it holds is str,
-bytes, numbers and tuples of them, which the cyclic garbage collector does not walk, and a full collection no
-longer pays for every cached answer. A hit then costs one decode.
+A cache that lives as long as a node process (a resolver's shared cache) can hold its answers to ordinary handles
+encoded, as bytes (`encode` / `decode`, injected by the adapter: net/recursion.py gives msgpack). Those are the bulk
+of it (one per identifier looked up), and held so they are str, bytes, numbers and tuples of them, which the cyclic
+garbage collector does not walk: a full collection no longer pays for every cached answer. Their hits are rare
+(the node's encoded-answer cache answers repeated GETs before any walk) and cost one decode. Prefix handles
+(`0.NA/...`) and referrals stay decoded: every walk reads them, there are few (one per prefix), and decoding one
+costs ~0.1 ms.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class ResolutionCache:
             return
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = (self._encode(response) if self._encode is not None else response, expires)
+        steers = key[0].startswith("0.NA/") or response.code != ResponseCode.SUCCESS
+        self._entries[key] = (response if self._encode is None or steers else self._encode(response), expires)
         self._by_handle[key[0]] = (*self._by_handle.get(key[0], ()), key)
         while len(self._entries) > self.capacity:
             oldest = next(iter(self._entries))
@@ -89,9 +93,10 @@ class ResolutionCache:
         self._by_handle.clear()
 
     def held_objects(self) -> list[object]:
-        """Every container the cache holds (keys, entries, index tuples): what the garbage collector must not walk
-        when answers are held encoded."""
-        return [*self._entries.keys(), *self._entries.values(), *self._by_handle.values()]
+        """The containers that hold answers to ordinary handles (their keys, entries and index tuples): what the
+        garbage collector must not walk when those are held encoded."""
+        held = [(key, entry) for key, entry in self._entries.items() if isinstance(entry[0], bytes)]
+        return [o for key, entry in held for o in (key, entry, self._by_handle[key[0]])]
 
     def stats(self) -> dict[str, int]:
         return {"size": len(self), "capacity": self.capacity, "hits": self.hits, "misses": self.misses,
