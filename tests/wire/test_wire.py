@@ -603,3 +603,19 @@ def test_damaged_values_only_raise_invalid_value(value: HandleValue, data: st.Da
 def test_cached_structured_dicts_survive_the_damage_tests() -> None:
     value = HandleValue(1, "HS_SITE", SITE)
     assert mapping.value_to_dict(value)["data"]["value"] == SITE_DICT
+
+
+def test_decoded_values_are_remembered_only_for_equal_raw_forms() -> None:
+    frozen = codec._frozen  # noqa: SLF001
+    assert frozen({"a": True}) != frozen({"a": 1}) != frozen({"a": 1.0})
+    assert frozen([["a", 1]]) != frozen({"a": 1}) and frozen(["a"]) != frozen("a")
+    assert frozen({"a": {"b": [1, None]}}) == frozen({"a": {"b": [1, None]}})
+    assert frozen({"a": object()}) is None and frozen({"a": [set()]}) is None
+    first = Response(ResponseCode.SUCCESS, "88.1/X", (HandleValue(1, "URL", "https://a.example.cn"),
+                                                      HandleValue(2, "FLAG", "true"), HandleValue(3, "N", "1")))
+    body = codec.encode_response(first, codec.MSGPACK)
+    assert codec.decode_response(body, codec.MSGPACK) == codec.decode_response(body, codec.MSGPACK) == first
+    changed = msgpack.unpackb(body, raw=False)
+    changed["values"][0]["data"]["value"] = "https://b.example.cn"
+    again = codec.decode_response(msgpack.packb(changed, use_bin_type=True), codec.MSGPACK)
+    assert again.values[0].data == "https://b.example.cn" and again.values[1:] == first.values[1:]

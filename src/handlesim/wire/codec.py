@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -137,11 +137,59 @@ def _answer_handle(raw: object) -> str:
     return checked_text(raw, "a listed handle", ProtocolError)
 
 
+DECODED_VALUES_LIMIT = 65_536
+"""Values kept decoded by their raw form (`_decoded`); a full memo starts over."""
+_decoded: dict[object, HandleValue] = {}
+"""Values of answers already decoded, by their raw form made hashable (`_frozen`). Reading a value validates every
+field (~16 us); answers repeat most of theirs (a site's HS_SITE, an enterprise's HS_ADMIN, product names, models,
+dates), so a walk or a client decodes each distinct value once. The keys are tuples of str and numbers, which the
+garbage collector untracks."""
+
+
 def _answer_values(raw: list[Any]) -> tuple[HandleValue, ...]:
+    memo = _decoded
+    values = []
     try:
-        return tuple(mapping.value_from_dict(v) for v in raw)
+        for item in raw:
+            key = _frozen(item)
+            value = memo.get(key) if key is not None else None
+            if value is None:
+                value = mapping.value_from_dict(item)
+                if key is not None:
+                    if len(memo) >= DECODED_VALUES_LIMIT:
+                        memo.clear()
+                    memo[key] = value
+            values.append(value)
     except InvalidValue as exc:
         raise ProtocolError(f"an answer carries a bad value: {exc.message}") from None
+    return tuple(values)
+
+
+def _frozen(raw: object) -> object:
+    """`raw` (decoded JSON or msgpack) as a hashable key that equals another's only when both decode alike: containers
+    tagged by kind, booleans and floats by type (True == 1 == 1.0 in Python); None for anything else."""
+    kind = type(raw)
+    if kind is str or kind is int or raw is None:
+        return raw
+    if kind is dict:
+        pairs: list[object] = ["{"]
+        for name, item in cast(dict[object, object], raw).items():
+            name_key, item_key = _frozen(name), _frozen(item)
+            if item_key is None and item is not None or name_key is None:
+                return None
+            pairs.append((name_key, item_key))
+        return tuple(pairs)
+    if kind is list:
+        items: list[object] = ["["]
+        for item in cast(list[object], raw):
+            item_key = _frozen(item)
+            if item_key is None and item is not None:
+                return None
+            items.append(item_key)
+        return tuple(items)
+    if kind is bool or kind is float or kind is bytes:
+        return (kind.__name__, raw)
+    return None
 
 
 def encode_response(response: Response, media_type: str, *, pretty: bool = False) -> bytes:
