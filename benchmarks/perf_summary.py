@@ -1,0 +1,174 @@
+"""Collect a results directory of benchmarks/perf_targets.sh into SUMMARY.md: every target of issue 18, met or not.
+
+    python benchmarks/perf_summary.py benchmarks/results/<date>-perf
+
+Reads the JSON results the script wrote (node_vs_bare.py and `handlesim bench`), the machine and load-average notes,
+and judges each target from the figures of one run (ratios to the bare route measured in the same run). A target
+whose run is missing is listed as not measured. Prose about why a figure is what it is belongs in the SUMMARY.md
+notes written by hand below the generated part (kept when this script runs again).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+MARKER = "<!-- notes below are kept when perf_summary.py runs again -->"
+PLAN_KEYS = 100_000
+
+
+def load(out: Path, name: str) -> dict[str, Any] | None:
+    path = out / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def first_time_share(rate: float, warmup: float, duration: float, keys: int = PLAN_KEYS) -> float:
+    """Expected share of first-time lookups among the requests of the measured window, for uniform draws with
+    replacement from `keys` keys on a fresh topology (the draw at position i is first-time with probability
+    e^(-i/keys))."""
+    start, end = rate * warmup, rate * (warmup + duration)
+    return keys / (end - start) * (math.exp(-start / keys) - math.exp(-end / keys))
+
+
+def command(out: Path, name: str) -> str:
+    path = out / f"{name}.cmd"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def node_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str]]]:
+    lines = ["## One node vs the bare route (wrk -t1 -c32, same run)", "",
+             "`.venv/bin/python benchmarks/node_vs_bare.py --processes N --rounds 3 --duration 10`", "",
+             "| processes | node req/s (median) | bare route req/s (median) | ratio per round | median ratio | "
+             "node p50 / p99 ms (last round) | bare p50 / p99 ms (last round) |", "|---|---|---|---|---|---|---|"]
+    targets: list[tuple[str, bool | None, str]] = []
+    results = {p: load(out, f"node-vs-bare-{p}p") for p in (1, 2)}
+    for processes, result in results.items():
+        if result is None:
+            continue
+        last = result["rounds"][-1]
+        lines.append(f"| {processes} | {result['node_rps_median']:,.0f} | {result['bare_rps_median']:,.0f} | "
+                     f"{', '.join(str(r) for r in result['ratios'])} | {result['ratio_median']:.3f} | "
+                     f"{last['node'].get('p50_ms')} / {last['node'].get('p99_ms')} | "
+                     f"{last['bare'].get('p50_ms')} / {last['bare'].get('p99_ms')} |")
+    one, two = results[1], results[2]
+    targets.append(("one node's REST GET >= 0.9x the bare route (1 process each)",
+                    None if one is None else one["ratio_median"] >= 0.9,
+                    "" if one is None else f"median ratio {one['ratio_median']:.3f}"))
+    targets.append(("a node served by 2 processes (SO_REUSEPORT) >= 0.9x the 2-process bare route",
+                    None if two is None else two["ratio_median"] >= 0.9,
+                    "" if two is None else f"median ratio {two['ratio_median']:.3f}"
+                    + ("" if one is None else f"; 2 processes / 1 process of the node: "
+                       f"{two['node_rps_median'] / one['node_rps_median']:.2f}x")))
+    return lines, targets
+
+
+def run_row(name: str, result: dict[str, Any]) -> str:
+    run, base = result["run"], result.get("baseline") or {}
+    lat, base_lat = run["latency_ms"], base.get("latency_ms", {})
+    config = result["config"]
+    share = first_time_share(config["rate"], config["warmup"], config["duration"]) \
+        if config["mode"] == "direct" and config.get("distribution") == "uniform" and not config.get("keys") else None
+    return (f"| {name} | {config['mode']} | {run['offered_rate']:g} | {run['achieved_rate']:g} | "
+            f"{lat.get('p50_ms', 0):.3f} / {lat.get('p99_ms', 0):.3f} | {run['errors']} | "
+            f"{base.get('achieved_rate', '')} | {base_lat.get('p50_ms', 0):.3f} / {base_lat.get('p99_ms', 0):.3f} | "
+            f"{'' if share is None else f'{share:.0%}'} |")
+
+
+def plan_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str]]]:
+    lines = ["## The plan topology (1,023 nodes, 100,000 identifiers; booted fresh for each run)", "",
+             "| run | mode | offered/s | achieved/s | p50 / p99 ms | errors | bare route achieved/s | "
+             "bare p50 / p99 ms | first-time share (expected) |", "|---|---|---|---|---|---|---|---|---|"]
+    targets: list[tuple[str, bool | None, str]] = []
+    for name in ("direct-first-4000", "direct-first-8000", "resolver-zipf-1500"):
+        result = load(out, name)
+        if result is not None:
+            lines.append(run_row(name, result))
+    maximum = load(out, "direct-max")
+    if maximum is not None and "max_search" in maximum:
+        run_max = maximum["max_search"]["max_rate"]
+        bare_max = (maximum.get("max_search_bare_route") or {}).get("max_rate")
+        ratio = run_max / bare_max if bare_max else None
+        lines += ["", f"`--max` (p99 <= {maximum['max_search']['bounds']['p99_ms']:g} ms, errors <= "
+                      f"{maximum['max_search']['bounds']['error_rate']:g}): direct **{run_max:,.0f}/s**, bare route "
+                      f"**{bare_max:,.0f}/s** in the same run" + ("" if ratio is None else f" (ratio {ratio:.3f})")
+                  + ". Trials (rate, ok, achieved, p99 ms): "
+                  + "; ".join(f"{t['rate']:.0f} {'ok' if t['ok'] else 'no'} {t['achieved_rate']:.0f} "
+                              f"{t['p99_ms'] if t['p99_ms'] is not None else '-'}"
+                              for t in maximum["max_search"]["trials"])]
+        targets.append(("direct first-time: sustained rate >= 0.75x the bare route's at the same p99 bound "
+                        "(the --max search's rate is the sustained rate at that bound)",
+                        None if ratio is None else ratio >= 0.75, "" if ratio is None else f"ratio {ratio:.3f}"))
+        targets.append(("direct --max >= 0.5x the bare route's --max", None if ratio is None else ratio >= 0.5,
+                        "" if ratio is None else f"ratio {ratio:.3f}"))
+    else:
+        targets += [("direct first-time: sustained rate >= 0.75x the bare route's", None, ""),
+                    ("direct --max >= 0.5x the bare route's --max", None, "")]
+    resolver = load(out, "resolver-zipf-1500")
+    if resolver is not None:
+        p99 = resolver["run"]["latency_ms"].get("p99_ms", 1e9)
+        kept_up = resolver["run"]["achieved_rate"] >= 0.95 * resolver["run"]["offered_rate"]
+        timeline = ", ".join(f"{t['p99_ms']:g}" for t in resolver["run"].get("timeline", []))
+        targets.append(("resolver Zipf 1.0 p99 <= 10 ms at 1,500/s", p99 <= 10.0 and kept_up,
+                        f"p99 {p99:g} ms, achieved {resolver['run']['achieved_rate']:g}/s; p99 per second: "
+                        f"{timeline}"))
+    else:
+        targets.append(("resolver Zipf 1.0 p99 <= 10 ms at 1,500/s", None, ""))
+    return lines, targets
+
+
+def workers_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str]]]:
+    one, two = load(out, "direct-max-w1"), load(out, "direct-max-w2")
+    lines = ["## One worker vs two (`up --workers N`), generator pinned to CPU 1", ""]
+    for label, result in (("1 worker (pinned to CPU 0)", one), ("2 workers (both CPUs, one shared with the "
+                                                                    "generator)", two)):
+        if result is not None and "max_search" in result:
+            lines.append(f"- {label}: direct `--max` **{result['max_search']['max_rate']:,.0f}/s**; trials: "
+                         + "; ".join(f"{t['rate']:.0f} {'ok' if t['ok'] else 'no'} p99 {t['p99_ms']}"
+                                     for t in result["max_search"]["trials"]))
+    ok: bool | None = None
+    detail = ""
+    if one is not None and two is not None and "max_search" in one and "max_search" in two:
+        scale = two["max_search"]["max_rate"] / one["max_search"]["max_rate"] if one["max_search"]["max_rate"] \
+            else 0.0
+        ok, detail = scale >= 1.5, f"2 workers / 1 worker: {scale:.2f}x (the generator shares a core: see notes)"
+    return lines, [("plan over both cores: aggregate first-time lookups/s with 2 workers >= 1.5x one worker "
+                    "(generator elsewhere)", ok, detail)]
+
+
+def main(out: Path) -> None:
+    sections = [node_section(out), plan_section(out), workers_section(out)]
+    lines = [f"# Performance targets of issue 18 ({out.name})", "",
+             "Produced by `bash benchmarks/perf_targets.sh " + str(out) + "` (then `python benchmarks/perf_summary.py "
+             + str(out) + "`). Ratios compare figures measured in the same run.", ""]
+    machine = out / "machine.txt"
+    if machine.exists():
+        lines += ["## Machine", "", "```", machine.read_text().strip(), "```", ""]
+    lines += ["## Targets", "", "| target | verdict | figures |", "|---|---|---|"]
+    for _, targets in sections:
+        lines += [f"| {name} | {verdict(ok)} | {detail} |" for name, ok, detail in targets]
+    lines.append("")
+    for body, _ in sections:
+        lines += [*body, ""]
+    commands = sorted(out.glob("*.cmd"))
+    if commands:
+        lines += ["## Commands", "", "```"] + [f"{p.stem}: {p.read_text().strip()}" for p in commands] + ["```", ""]
+    loadavg = out / "loadavg.txt"
+    if loadavg.exists():
+        lines += ["## Load average (1, 5, 15 min) before each run", "", "```", loadavg.read_text().strip(), "```", ""]
+    summary = out / "SUMMARY.md"
+    notes = ""
+    if summary.exists() and MARKER in summary.read_text():
+        notes = summary.read_text().split(MARKER, 1)[1]
+    summary.write_text("\n".join(lines) + "\n" + MARKER + (notes or "\n"))
+    print(f"wrote {summary}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

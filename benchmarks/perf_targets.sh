@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Every performance target of issue 18, measured on this machine; then benchmarks/perf_summary.py writes SUMMARY.md.
+#   bash benchmarks/perf_targets.sh [OUT_DIR]      (default: benchmarks/results/<date>-perf; needs Debian's wrk)
+# 1. one enterprise node vs a bare aiohttp route returning the same bytes, wrk -t1 -c32, 1 and 2 processes
+#    (benchmarks/node_vs_bare.py);
+# 2. the plan topology (memory stores, ephemeral loopback ports), booted fresh for each measurement so lookups are
+#    first-time: direct at fixed rates, direct --max (p99 <= 10 ms) against the bare route's --max, resolver Zipf 1.0
+#    at 1,500/s;
+# 3. direct --max with `up --workers 1` and `--workers 2`, the generator pinned to CPU 1 with taskset (one worker
+#    pinned to CPU 0; two workers share both CPUs with the generator: this machine has no third core).
+# Every bench run also measures the bare route in the same run; the load average before each run is in loadavg.txt.
+# DURATION (default 10) sets the fixed-rate runs' measured seconds; SKIP_NODE=1 / SKIP_PLAN=1 / SKIP_WORKERS=1 skip parts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-benchmarks/results/$(date +%Y-%m-%d)-perf}"
+mkdir -p "$OUT"
+PY=.venv/bin/python
+HS=.venv/bin/handlesim
+DURATION=${DURATION:-10}
+UP=""
+
+{ echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "cpus: $(nproc)"; grep -m1 'model name' /proc/cpuinfo || true
+  echo "python: $($PY --version 2>&1)"; echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "wrk: $(wrk --version 2>&1 | head -1)"; } > "$OUT/machine.txt"
+: >> "$OUT/loadavg.txt"
+load() { echo "$1: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/loadavg.txt"; }
+
+boot() {  # boot NAME [prefix command...] [-- up options...]: a fresh plan topology in the background; sets STATE, UP
+  local name=$1; shift
+  local prefix=()
+  while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do prefix+=("$1"); shift; done
+  [ "$#" -gt 0 ] && shift
+  STATE=$(mktemp -d)/state
+  "${prefix[@]}" $HS up --config configs/plan.toml --store memory --base-port 0 --state-dir "$STATE" "$@" \
+    > "$OUT/up-$name.log" 2>&1 &
+  UP=$!
+  for _ in $(seq 120); do grep -q '^ready:' "$OUT/up-$name.log" && break; sleep 1; done
+  grep '^ready:' "$OUT/up-$name.log"
+}
+halt() { [ -n "$UP" ] && { kill -TERM "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; }; UP=""; }
+trap halt EXIT
+bench() {  # bench NAME [prefix command...] -- bench options
+  local name=$1; shift
+  local prefix=()
+  while [ "$1" != "--" ]; do prefix+=("$1"); shift; done; shift
+  load "$name"
+  echo "== $name: ${prefix[*]} handlesim bench $*"
+  echo "${prefix[*]} handlesim bench --state-dir STATE --out $OUT --name $name $*" > "$OUT/$name.cmd"
+  "${prefix[@]}" $HS bench --state-dir "$STATE" --out "$OUT" --name "$name" "$@" 2>/dev/null | tee "$OUT/$name.txt"
+}
+
+if [ "${SKIP_NODE:-0}" != 1 ]; then
+  for p in 1 2; do
+    load "node-vs-bare-${p}p"
+    echo "== node vs bare route, $p process(es)"
+    $PY benchmarks/node_vs_bare.py --processes "$p" --rounds 3 --duration 10 --out "$OUT" | tee "$OUT/node-vs-bare-${p}p.txt"
+  done
+fi
+
+if [ "${SKIP_PLAN:-0}" != 1 ]; then
+  for rate in 4000 8000; do
+    boot "direct-$rate"
+    bench "direct-first-$rate" -- --mode direct --rate "$rate" --duration $((DURATION * 4000 / rate)) --warmup 2
+    halt
+  done
+  boot direct-max
+  bench direct-max -- --mode direct --max --rate 1000 --duration 4 --warmup 2
+  halt
+  boot resolver
+  bench resolver-zipf-1500 -- --mode resolver --rate 1500 --distribution zipf --zipf 1.0 --duration "$DURATION" --warmup 5
+  halt
+fi
+
+if [ "${SKIP_WORKERS:-0}" != 1 ]; then
+  boot workers-1 taskset -c 0
+  bench direct-max-w1 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 2 --no-baseline
+  halt
+  boot workers-2 -- --workers 2
+  bench direct-max-w2 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 2 --no-baseline
+  halt
+fi
+
+$PY benchmarks/perf_summary.py "$OUT"
