@@ -1,4 +1,4 @@
-"""Collect a results directory of benchmarks/perf_targets.sh into SUMMARY.md: every target of issue 18, met or not.
+"""Collect a results directory of benchmarks/perf_targets.sh into SUMMARY.md: every performance target, met or not.
 
     python benchmarks/perf_summary.py benchmarks/results/<date>-perf
 
@@ -144,7 +144,7 @@ def workers_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, 
 
 def main(out: Path) -> None:
     sections = [node_section(out), plan_section(out), workers_section(out)]
-    lines = [f"# Performance targets of issue 18 ({out.name})", "",
+    lines = [f"# Performance targets: first-time lookups, the resolver's tail, one node, two cores ({out.name})", "",
              "Produced by `bash benchmarks/perf_targets.sh " + str(out) + "` (then `python benchmarks/perf_summary.py "
              + str(out) + "`). Ratios compare figures measured in the same run.", ""]
     machine = out / "machine.txt"

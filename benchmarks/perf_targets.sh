@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every performance target of issue 18, measured on this machine; then benchmarks/perf_summary.py writes SUMMARY.md.
+# Every performance target (first-time lookups, the resolver tail, one node vs a bare route, workers), measured; then benchmarks/perf_summary.py writes SUMMARY.md.
 #   bash benchmarks/perf_targets.sh [OUT_DIR]      (default: benchmarks/results/<date>-perf; needs Debian's wrk)
 # 1. one enterprise node vs a bare aiohttp route returning the same bytes, wrk -t1 -c32, 1 and 2 processes
 #    (benchmarks/node_vs_bare.py);
