@@ -13,6 +13,7 @@ import pytest
 from handlesim.net.faults import FaultController
 from handlesim.net.frontdoor import parse_plain_get
 from handlesim.net.limits import ServerLimits
+from handlesim.topology.running import Topology
 
 from ..support.livenode import OWNER_AUTH, PREFIX, LiveNode, live_node
 
@@ -243,3 +244,27 @@ async def test_first_time_gets_at_the_door_are_not_answered_at_a_resolver_node()
         node.server.front_door.answer_now = None  # as a resolver node's door is built: its misses may walk
         await exchange(node, get())
         assert node.server.front_door.counters.answered == 0 and len(node.server.answers) == 1
+
+
+async def test_in_a_topology_first_time_gets_of_homed_handles_are_answered_at_the_door(small: Topology) -> None:
+    """Every node of a topology has a resolver (for foreign GETs); the door still works out what a node homes, on a
+    connection's first request too, and leaves what it would walk for to aiohttp."""
+    enterprise = next(node for node in small.nodes.values() if node.plan.role == "enterprise")
+    door = enterprise.server.front_door.counters
+    handles = [r.handle.text for r in enterprise.store.records() if not r.handle.text.startswith("0.NA/")][:3]
+    for handle in handles:  # each on a new connection: its first request
+        reader, writer = await asyncio.open_connection("127.0.0.1", enterprise.server.port)
+        writer.write(get(f"/api/handles/{handle}"))
+        status, _, body = await read_answer(reader)
+        writer.close()
+        assert status == 200 and json.loads(body)["handle"] == handle
+    assert door.answered == 3
+    other = next(node for node in small.nodes.values() if node.plan.role == "enterprise" and node is not enterprise)
+    foreign = next(r.handle.text for r in other.store.records() if not r.handle.text.startswith("0.NA/"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", enterprise.server.port)
+    writer.write(get(f"/api/handles/{foreign}"))
+    status, _, body = await read_answer(reader)
+    writer.close()
+    assert status == 200 and json.loads(body)["handle"] == foreign, "walked for by the node's resolver"
+    assert door.answered == 3 and enterprise.server.resolver is not None
+    assert enterprise.server.resolver.stats.walks == 1

@@ -278,7 +278,10 @@ class DoorConnection(asyncio.Protocol):
         private state: if these names ever move, every request simply goes to aiohttp."""
         inner = self.inner
         waiter = getattr(inner, "_waiter", None)
-        return (waiter is not None and not waiter.done() and not getattr(inner, "_messages", True)
+        # parked for the next request (the last answer written whole), or never given one: a new connection's
+        # first request often arrives before aiohttp's handler task has first run
+        waiting = (waiter is not None and not waiter.done()) or getattr(inner, "_request_count", 1) == 0
+        return (waiting and not getattr(inner, "_messages", True)
                 and getattr(inner, "_payload_parser", 1) is None and not getattr(inner, "_upgraded", True)
                 and not getattr(inner, "_force_close", True) and not getattr(inner, "_close", True))
 

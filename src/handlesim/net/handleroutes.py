@@ -98,16 +98,20 @@ class HandleRoutes:
     def answer_now(self, target: str, media: str) -> CachedAnswer | None:
         """The answer to a plain public GET of `target` (a raw path without a query, no credentials) worked out at
         once, without aiohttp: the service's answer, encoded and kept in the AnswerCache like any other. None when
-        it needs more than that (a query, a walk by this node's resolver, a path that does not name a handle): the
-        request then takes the full route below, which answers bad input with its Handle error. The node's front
+        it needs more than that (a query; a handle this node does not home, which its resolver may walk for; a path
+        that does not name a handle): the request then takes the full route below, which answers bad input with its
+        Handle error. The node's front
         door calls this for a first-time GET (net/frontdoor.py); `get_handle` for the same GET from aiohttp."""
-        if self.resolver is not None or "?" in target or "//" in target or "/." in target:
+        if "?" in target or "//" in target or "/." in target:
             return None
+        service = self.service
         try:
-            handle = rest.handle_from_raw_path(target, max_bytes=self.service.config.limits.max_handle_bytes)
+            handle = rest.handle_from_raw_path(target, max_bytes=service.config.limits.max_handle_bytes)
         except HandleError:
             return None
-        answer = self.service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
+        if self.resolver is not None and (service.config.partition is not None or not service.is_responsible(handle)):
+            return None  # the answer may be a walk (or another server's share of a partitioned site): the route's
+        answer = service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, media)
         if answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
