@@ -100,11 +100,10 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
 
 
 SERVING_GC_THRESHOLDS = (3000, 20, 100)
-"""The cyclic collector's thresholds once a topology serves (Python's defaults are 700, 10, 10). A collection costs
-about a microsecond per young object here (each visit lands somewhere in a heap of hundreds of MB), and defaults
-spend ~9 % of a loaded node process in it, with 25-35 ms middle and 80-130 ms full passes every few seconds; these
-cut that to ~2 %, a pass of 5-15 ms, and full passes to once in millions of allocations
-(benchmarks/results/2026-12-02-perf/SUMMARY.md)."""
+"""The cyclic collector's thresholds once a topology serves (Python's defaults are 700, 10, 10). A pass costs about a
+microsecond per young object here (each visit lands somewhere in a heap of hundreds of MB). Under 3,000 first-time
+lookups/s for 10 s, the defaults ran 176 young, 15 middle and one full pass (47 ms); these ran 41 young, one middle
+and no full pass (benchmarks/gc_under_load.py; benchmarks/results/2026-12-02-perf/gc-under-load.txt)."""
 
 
 def settle_collector() -> None:
