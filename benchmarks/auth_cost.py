@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import statistics
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
+from handlesim.net.client import basic_authorization
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import launch
@@ -26,8 +26,6 @@ from handlesim.topology.running import RunningNode
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "small.toml"
 
 
-def basic(user: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{user.replace(':', '%3A')}:{secret}".encode()).decode()
 
 
 async def measure(requests: int, tls: bool) -> list[tuple[str, float, float]]:
@@ -38,8 +36,8 @@ async def measure(requests: int, tls: bool) -> list[tuple[str, float, float]]:
             def node(prefix: str) -> RunningNode:
                 return next(n for n in topology.nodes.values() if n.plan.prefix == prefix)
             enterprise, secondary = node("88.101.1001"), node("88.101")
-            foreign = basic("300:0.NA/88.101", secondary.plan.secret)
-            local = basic("300:0.NA/88.101.1001", enterprise.plan.secret)
+            foreign = basic_authorization("300:0.NA/88.101", secondary.plan.secret)
+            local = basic_authorization("300:0.NA/88.101.1001", enterprise.plan.secret)
             authenticator = enterprise.server.authenticator
             remote = authenticator.remote
             assert remote is not None

@@ -2,7 +2,7 @@
 at that moment.
 
     python benchmarks/boot.py [--config configs/plan.toml] [--store sqlite|memory] [--enterprises N] [--identifiers N]
-                              [--workers N|auto] [--restarts N]
+                              [--workers N|auto] [--no-native] [--restarts N]
 
 Prints one JSON line per boot. `--restarts N` boots N more times on the same state dir after the first (a restart
 on existing SQLite stores: nothing is seeded, everything is loaded), so first boot and restart compare directly.
@@ -42,7 +42,8 @@ def process_tree(pid: int) -> list[int]:
 def boot_once(command: list[str]) -> dict[str, object]:
     """Start `up`, wait for its ready line, measure, stop it with SIGTERM."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: `up` writes its progress there and must never block
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
     assert proc.stdout is not None
     ready_line = ""
     for line in proc.stdout:
@@ -50,6 +51,12 @@ def boot_once(command: list[str]) -> dict[str, object]:
             ready_line = line.strip()
             break
     seconds = time.perf_counter() - started
+    if not ready_line:  # `up` failed: say why, never a row of zeros
+        proc.wait(120)
+        errors.seek(0)
+        sys.exit(f"boot.py: `{' '.join(command)}` exited {proc.returncode} without its ready line:\n"
+                 f"{errors.read().strip()[-2000:]}")
+    errors.close()
     tree = process_tree(proc.pid)
     rss = sum(peak_rss_mb(pid) for pid in tree)
     proc.send_signal(signal.SIGTERM)
@@ -66,6 +73,7 @@ def main() -> None:
     parser.add_argument("--enterprises", type=int, default=None)
     parser.add_argument("--identifiers", type=int, default=None)
     parser.add_argument("--workers", default=None, help="passed to `up --workers` (default: up's default, 1)")
+    parser.add_argument("--no-native", action="store_true", help="passed to `up --no-native` (REST only)")
     parser.add_argument("--restarts", type=int, default=0,
                         help="boot this many more times on the same state dir (restart on existing stores)")
     args = parser.parse_args()
@@ -83,10 +91,13 @@ def main() -> None:
             command += ["--identifiers", str(args.identifiers)]
         if args.workers is not None:
             command += ["--workers", str(args.workers)]
+        if args.no_native:
+            command.append("--no-native")
         for boot in range(args.restarts + 1):
             figures = boot_once(command)
             print(json.dumps({"config": args.config, "store": args.store, "enterprises": args.enterprises,
                               "identifiers": args.identifiers, "workers": args.workers or "1",
+                              "native": not args.no_native,
                               "boot": "first" if boot == 0 else f"restart {boot}", **figures}), flush=True)
 
 

@@ -39,7 +39,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from aiohttp import web  # noqa: E402
 
 from handlesim.core.handle import Handle  # noqa: E402
 from handlesim.core.health import ServerHealth  # noqa: E402
@@ -72,7 +71,7 @@ async def start(args: argparse.Namespace, state: Path) -> Topology:
     config = load_config(ROOT / "configs" / "small.toml").with_overrides(
         base_port=0, identifiers_per_enterprise=args.identifiers)
     config = replace(config, roots=(*config.roots, RootSpec("root-beijing", "Beijing")),
-                     mirrors=MirrorSpec(enterprise=1), failover=FailoverSpec(timeout=args.timeout))
+                     mirrors=MirrorSpec(enterprise=1), failover=FailoverSpec(timeout=args.timeout), faults=True)
     return await launch(build_plan(config), state, store_kind="memory")
 
 
@@ -147,24 +146,16 @@ def victim_of(topology: Topology, victim: str, earlier: dict[str, int]) -> tuple
     return (max(recent, key=lambda c: recent[c]) if victim == "busiest" else VICTIMS[victim]), recent
 
 
-async def kill(topology: Topology, victim: str, how: str, release: asyncio.Event) -> None:
+async def kill(topology: Topology, victim: str, how: str) -> None:
     """`stop`: the node's server stops (connections refused or closed). `silent`: in one step, with no window in
     which a connection could be refused, the node keeps accepting connections and reading requests but answers
-    none of them until `release` is set (a hung host)."""
+    none of them (a hung host: the fault controller's `pause`, until the topology stops)."""
     node = topology.nodes[victim]
     if how == "stop":
         await node.server.stop()
         return
-
-    async def never(request: web.BaseRequest) -> web.StreamResponse:
-        await release.wait()
-        raise web.HTTPServiceUnavailable()
-
-    runner = node.server._runner  # noqa: SLF001 - a benchmark reaching into aiohttp to hang a live server
-    assert runner is not None and runner.server is not None
-    runner.server.request_handler = never  # new connections
-    for connection in runner.server.connections:  # open keep-alive connections
-        connection._request_handler = never  # noqa: SLF001
+    assert topology.faults is not None, "the topology is launched with fault injection on"
+    await topology.faults.apply({"action": "pause", "node": victim})
 
 
 async def scenario(args: argparse.Namespace, mode: str, victim: str, how: str) -> dict[str, Any]:
@@ -175,7 +166,6 @@ async def scenario(args: argparse.Namespace, mode: str, victim: str, how: str) -
         rng = random.Random(7)
         samples: list[tuple[float, float, bool]] = []  # (scheduled at, latency s, ok)
         killing: asyncio.Future[None] | None = None
-        release = asyncio.Event()
         tasks: set[asyncio.Task[None]] = set()
         killed_node, answered = "", {}
         earlier: dict[str, int] | None = None
@@ -197,7 +187,7 @@ async def scenario(args: argparse.Namespace, mode: str, victim: str, how: str) -
                     earlier = answered_by(topology, victim)
                 if killing is None and now >= kill_at:  # in the background: the load keeps its schedule
                     killed_node, answered = victim_of(topology, victim, earlier or {})
-                    killing = asyncio.ensure_future(kill(topology, killed_node, how, release))
+                    killing = asyncio.ensure_future(kill(topology, killed_node, how))
                 due = began + sent / args.rate
                 if due > now:
                     await asyncio.sleep(due - now)
@@ -210,7 +200,6 @@ async def scenario(args: argparse.Namespace, mode: str, victim: str, how: str) -
                 await asyncio.wait(tasks, timeout=max(10.0, args.timeout * 10))
         finally:
             lookups.close()
-            release.set()
             if killing is not None:
                 await killing
             await topology.stop()

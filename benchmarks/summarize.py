@@ -36,7 +36,8 @@ def main(out: Path) -> None:
     sweep = out / "sweep.jsonl"
     if sweep.exists():
         rows = [json.loads(line) for line in sweep.read_text().splitlines() if line.strip()]
-        lines += ["", "## Enterprise-count sweep (memory stores, 20 identifiers each)", "",
+        rest_only = ", REST only (`--no-native`)" if rows and not rows[0].get("native", True) else ""
+        lines += ["", f"## Enterprise-count sweep (memory stores, 20 identifiers each{rest_only})", "",
                   "| enterprises | seconds to ready | peak RSS MB |", "|---|---|---|"]
         lines += [f"| {r['enterprises']} | {r['seconds_to_ready']} | {r['peak_rss_mb']} |" for r in rows]
         try:

@@ -10,11 +10,10 @@ import pytest
 from hypothesis import settings
 
 from handlesim.topology.config import load_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import launch
 from handlesim.topology.running import Topology
 
 from .support.paths import CONFIGS
+from .support.topologies import running
 
 # No per-example deadline: an example's run time is not what these tests check, and a loaded CI machine would turn it
 # into flakes (performance is measured by the benchmarks, never asserted by timing in tests).
@@ -26,9 +25,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 @pytest.fixture
 async def small(tmp_path: Path) -> AsyncIterator[Topology]:
     """configs/small.toml with SQLite stores under tmp_path; stopped after the test."""
-    config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
-    topology = await launch(build_plan(config), tmp_path / "state", store_kind="sqlite")
-    try:
+    async with running(load_config(CONFIGS / "small.toml").with_overrides(base_port=0), tmp_path / "state",
+                       store_kind="sqlite") as topology:
         yield topology
-    finally:
-        await topology.stop()

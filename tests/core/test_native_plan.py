@@ -11,6 +11,7 @@ import pytest
 
 from handlesim.core.prefixes import TRUST_ROOT, http_site, with_native_interfaces
 from handlesim.core.values import HS_SITE
+from handlesim.topology import ports
 from handlesim.topology.clientconfig import CONFIG_DCT, bootstrap_handles, trust_root_description, usage
 from handlesim.topology.config import ConfigError, load_config, parse_config
 from handlesim.topology.plan import Role, build_plan
@@ -46,6 +47,28 @@ def test_ephemeral_and_off() -> None:
 def test_native_section_errors(native: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config({**_minimal(), "base_port": 20000, "native": native}, "t.toml")
+
+
+def test_command_line_ports_are_checked_after_the_overrides(tmp_path: Path) -> None:
+    """A file whose own base_port cannot hold its native ports is refused as a file, and fine with `--base-port 0`
+    (ephemeral ports) or `--no-native`: the command line's overrides are applied before the ports are checked."""
+    crowded = {**_minimal(), "base_port": 20000, "native": {"port_offset": 1}}
+    with pytest.raises(ConfigError, match="below the node count"):
+        parse_config(crowded, "t.toml")
+    lenient = parse_config(crowded, "t.toml", ports_checked_later=True)
+    assert {n.native_port for n in build_plan(lenient.with_overrides(base_port=0)).nodes} == {0}
+    assert {n.native_port for n in build_plan(lenient.with_overrides(native=False)).nodes} == {None}
+    with pytest.raises(ConfigError, match="below the node count"):
+        lenient.with_overrides(identifiers_per_enterprise=1)  # nothing that frees the ports: still refused
+
+
+def test_a_process_is_refused_more_nodes_than_its_open_files_allow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "open_files_limit", lambda: 20_000)
+    assert ports.beyond_open_files(10_023, 0, sqlite=False) is None, "REST only: one socket per node fits"
+    message = ports.beyond_open_files(10_023, 10_023, sqlite=False)
+    assert message is not None and "about 30,581 open files" in message and "limit of 20,000" in message
+    assert "--workers N" in message and "--no-native" in message
+    assert ports.beyond_open_files(5_000, 5_000, sqlite=True) is not None, "three files per SQLite store count"
 
 
 def test_plan_to_dict_records_native_ports() -> None:

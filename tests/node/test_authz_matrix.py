@@ -10,14 +10,12 @@ their holders through /api/verify.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -27,6 +25,7 @@ from handlesim.core.handle import Handle
 from handlesim.core.prefixes import admin_value
 from handlesim.core.storage import HandleRecord
 from handlesim.core.values import SECRET_PERMISSIONS, URL, AdminRecord, HandleValue
+from handlesim.net.client import basic_authorization as basic
 from handlesim.topology.runner import operator_secret
 from handlesim.topology.running import RunningNode, Topology
 
@@ -40,8 +39,6 @@ def node_by_prefix(topology: Topology, prefix: str) -> RunningNode:
     return next(n for n in topology.nodes.values() if n.plan.prefix == prefix and n.plan.mirror_of is None)
 
 
-def basic(user: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{quote(user, safe='/')}:{secret}".encode()).decode("ascii")
 
 
 def callers(topology: Topology) -> dict[str, str | None]:

@@ -61,6 +61,7 @@ async def _kill_rounds(tmp_path: Path, kill_points: list[float]) -> tuple[int, i
     return len(ledger.acked), ledger.acked_writes
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_write_loses_no_acknowledged_write(tmp_path: Path) -> None:
     handles, writes = await _kill_rounds(tmp_path, [0.4, 0.7, 1.0])
     assert writes > 30 and handles > 10, "the writers must have done real work before each kill"
@@ -89,6 +90,7 @@ def _records(path: Path) -> dict[str, tuple[object, ...]]:
         store.close()
 
 
+@pytest.mark.slow
 async def test_mirror_killed_during_replication_catches_up(tmp_path: Path) -> None:
     mirror_port = free_port()
     primary = await NodeProcess(tmp_path / "primary.sqlite", 0, "--peer", f"http://127.0.0.1:{mirror_port}").start()

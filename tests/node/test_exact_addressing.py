@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlesim.bench.generator import basic_header
 from handlesim.bench.workload import Target
 from handlesim.core.codes import OpCode, ResponseCode
 from handlesim.core.handle import Handle, Prefix
@@ -25,7 +24,7 @@ from handlesim.core.transport import drive
 from handlesim.core.values import URL, HandleValue
 from handlesim.demo.web import DemoWeb, DemoWebConfig
 from handlesim.net import rest
-from handlesim.net.client import HandleClient
+from handlesim.net.client import HandleClient, basic_authorization
 from handlesim.net.keepalive import KeepAlivePool, KeepAliveTransport, build_request
 from handlesim.net.transport import SYSTEM_CLOCK
 from handlesim.topology.running import RunningNode, Topology
@@ -66,7 +65,7 @@ class Clients:
         host, port = "127.0.0.1", self.enterprise.server.port
         body = msgpack.packb({"values": [{"index": 1, "type": URL, "data": url}]}, use_bin_type=True)
         headers = {"Content-Type": codec.MSGPACK,
-                   "Authorization": basic_header(f"300:0.NA/{PREFIX}", self.enterprise.plan.secret)}
+                   "Authorization": basic_authorization(f"300:0.NA/{PREFIX}", self.enterprise.plan.secret)}
         _, answer = await self.pool.request(host, port, build_request("PUT", host, port, rest.path_for(handle),
                                                                       body=body, headers=headers))
         return int(codec.decode_response(answer, codec.MSGPACK).code)

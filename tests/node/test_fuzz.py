@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from handlesim.net.client import basic_authorization as basic
 from handlesim.net.limits import ServerLimits
 
-from ..support.livenode import OWNER_AUTH, PREFIX, LiveNode, ThreadedNode, basic
+from ..support.livenode import OWNER_AUTH, PREFIX, LiveNode, ThreadedNode
 
 EXAMPLES = 200
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

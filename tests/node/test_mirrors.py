@@ -13,11 +13,9 @@ from handlesim.core.messages import Request
 from handlesim.core.prefixes import owner_identity
 from handlesim.core.values import HandleValue
 from handlesim.net.client import HandleClient
-from handlesim.topology.config import parse_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import launch
 from handlesim.topology.running import Topology
 
+from ..support.topologies import running
 from ..support.waiting import eventually
 
 WITH_MIRRORS = {
@@ -31,11 +29,8 @@ WITH_MIRRORS = {
 
 @pytest.fixture
 async def mirrored(tmp_path: Path) -> AsyncIterator[Topology]:
-    topology = await launch(build_plan(parse_config(WITH_MIRRORS, "test")), tmp_path / "state", store_kind="sqlite")
-    try:
+    async with running(WITH_MIRRORS, tmp_path / "state", store_kind="sqlite") as topology:
         yield topology
-    finally:
-        await topology.stop()
 
 
 async def test_mirror_holds_the_same_identifiers_and_refuses_writes(mirrored: Topology) -> None:

@@ -176,6 +176,18 @@ async def test_second_up_on_the_same_state_dir_is_refused(small: Topology) -> No
         await launch(build_plan(config), small.state_dir)
 
 
+async def test_more_nodes_than_open_files_is_refused_before_any_starts(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlesim.topology import ports
+    from handlesim.topology.running import LaunchError
+
+    monkeypatch.setattr(ports, "open_files_limit", lambda: ports.OPEN_FILES_HEADROOM + 20)
+    plan = build_plan(load_config(CONFIGS / "small.toml").with_overrides(base_port=0))
+    with pytest.raises(LaunchError, match=f"{len(plan.nodes)} nodes in one process need about"):
+        await launch(plan, tmp_path / "state", store_kind="memory")
+    assert not (tmp_path / "state").exists(), "a refused launch leaves no state dir behind"
+
+
 def resolver_url(topology: Topology) -> str:
     return next(n.url for n in topology.nodes.values() if n.plan.role == "resolver")
 

@@ -14,11 +14,10 @@ from handlesim.core.messages import Request
 from handlesim.core.prefixes import http_site, prefix_record
 from handlesim.net.client import HandleClient
 from handlesim.net.server import NodeServer
-from handlesim.topology.config import parse_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import ROOT_OPERATOR, launch, operator_secret
+from handlesim.topology.runner import ROOT_OPERATOR, operator_secret
 from handlesim.topology.running import RunningNode, Topology
 
+from ..support.topologies import running
 from ..support.waiting import eventually
 
 TWO_ROOTS = {
@@ -31,11 +30,8 @@ TWO_ROOTS = {
 
 @pytest.fixture
 async def roots(tmp_path: Path) -> AsyncIterator[Topology]:
-    topology = await launch(build_plan(parse_config(TWO_ROOTS, "test")), tmp_path / "state", store_kind="sqlite")
-    try:
+    async with running(TWO_ROOTS, tmp_path / "state", store_kind="sqlite") as topology:
         yield topology
-    finally:
-        await topology.stop()
 
 
 def new_prefix_request(prefix: str, site_port: int) -> Request:

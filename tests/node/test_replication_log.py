@@ -19,11 +19,10 @@ from handlesim.net.client import HandleClient
 from handlesim.net.replication import Replicator
 from handlesim.net.server import NodeServer
 from handlesim.store import MemoryStore, SqliteStore
-from handlesim.topology.config import parse_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import ROOT_OPERATOR, launch, operator_secret
+from handlesim.topology.runner import ROOT_OPERATOR, operator_secret
 from handlesim.topology.running import RunningNode, Topology
 
+from ..support.topologies import running
 from ..support.waiting import eventually
 from .test_replication import TWO_ROOTS, new_prefix_request
 
@@ -79,11 +78,8 @@ def test_the_service_logs_each_accepted_write_for_every_peer_and_nothing_else() 
 
 @pytest.fixture
 async def roots(tmp_path: Path) -> AsyncIterator[Topology]:
-    topology = await launch(build_plan(parse_config(TWO_ROOTS, "test")), tmp_path / "state", store_kind="sqlite")
-    try:
+    async with running(TWO_ROOTS, tmp_path / "state", store_kind="sqlite") as topology:
         yield topology
-    finally:
-        await topology.stop()
 
 
 async def kill(node: RunningNode) -> None:

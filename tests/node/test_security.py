@@ -14,11 +14,12 @@ import pytest
 from handlesim.core.auth import is_hashed_secret
 from handlesim.core.handle import Handle
 from handlesim.core.values import HS_SECKEY
+from handlesim.net.client import basic_authorization as basic
 from handlesim.store import SqliteStore
 from handlesim.topology.running import Topology
 from handlesim.topology.statedir import CREDENTIALS_FILE
 
-from ..support.livenode import OWNER_AUTH, OWNER_SECRET, PREFIX, USER_AUTH, USER_SECRET, basic, live_node, seeded_store
+from ..support.livenode import OWNER_AUTH, OWNER_SECRET, PREFIX, USER_AUTH, USER_SECRET, live_node, seeded_store
 
 KNOWN_SECRET = "correct-horse-battery-staple-4711"
 

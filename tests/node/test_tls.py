@@ -16,24 +16,20 @@ from handlesim.core.handle import Handle
 from handlesim.net.client import HandleClient
 from handlesim.net.tls import client_context
 from handlesim.topology.config import load_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import launch
 from handlesim.topology.running import Topology
 from handlesim.topology.state import load_state
 
 from ..support.paths import CONFIGS
 from ..support.processes import handlesim, up_process
+from ..support.topologies import running
 from .test_authz_matrix import node_by_prefix
 
 
 @pytest.fixture
 async def small_tls(tmp_path: Path) -> AsyncIterator[Topology]:
     config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
-    topology = await launch(build_plan(config), tmp_path / "state", store_kind="memory", tls=True)
-    try:
+    async with running(config, tmp_path / "state", tls=True) as topology:
         yield topology
-    finally:
-        await topology.stop()
 
 
 async def test_nodes_serve_https_and_clients_pin_the_generated_ca(small_tls: Topology) -> None:

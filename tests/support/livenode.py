@@ -4,13 +4,11 @@ security tests: its prefix handle, the owner's hashed secret, a non-admin user a
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from handlesim.core.auth import hash_secret
 from handlesim.core.handle import Handle, Prefix
@@ -18,6 +16,7 @@ from handlesim.core.prefixes import handle_record, http_site, owner_identity, pr
 from handlesim.core.service import HandleService, ServiceConfig, ServiceLimits
 from handlesim.core.storage import HandleRecord, Store
 from handlesim.core.values import HS_SECKEY, KEY_INDEX, SECRET_PERMISSIONS, HandleValue
+from handlesim.net.client import basic_authorization
 from handlesim.net.limits import ServerLimits
 from handlesim.net.native import NativeLimits
 from handlesim.net.server import NodeServer
@@ -29,12 +28,10 @@ USER_HANDLE = f"{PREFIX}/USER"
 USER_SECRET = "user-secret-91bc"
 
 
-def basic(identity: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{quote(identity, safe='/')}:{secret}".encode()).decode()
 
 
-OWNER_AUTH = basic(f"300:0.NA/{PREFIX}", OWNER_SECRET)
-USER_AUTH = basic(f"300:{USER_HANDLE}", USER_SECRET)
+OWNER_AUTH = basic_authorization(f"300:0.NA/{PREFIX}", OWNER_SECRET)
+USER_AUTH = basic_authorization(f"300:{USER_HANDLE}", USER_SECRET)
 
 
 @dataclass

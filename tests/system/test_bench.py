@@ -100,6 +100,7 @@ def slow_server() -> Iterator[SlowServer]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_open_loop_keeps_its_schedule_and_shows_queueing(slow_server: SlowServer) -> None:
     """Offered 100/s against a server that does 50/s: latency from the intended send grows far past 20 ms."""
     target = Target("88.1/x", "127.0.0.1", slow_server.port, "slow")
@@ -114,6 +115,7 @@ def test_open_loop_keeps_its_schedule_and_shows_queueing(slow_server: SlowServer
     assert result["completed"] == 200, "every request of the schedule was sent (late), none silently dropped"
 
 
+@pytest.mark.slow
 def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run = subprocess.run(
@@ -134,6 +136,7 @@ def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     assert "| direct |" in run.stdout
 
 
+@pytest.mark.slow
 def test_fail_on_thresholds_exit_1_and_say_which_failed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run = subprocess.run(
@@ -149,6 +152,7 @@ def test_fail_on_thresholds_exit_1_and_say_which_failed(tmp_path: Path) -> None:
     assert [t["failed"] for t in verdict["thresholds"]] == [False, True, False]
 
 
+@pytest.mark.slow
 def test_bench_against_a_tls_topology_measures_over_https(tmp_path: Path) -> None:
     """Issue item 3: against `up --tls` every request used to fail (plain HTTP to an HTTPS port) and bench exited 0.
     Now the generator speaks HTTPS pinning the topology's CA, and the bare route serves the same certificate."""
@@ -166,6 +170,7 @@ def test_bench_against_a_tls_topology_measures_over_https(tmp_path: Path) -> Non
     assert stats.returncode == 0 and json.loads(stats.stdout)["receiver"] == "root-qingdao"
 
 
+@pytest.mark.slow
 def test_a_run_in_which_every_request_fails_exits_1(tmp_path: Path) -> None:
     """Nothing answers (every enterprise killed): the report is written, but the run is not a measurement."""
     state = tmp_path / "state"

@@ -71,6 +71,7 @@ def resolved_urls(running: Path, handle: str, *extra: str) -> list[str] | int:
         else data["responseCode"]
 
 
+@pytest.mark.slow
 def test_dot_segments_and_escapes_in_a_suffix_address_exactly_that_handle(running: Path) -> None:
     seeded = resolved_urls(running, "88.101.1001/PUMP-000001")
     assert seeded == ["https://id.example.cn/88.101.1001/PUMP-000001"]
@@ -94,6 +95,7 @@ def test_bad_input_is_explained(running: Path) -> None:
     assert stranger.returncode != 0 and "no credentials" in stranger.stderr
 
 
+@pytest.mark.slow
 def test_non_success_answers_exit_1_in_text_and_json(running: Path) -> None:
     """Issue item 2: a script reading --json must be able to trust the exit status as much as a person reading text."""
     state = ("--state-dir", str(running))
@@ -219,7 +221,9 @@ def test_a_taken_native_port_is_a_clear_error(tmp_path: Path) -> None:
         taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         taken.bind(("127.0.0.1", 0))
         native = taken.getsockname()[1]
-        if native - 10_000 >= 1024 and not any(port_taken("127.0.0.1", native - 10_000 + i) for i in range(11)):
+        # ... and whose TCP twin is free too, so the UDP socket is the one conflict `up` meets
+        if native - 10_000 >= 1024 and not port_taken("127.0.0.1", native) \
+                and not any(port_taken("127.0.0.1", native - 10_000 + i) for i in range(11)):
             break
         taken.close()
     else:

@@ -24,6 +24,7 @@ from handlesim.topology.state import load_state
 
 from ..support.paths import ROOT
 from ..support.processes import up_process
+from ..support.topologies import running
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -118,16 +119,10 @@ class RecordingScreen:
 async def modelled(tmp_path: Path) -> AsyncIterator[Topology]:
     """configs/small.toml run with its network model (clients in Shanghai, the nodes in four regions)."""
     from handlesim.topology.config import load_config
-    from handlesim.topology.plan import build_plan
-    from handlesim.topology.runner import launch
 
     config = load_config(ROOT / "configs" / "small.toml").with_overrides(base_port=0)
-    topology = await launch(build_plan(config), tmp_path / "modelled", store_kind="memory", net="model",
-                            metrics_port=None)
-    try:
+    async with running(config, tmp_path / "modelled", net="model", metrics_port=None) as topology:
         yield topology
-    finally:
-        await topology.stop()
 
 
 async def test_demo_against_a_running_topology_takes_its_network_path(modelled: Topology) -> None:

@@ -14,12 +14,12 @@ import pytest
 from handlesim.core.handle import Handle
 from handlesim.net.nativeclient import NativeTransport
 from handlesim.topology.config import parse_config
-from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import describe, launch
+from handlesim.topology.runner import describe
 from handlesim.topology.running import Topology
 
 from ..support import rfcclient as rfc
 from ..support.paths import ROOT
+from ..support.topologies import running
 
 PUMP = "88.101.1001/PUMP-000001"
 ENTERPRISE = "ent-88.101.1001"
@@ -30,12 +30,8 @@ async def topology(tmp_path: Path) -> AsyncIterator[Topology]:
     data = tomllib.loads((ROOT / "configs" / "small.toml").read_text(encoding="utf-8"))
     data["faults"] = True
     config = parse_config(data, "small.toml").with_overrides(base_port=0)
-    running = await launch(build_plan(config), tmp_path / "state", store_kind="memory", net="loopback",
-                           metrics_port=None)
-    try:
-        yield running
-    finally:
-        await running.stop()
+    async with running(config, tmp_path / "state", metrics_port=None) as topology:
+        yield topology
 
 
 def native_address(topology: Topology, node_id: str) -> tuple[str, int]:

@@ -122,6 +122,7 @@ def test_native_requests_are_in_the_node_stats(running: TopologyState) -> None:
     assert enterprise["requests"]["resolution"]["1"] >= native["answers"].get("1", 0) > 0
 
 
+@pytest.mark.slow
 def test_short_native_bench(running: TopologyState, tmp_path: Path) -> None:
     done = handlesim("bench", "--state-dir", str(running.state_dir), "--protocol", "native", "--mode", "direct",
                      "--rate", "100", "--duration", "1", "--warmup", "0.5", "--no-baseline", "--out", str(tmp_path),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from handlesim.core.handle import Handle
 from handlesim.net.client import HandleClient
 from handlesim.topology.config import load_config
@@ -15,6 +17,7 @@ from handlesim.topology.seed import suffix_for
 from ..support.paths import CONFIGS
 
 
+@pytest.mark.slow
 async def test_plan_topology_boots_and_resolves_a_sample(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "plan.toml").with_overrides(base_port=0, identifiers_per_enterprise=5)
     plan = build_plan(config)

@@ -47,6 +47,7 @@ async def on_ray(ray_engine: object, tmp_path: Path) -> AsyncIterator[Supervisor
 
 
 # Ray's own deprecations (from its modules only) must not turn into test errors under filterwarnings = error
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 async def test_ray_actors_host_the_topology_and_resolve(on_ray: Supervisor) -> None:
     topology = on_ray.topology

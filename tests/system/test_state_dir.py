@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from ..support.paths import CONFIGS, ROOT
 from ..support.processes import HANDLESIM, handlesim, up_process
 
@@ -56,6 +58,7 @@ def other_seed(tmp_path: Path, seed: int = 8) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_killed_up_is_not_running_for_every_command_then_down_reset_and_clean(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with up_process("--config", SMALL, "--base-port", "0", "--state-dir", str(state)) as up:

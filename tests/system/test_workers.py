@@ -182,6 +182,7 @@ def test_worker_options_are_checked(tmp_path: Path) -> None:
         assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 async def test_a_worker_that_cannot_come_back_is_reported_and_left_down(two_workers: Supervisor) -> None:
     supervisor = two_workers
     topology = supervisor.topology

@@ -8,7 +8,6 @@ due, so queueing anywhere (generator, network, server) shows in the percentiles 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import random
@@ -16,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 import msgpack
 
@@ -255,11 +253,6 @@ def _outcome(status: int, body: bytes) -> tuple[str, bool]:
     if code is None:
         return f"http-{status}", status < 400
     return str(code), code == 1
-
-
-def basic_header(identity: str, secret: str) -> str:
-    user = quote(identity, safe="/")
-    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
 
 
 def run_worker(spec: WorkerSpec) -> dict[str, Any]:

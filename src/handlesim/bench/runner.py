@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import latency as server_latency
+from ..net.client import basic_authorization
 from ..net.shaping import NetPath
 from ..net.tls import TlsFiles, tls_files
 from ..topology.network import NetModeError, client_path
@@ -29,7 +30,7 @@ from ..topology.plan import Role
 from ..topology.running import LaunchError
 from ..topology.state import TopologyState, load_state
 from .baseline import BaselineServer
-from .generator import MODES, NATIVE_MODES, PROTOCOLS, WorkerSpec, basic_header, run_worker
+from .generator import MODES, NATIVE_MODES, PROTOCOLS, WorkerSpec, run_worker
 from .recording import merge_encoded, new_histogram, spectrum, summarize
 from .scenario import Scenario, load_scenario, post_fault
 from .workload import Target, seeded_targets
@@ -242,7 +243,7 @@ def _spec(state: TopologyState, config: BenchConfig, targets: list[Target], mode
     credentials = {}
     if mode == "mixed":
         secrets = state.credentials_by_identity()
-        credentials = {n.prefix: basic_header(n.identity, secrets[n.identity])
+        credentials = {n.prefix: basic_authorization(n.identity, secrets[n.identity])
                        for n in state.with_role(Role.ENTERPRISE) if n.identity in secrets}
     scenario = _scenario(state, config) if baseline is None else None
     events = [{"at": e.at, "label": e.label, "body": e.body} for e in scenario.events] if scenario else []

@@ -113,8 +113,8 @@ def plan_from(path: Path, base_port: int | None, identifiers: int | None, *,
               native: bool | None = None) -> TopologyPlan:
     """The plan of a topology file with the command line's overrides (checked like the file's own values)."""
     try:
-        config = load_config(path).with_overrides(base_port=base_port, identifiers_per_enterprise=identifiers,
-                                                  native=native)
+        config = load_config(path, ports_checked_later=True).with_overrides(
+            base_port=base_port, identifiers_per_enterprise=identifiers, native=native)
         return build_plan(config)
     except ConfigError as exc:
         fail(str(exc))

@@ -26,9 +26,9 @@ from .shaping import SOURCE_HEADER, NetPath
 from .transport import SYSTEM_CLOCK, UnreadableAnswer, exchange_over_network
 
 
-def basic_authorization(identity: ValueReference, secret: str) -> str:
-    """The header pyhandle sends: the `index:handle` user with its colon percent-encoded."""
-    user = quote(identity.to_text(), safe="/")
+def basic_authorization(identity: ValueReference | str, secret: str) -> str:
+    """The header pyhandle sends: the `index:handle` user (a reference or its text) with its colon percent-encoded."""
+    user = quote(identity if isinstance(identity, str) else identity.to_text(), safe="/")
     token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
     return f"Basic {token}"
 

@@ -68,13 +68,16 @@ def read_toml(path: str | Path, error: type[Exception] = ConfigError) -> dict[st
         raise error(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_config(path: str | Path) -> TopologyConfig:
-    """Read and validate a topology TOML file."""
-    return parse_config(read_toml(path), str(path))
+def load_config(path: str | Path, *, ports_checked_later: bool = False) -> TopologyConfig:
+    """Read and validate a topology TOML file (see `parse_config` for `ports_checked_later`)."""
+    return parse_config(read_toml(path), str(path), ports_checked_later=ports_checked_later)
 
 
-def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
-    """Validate an already-parsed TOML document (`source` names it in error messages)."""
+def parse_config(data: Mapping[str, Any], source: str, *, ports_checked_later: bool = False) -> TopologyConfig:
+    """Validate an already-parsed TOML document (`source` names it in error messages).
+
+    `ports_checked_later`: the caller applies command-line overrides with `with_overrides`, which checks the ports
+    then (a file whose own base_port cannot hold its nodes is fine with `up --base-port 0`)."""
     top = _Reader(data, source, "")
     top.known(TopologyConfig)
     name = top.nonempty("name")
@@ -104,7 +107,8 @@ def parse_config(data: Mapping[str, Any], source: str) -> TopologyConfig:
     )
     if "network" in top.data:
         config = replace(config, network=_network(top.table("network"), used_regions(config)))
-    check_ports(config, lambda message: top.fail("base_port", message))
+    if not ports_checked_later:
+        check_ports(config, lambda message: top.fail("base_port", message))
     return config
 
 

@@ -38,7 +38,7 @@ from . import network
 from .clientconfig import trust_root_description, write_client_config
 from .monitoring import metrics_port_taken, start_monitoring
 from .plan import NodePlan, Role, TopologyPlan
-from .ports import port_taken
+from .ports import beyond_open_files, port_taken
 from .running import LaunchError, RunningNode, Topology
 from .seed import example_identifiers, identifiers_for
 from .state import (
@@ -246,6 +246,9 @@ async def _start_nodes(topology: Topology, store_kind: str, progress: Progress |
     plan = topology.plan
     nodes = list(plan.nodes if only is None else only)
     total = len(nodes)
+    too_many = beyond_open_files(total, sum(1 for n in nodes if n.native_port is not None), store_kind == "sqlite")
+    if too_many is not None:
+        raise LaunchError(too_many)
     ports = ports or {}
     native_ports = native_ports or {}
     loop = asyncio.get_running_loop()
