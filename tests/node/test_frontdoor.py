@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from handlesim.net.faults import FaultController
-from handlesim.net.frontdoor import parse_plain_get
+from handlesim.net.frontdoor import DoorConnection, parse_plain_get
 from handlesim.net.limits import ServerLimits
 from handlesim.topology.running import Topology
 
@@ -268,3 +268,36 @@ async def test_in_a_topology_first_time_gets_of_homed_handles_are_answered_at_th
     assert status == 200 and json.loads(body)["handle"] == foreign, "walked for by the node's resolver"
     assert door.answered == 3 and enterprise.server.resolver is not None
     assert enterprise.server.resolver.stats.walks == 1
+
+
+async def test_while_the_client_does_not_read_aiohttp_answers() -> None:
+    """Flow control: once the transport says its write buffer is full, the door stops writing and hands requests
+    to aiohttp (which waits for the buffer to drain); when it drains, the door answers again."""
+    async with live_node() as node:
+        await exchange(node, get())
+        reader, writer = await connect(node)
+        writer.write(get())
+        await read_answer(reader)
+        door = node.server.front_door.counters
+        answered = door.answered
+        connection = next(c for c in _door_connections(node))
+        connection.pause_writing()
+        writer.write(get())
+        assert (await read_answer(reader))[0] == 200 and door.answered == answered, "aiohttp answered"
+        connection.resume_writing()
+        await asyncio.sleep(0.05)  # aiohttp's handler parks for its next request after the answer it sent
+        writer.write(get())
+        assert (await read_answer(reader))[0] == 200 and door.answered == answered + 1
+        writer.close()
+
+
+def _door_connections(node: LiveNode) -> list[DoorConnection]:
+    """The node's open connections' doors (found through aiohttp's handlers' transports)."""
+    runner = node.server._runner  # noqa: SLF001
+    assert runner is not None and runner.server is not None
+    doors = []
+    for handler in runner.server.connections:
+        protocol = handler.transport.get_protocol() if handler.transport is not None else None
+        if isinstance(protocol, DoorConnection):
+            doors.append(protocol)
+    return doors

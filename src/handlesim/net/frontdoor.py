@@ -12,7 +12,8 @@ What the front door answers itself (all of it, or it hands the request on):
   with a Host header, no Authorization, no body (`Content-Length`, `Transfer-Encoding`), no `Connection` other than
   `keep-alive`, no `Expect` or `Upgrade`, no folded or malformed header line;
 - aiohttp has nothing in progress on the connection (so answers leave in request order; a pipelined request behind a
-  slow one waits in aiohttp's queue);
+  slow one waits in aiohttp's queue), and the client reads its answers (while the transport's write buffer is full,
+  aiohttp answers, waiting for it to drain);
 - the edge gate admits it as its middleware would: no injected fault is active on the topology (pause, slow and
   partition hold requests in the middleware), the node is below `max_in_flight` (else the gate's pre-encoded 503 /
   code 3, as the old shedding did), and the client is within `rate_per_client` (else aiohttp refuses it, with the
@@ -175,7 +176,7 @@ def parse_plain_get(head: bytes) -> PlainGet | None:
 class DoorConnection(asyncio.Protocol):
     """One connection's front door, wrapping aiohttp's RequestHandler `inner` (see the module docstring)."""
 
-    __slots__ = ("buffer", "door", "inner", "owned_by_aiohttp", "peer", "transport")
+    __slots__ = ("buffer", "door", "inner", "owned_by_aiohttp", "peer", "transport", "writing_paused")
 
     def __init__(self, inner: asyncio.Protocol, door: FrontDoor) -> None:
         self.inner = inner
@@ -184,6 +185,9 @@ class DoorConnection(asyncio.Protocol):
         self.buffer = b""
         self.owned_by_aiohttp = False
         """True once aiohttp may hold part of a request: every later byte is its to read."""
+        self.writing_paused = False
+        """The client is not reading its answers (the transport's buffer is full): aiohttp, which waits for it to
+        drain, answers until it does, so a client that pipelines without reading cannot grow the buffer here."""
         self.peer = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -224,7 +228,7 @@ class DoorConnection(asyncio.Protocol):
 
     def _answer(self, request: PlainGet) -> bool:
         """Answer `request` here if the module docstring's conditions hold; False: aiohttp must."""
-        if not self._aiohttp_idle():
+        if self.writing_paused or not self._aiohttp_idle():
             return False
         door = self.door
         gate = door.gate
@@ -302,9 +306,11 @@ class DoorConnection(asyncio.Protocol):
         return self.inner.eof_received()
 
     def pause_writing(self) -> None:
+        self.writing_paused = True
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         self.inner.resume_writing()
 
 
