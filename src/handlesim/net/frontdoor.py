@@ -44,10 +44,10 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from ..core.latency import LatencyHistogram
 from ..wire import codec
+from . import rest
 from .answers import AnswerCache, CachedAnswer
 from .gate import EdgeGate
 
-HANDLE_PATH = b"/api/handles/"
 MAX_HEAD_BYTES = 8192
 """A request head longer than this is aiohttp's to judge (its own limit is 8190 bytes per line)."""
 _HEAD_END = b"\r\n\r\n"
@@ -246,7 +246,7 @@ class DoorConnection(asyncio.Protocol):
             transport.write(gate.busy_http[request.wants_msgpack])
             self._keep_alive()
             return True
-        if not request.target.startswith("/api/handles/"):
+        if not request.target.startswith(rest.HANDLE_PATH):
             return False
         media = _MEDIA_TYPES[request.wants_msgpack]
         hit = door.answers.lookup((request.target, media))
