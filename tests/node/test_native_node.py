@@ -5,9 +5,11 @@ UDP with resends then TCP, TCP only, and failures in the same words as REST."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 
 from handlesim.core.codes import OpCode, ResponseCode
@@ -24,7 +26,7 @@ from handlesim.net.nativeclient import NativeTransport, encode_request
 from handlesim.net.shaping import NetPath
 
 from ..support import rfcclient as rfc
-from ..support.livenode import PREFIX, live_node
+from ..support.livenode import OWNER_AUTH, PREFIX, live_node
 
 PUMP = f"{PREFIX}/PUMP-1"
 
@@ -173,3 +175,27 @@ async def test_native_brings_back_what_rest_brings_and_the_model_frames_it_alike
 def one_region(port: int, *, delay: float, loss: float = 0.0) -> NetPath:
     model = NetworkModel({"A": Region("A")}, {("A", "A"): LinkParams(delay, loss=loss)}, "A", "A")
     return NetPath.create("client", "A", model, timeout=1.0, endpoints={("127.0.0.1", port): "A"})
+
+
+async def test_a_changed_record_is_never_answered_from_the_native_cache() -> None:
+    """The native listener keeps encoded answers in the same kind of cache as the REST routes (EncodedAnswers): a
+    change to the record, here over REST, drops them; nothing it holds is walked by the garbage collector."""
+    async with live_node(native=True) as node:
+        assert node.server.native is not None
+        native = node.server.native.responder
+
+        async def url() -> bytes:
+            answer = await rfc.RfcClient("udp").ask(node.native_address, pump_query())
+            assert answer.code == rfc.RC_SUCCESS
+            return next(v.data for v in answer.values if v.type == "URL")
+
+        assert await url() == await url() == b"https://id.example.cn/pump-1"
+        assert len(native.answers) == 1 and native.counters.answered_from_cache == 1
+        gc.collect()
+        assert not any(gc.is_tracked(held) for held in native.answers.held_objects())
+        async with aiohttp.ClientSession() as http, \
+                http.put(f"{node.url}/api/handles/{PUMP}?index=1", headers={"Authorization": OWNER_AUTH},
+                         json=[{"index": 1, "type": "URL", "data": "https://changed.example.cn"}]) as reply:
+            assert reply.status == 200, await reply.text()
+        assert len(native.answers) == 0
+        assert await url() == b"https://changed.example.cn"

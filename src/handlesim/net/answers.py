@@ -11,42 +11,47 @@ tuples, so a node that has answered 100k identifiers does not slow every full co
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, TypeVar
 
 ANSWER_CACHE_LIMIT = 50_000
 """Entries kept before the cache starts over (a full cache is cleared whole: cheaper than any eviction order)."""
 
 Memo = tuple[str, str]
 """(raw path with query, media type)."""
+Key = TypeVar("Key", bound=Hashable)
+Entry = TypeVar("Entry")
 CachedAnswer = tuple[int, bytes, int, float | None]
 """(HTTP status, encoded body, Handle response code, expiry: None until the record changes, else a clock time)."""
 
 
-class AnswerCache:
-    """Encoded answers by `Memo`, with an index by handle key for invalidation and hit counts by response code."""
+class EncodedAnswers(Generic[Key, Entry]):
+    """Encoded answers by a request key, with an index by handle key for invalidation; bounded in number. The REST
+    routes' `AnswerCache` and the native listener's cache (keyed by the request's version, flags and body) are
+    both one of these."""
 
     def __init__(self, limit: int = ANSWER_CACHE_LIMIT) -> None:
         self.limit = limit
-        self._entries: dict[Memo, CachedAnswer] = {}
-        self._memos_of: dict[str, tuple[Memo, ...]] = {}
-        """Each handle's memos (tuples, not sets: the collector untracks tuples of strings)."""
-        self.lookup: Callable[[Memo], CachedAnswer | None] = self._entries.get
-        """The cached answer for a memo, or None: the bare dict lookup, as the warm path must cost nothing more
+        self._entries: dict[Key, Entry] = {}
+        self._keys_of: dict[str, tuple[Key, ...]] = {}
+        """Each handle's request keys (tuples, not sets: the collector untracks tuples of strings)."""
+        self.lookup: Callable[[Key], Entry | None] = self._entries.get
+        """The cached answer for a key, or None: the bare dict lookup, as the warm path must cost nothing more
         (whether the entry is still fresh, and whether the request may use it, is the caller's check)."""
-        self.hits: Counter[int] = Counter()
-        """Answers sent from this cache, by response code (the service never saw those requests)."""
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def remember(self, memo: Memo, handle_key: str, status: int, body: bytes, code: int,
-                 expires: float | None = None) -> None:
+    def keep(self, key: Key, handle_key: str, entry: Entry) -> None:
+        """Hold `entry`, the answer to `key` about the handle `handle_key` (a limit of 0 or less holds nothing)."""
+        if self.limit <= 0:
+            return
         if len(self._entries) >= self.limit:
             self.clear()
-        self._entries[memo] = (status, body, code, expires)
-        known = self._memos_of.get(handle_key, ())
-        if memo not in known:
-            self._memos_of[handle_key] = (*known, memo)
+        self._entries[key] = entry
+        known = self._keys_of.get(handle_key, ())
+        if key not in known:
+            self._keys_of[handle_key] = (*known, key)
 
     def forget(self, handle_key: str) -> None:
         """A record changed: drop its answers. An empty key or a prefix record (`0.NA/...`) drops every answer, as
@@ -54,17 +59,30 @@ class AnswerCache:
         if not handle_key or handle_key.startswith("0.NA/"):
             self.clear()
             return
-        for memo in self._memos_of.pop(handle_key, ()):
-            self._entries.pop(memo, None)
+        for key in self._keys_of.pop(handle_key, ()):
+            self._entries.pop(key, None)
 
     def clear(self) -> None:
         # in place: `lookup` is bound to this very dict
         self._entries.clear()
-        self._memos_of.clear()
+        self._keys_of.clear()
 
     def held_objects(self) -> Iterator[object]:
         """Every container the cache holds (keys, entries, index tuples): what the garbage collector must not walk."""
-        for memo, entry in self._entries.items():
-            yield memo
+        for key, entry in self._entries.items():
+            yield key
             yield entry
-        yield from self._memos_of.values()
+        yield from self._keys_of.values()
+
+
+class AnswerCache(EncodedAnswers[Memo, CachedAnswer]):
+    """A node's REST answers by `Memo`, with hit counts by response code."""
+
+    def __init__(self, limit: int = ANSWER_CACHE_LIMIT) -> None:
+        super().__init__(limit)
+        self.hits: Counter[int] = Counter()
+        """Answers sent from this cache, by response code (the service never saw those requests)."""
+
+    def remember(self, memo: Memo, handle_key: str, status: int, body: bytes, code: int,
+                 expires: float | None = None) -> None:
+        self.keep(memo, handle_key, (status, body, code, expires))

@@ -46,6 +46,7 @@ from ..wire.native.envelope import MAJOR_VERSION, MINOR_VERSION, Envelope, check
 from ..wire.native.header import Header, OpFlag, RawMessage, split_message
 from ..wire.native.mapping import SERVICE_OPS, answer_header, answer_message, error_message, request_from_message
 from ..wire.native.packets import Reassembler, StreamDecoder, frame, to_datagrams
+from .answers import EncodedAnswers
 from .credentials import Authenticator
 from .nativeauth import ChallengeTable, PendingChallenge, verify_answer
 from .recursion import RecursiveResolver, walk_needed
@@ -173,9 +174,9 @@ class NativeResponder:
         self.challenges = ChallengeTable(clock)
         self.counters = NativeCounters()
         self.waiting = 0
-        self._answers: dict[tuple[Any, ...], bytes] = {}
-        self._answer_keys: dict[str, tuple[tuple[Any, ...], ...]] = {}
-        service.listeners.append(self._forget_answers)
+        self.answers: EncodedAnswers[tuple[Any, ...], bytes] = EncodedAnswers(self.limits.answer_cache_entries)
+        """Encoded answers to public resolutions, by the request's version, flags, recursion count and body."""
+        service.listeners.append(self.answers.forget)
 
     @property
     def site_serial(self) -> int:
@@ -271,7 +272,7 @@ class NativeResponder:
             self.replicator.answered(request, answer)
         reply = self._answer(out, message, raw, answer)
         if memo is not None and answer.code in _CACHED_CODES and request.handle is not None:
-            self._remember(memo, request.handle.key, reply.messages[0])
+            self.answers.keep(memo, request.handle.key, reply.messages[0])
         return reply
 
     async def _walk(self, out: Envelope, message: Message, raw: RawMessage, request: Request) -> Reply:
@@ -415,7 +416,7 @@ class NativeResponder:
     def _cached(self, out: Envelope, raw: RawMessage) -> Reply | None:
         """The encoded answer to an identical public resolution, if one is cached."""
         memo = self._memo(out, raw.header, raw.body)
-        hit = self._answers.get(memo) if memo is not None else None
+        hit = self.answers.lookup(memo) if memo is not None else None
         if hit is None:
             return None
         code = int.from_bytes(hit[4:8], "big")
@@ -431,21 +432,6 @@ class NativeResponder:
                 or self.limits.answer_cache_entries <= 0):
             return None
         return (out.major, out.minor, flags & _CACHE_FLAGS, header.recursion_count, body)
-
-    def _remember(self, memo: tuple[Any, ...], handle_key: str, encoded: bytes) -> None:
-        if len(self._answers) >= self.limits.answer_cache_entries:
-            self._answers.clear()
-            self._answer_keys.clear()
-        self._answers[memo] = encoded
-        self._answer_keys[handle_key] = (*self._answer_keys.get(handle_key, ()), memo)
-
-    def _forget_answers(self, key: str) -> None:
-        if not key or key.startswith("0.NA/"):  # prefix records steer referrals for many handles
-            self._answers.clear()
-            self._answer_keys.clear()
-            return
-        for memo in self._answer_keys.pop(key, ()):
-            self._answers.pop(memo, None)
 
 
 def answer_envelope(envelope: Envelope) -> Envelope:
