@@ -12,6 +12,7 @@
 # After each boot the script waits SETTLE seconds (default 22) before measuring: the topology's first monitoring round
 # (10 s after boot, paced over the next 10 s) verifies every reporter's secret once (PBKDF2, ~0.8 s of CPU on the
 # nodes' loop), which is boot work, not lookup work; no lookup is made meanwhile, so lookups stay first-time.
+# Warm-ups are 5 s as in standard.sh: each generator process opens its keep-alive connections to 1,000 nodes then.
 # DURATION (default 10) sets the fixed-rate runs' measured seconds; SKIP_NODE=1 / SKIP_PLAN=1 / SKIP_WORKERS=1 skip parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,11 +66,11 @@ fi
 if [ "${SKIP_PLAN:-0}" != 1 ]; then
   for rate in 4000 8000; do
     boot "direct-$rate"
-    bench "direct-first-$rate" -- --mode direct --rate "$rate" --duration $((DURATION * 4000 / rate)) --warmup 2
+    bench "direct-first-$rate" -- --mode direct --rate "$rate" --duration $((DURATION * 4000 / rate)) --warmup 5
     halt
   done
   boot direct-max
-  bench direct-max -- --mode direct --max --rate 1000 --duration 4 --warmup 2
+  bench direct-max -- --mode direct --max --rate 1000 --duration 4 --warmup 5
   halt
   boot resolver
   bench resolver-zipf-1500 -- --mode resolver --rate 1500 --distribution zipf --zipf 1.0 --duration "$DURATION" --warmup 5
@@ -78,10 +79,10 @@ fi
 
 if [ "${SKIP_WORKERS:-0}" != 1 ]; then
   boot workers-1 taskset -c 0
-  bench direct-max-w1 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 2 --no-baseline
+  bench direct-max-w1 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 5 --no-baseline
   halt
   boot workers-2 -- --workers 2
-  bench direct-max-w2 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 2 --no-baseline
+  bench direct-max-w2 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 5 --no-baseline
   halt
 fi
 

@@ -109,7 +109,8 @@ def test_port_conflicts_are_found_before_boot_and_leave_nothing(tmp_path: Path) 
     --metrics-port was found only after every node had booted.)"""
     state = tmp_path / "state"
     with taken_port() as port:
-        for options, expected in ((["--base-port", str(port)], f"cannot listen on 127.0.0.1:{port}"),
+        # --no-native: an ephemeral port above 55535 would put the native ports (base + 10000) past 65535
+        for options, expected in ((["--base-port", str(port), "--no-native"], f"cannot listen on 127.0.0.1:{port}"),
                                   (["--base-port", "0", "--web", "--web-port", str(port)], "--web-port"),
                                   (["--base-port", "0", "--metrics-port", str(port)], "--metrics-port")):
             failed = handlesim("up", "--config", SMALL, "--state-dir", str(state), *options)
