@@ -1,7 +1,7 @@
 """One enterprise node's REST GET against a bare aiohttp route returning the same bytes, driven by wrk in one run.
 
     .venv/bin/python benchmarks/node_vs_bare.py [--processes 1|2] [--rounds 3] [--duration 10] [--out DIR]
-    (needs Debian's wrk: apt-get install -y wrk)
+    (needs Debian's wrk: `bash scripts/setup-bench-tools` installs it)
 
 The node is a real NodeServer (front door, edge gate, routes, HandleService over a memory store) homing one prefix
 and holding one 7-value identifier as the plan seeds them (URL, product name, model, date, batch, e-mail,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every performance target (first-time lookups, the resolver tail, one node vs a bare route, workers), measured; then benchmarks/perf_summary.py writes SUMMARY.md.
-#   bash benchmarks/perf_targets.sh [OUT_DIR]      (default: benchmarks/results/<date>-perf; needs Debian's wrk)
+#   bash benchmarks/perf_targets.sh [OUT_DIR]      (default: benchmarks/results/<date>-perf; installs Debian's wrk
+#   with scripts/setup-bench-tools when it is missing)
 # 1. one enterprise node vs a bare aiohttp route returning the same bytes, wrk -t1 -c32, 1 and 2 processes
 #    (benchmarks/node_vs_bare.py);
 # 2. the plan topology (memory stores, ephemeral loopback ports), booted fresh for each measurement so lookups are
@@ -23,6 +24,7 @@ HS=.venv/bin/handlesim
 DURATION=${DURATION:-10}
 SETTLE=${SETTLE:-22}
 UP=""
+bash scripts/setup-bench-tools
 
 { echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "cpus: $(nproc)"; grep -m1 'model name' /proc/cpuinfo || true
   echo "python: $($PY --version 2>&1)"; echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
