@@ -1,6 +1,6 @@
 """How the bench generator's maximum on the bare aiohttp route compares with `wrk -t1 -c32` on the same route.
 
-    .venv/bin/python benchmarks/generator_vs_wrk.py      (needs Debian's wrk: `bash scripts/setup-bench-tools` installs it)
+    .venv/bin/python benchmarks/generator_vs_wrk.py    (needs Debian's wrk: `bash scripts/setup-bench-tools`)
 """
 
 import json
