@@ -74,6 +74,11 @@ if [ "${SKIP_PLAN:-0}" != 1 ]; then
   boot direct-max
   bench direct-max -- --mode direct --max --rate 1000 --duration 4 --warmup 5
   halt
+  # the same search with the topology on CPU 0, the generator on CPU 1 and the bare route pinned to CPU 0 as well:
+  # both sides of the ratio under the same pinning, so the generator never shares the measured side's core
+  boot direct-max-pinned taskset -c 0
+  bench direct-max-pinned taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 5 --baseline-cpu 0
+  halt
   boot resolver
   bench resolver-zipf-1500 -- --mode resolver --rate 1500 --distribution zipf --zipf 1.0 --duration "$DURATION" --warmup 5
   halt

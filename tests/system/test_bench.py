@@ -185,3 +185,47 @@ def test_a_run_in_which_every_request_fails_exits_1(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stdout + run.stderr
     assert "every request of the run failed (transport" in run.stderr and "Traceback" not in run.stderr
     assert (tmp_path / "out" / "dead.json").exists()
+
+
+def test_the_bare_route_can_be_pinned_to_the_topologys_cpu() -> None:
+    """`bench --baseline-cpu N`: the bare route's process runs on CPU N only (as `taskset -c N up` runs the topology),
+    so a ratio compares both sides under the same pinning; out-of-range CPUs are a usage error."""
+    import os
+    import urllib.request
+
+    from handlesim.bench.baseline import BaselineServer
+
+    server = BaselineServer(b"answer", cpu=0)
+    try:
+        assert os.sched_getaffinity(server.process.pid) == {0}
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/handles/88.1/X", timeout=10) as reply:
+            assert reply.read() == b"answer"
+    finally:
+        server.stop()
+    unpinned = BaselineServer(b"answer")
+    try:
+        assert os.sched_getaffinity(unpinned.process.pid) == os.sched_getaffinity(0)
+    finally:
+        unpinned.stop()
+    wrong = handlesim("bench", "--baseline-cpu", str(os.cpu_count() or 1), "--duration", "1")
+    assert wrong.returncode == 2 and "--baseline-cpu" in wrong.stderr
+
+
+def test_each_max_search_trial_draws_other_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one seed, every trial of `--max` would ask the keys of the trials before it again, answered from the
+    nodes' caches by then: a first-time search would be warm after its first trial."""
+    from handlesim.bench import runner
+
+    seeds: list[int] = []
+
+    def measure(state: object, config: BenchConfig, targets: object, progress: object,
+                baseline: object = None) -> dict[str, object]:
+        seeds.append(config.seed)
+        p99 = 1.0 if config.rate < 3000 else 50.0
+        return {"latency_ms": {"p99_ms": p99}, "error_rate": 0.0, "achieved_rate": config.rate}
+
+    monkeypatch.setattr(runner, "seeded_targets", lambda state, keys: ["a target"])
+    monkeypatch.setattr(runner, "_measure", measure)
+    result = runner.find_max_rate(None, BenchConfig(seed=7))  # type: ignore[arg-type]
+    assert 2250 <= result["max_rate"] < 3000
+    assert seeds[0] == 7 and len(seeds) == len(result["trials"]) > 4 and len(set(seeds)) == len(seeds)

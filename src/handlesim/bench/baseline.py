@@ -23,8 +23,12 @@ def make_app(payload: bytes) -> web.Application:
     return app
 
 
-def _serve(payload: bytes, host: str, ready: Connection, tls: TlsFiles | None) -> None:
+def _serve(payload: bytes, host: str, ready: Connection, tls: TlsFiles | None, cpu: int | None) -> None:
     import asyncio
+    import os
+
+    if cpu is not None:  # on the topology's core, so both sides of a ratio run under the same pinning
+        os.sched_setaffinity(0, {cpu})
 
     async def main() -> None:
         runner = web.AppRunner(make_app(payload), access_log=None)
@@ -47,10 +51,12 @@ class BaselineServer:
     """A bare route in its own process (as a node runs in the topology's process); with `tls` (the topology's
     certificate files) it serves HTTPS, so the ratio to a `up --tls` topology compares like with like."""
 
-    def __init__(self, payload: bytes, host: str = "127.0.0.1", tls: TlsFiles | None = None) -> None:
+    def __init__(self, payload: bytes, host: str = "127.0.0.1", tls: TlsFiles | None = None,
+                 cpu: int | None = None) -> None:
+        """`cpu`: pin the route's process to this CPU (None: wherever the system runs it)."""
         context = mp.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
-        self.process = context.Process(target=_serve, args=(payload, host, sender, tls), daemon=True)
+        self.process = context.Process(target=_serve, args=(payload, host, sender, tls, cpu), daemon=True)
         self.process.start()
         if not receiver.poll(30):
             self.process.kill()

@@ -73,6 +73,8 @@ class BenchConfig:
     seed: int = 1
     baseline: bool = True
     """Also measure the bare aiohttp route at the same rate, in the same run."""
+    baseline_cpu: int | None = None
+    """Pin the bare route's process to this CPU (the topology's, when the topology is pinned: `taskset -c`)."""
     net: str | None = None
     """loopback | model for the generator's own hops; None: as the running topology (docs/network-and-faults.md)."""
     client_region: str = ""
@@ -308,7 +310,7 @@ def _timeline(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _baseline(state: TopologyState, config: BenchConfig, targets: list[Target],
               progress: Progress | None) -> dict[str, Any]:
     payload = _sample_answer(state, targets[0])
-    server = BaselineServer(payload, tls=_server_tls(state))
+    server = BaselineServer(payload, tls=_server_tls(state), cpu=config.baseline_cpu)
     try:
         base_config = replace(config, mode="direct")
         measured = _measure(state, base_config, targets, progress, baseline=(server.host, server.port))
@@ -357,11 +359,14 @@ def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 
 
     With `bare_route`, the same search runs against the bare aiohttp route (for a max-throughput ratio)."""
     targets = seeded_targets(state, config.keys)
-    server = BaselineServer(_sample_answer(state, targets[0]), tls=_server_tls(state)) if bare_route else None
+    server = BaselineServer(_sample_answer(state, targets[0]), tls=_server_tls(state), cpu=config.baseline_cpu) \
+        if bare_route else None
     trials: list[dict[str, Any]] = []
 
     def within(rate: float) -> bool:
-        trial = _measure(state, replace(config, rate=rate), targets, progress,
+        # each trial draws other keys (seed + trial number): the same seed would repeat the earlier trials' keys,
+        # whose answers the nodes then hold, and a first-time search would turn warm after its first trial
+        trial = _measure(state, replace(config, rate=rate, seed=config.seed + len(trials)), targets, progress,
                          baseline=(server.host, server.port) if server is not None else None)
         ok = bool(trial["latency_ms"].get("p99_ms", 1e9) <= p99_ms and trial["error_rate"] <= max_error_rate
                   and trial["achieved_rate"] >= 0.95 * rate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ def read_thresholds(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--write-fraction", type=SHARE, default=DEFAULTS.write_fraction, show_default=True,
               help="mixed: share of writes.")
 @click.option("--no-baseline", is_flag=True, help="Skip measuring the bare aiohttp route in the same run.")
+@click.option("--baseline-cpu", type=click.IntRange(min=0, max=max(0, (os.cpu_count() or 1) - 1)), default=None,
+              help="Pin the bare route's process to this CPU: the topology's, when `up` runs pinned (taskset -c), so "
+                   "both sides of the ratio run under the same pinning.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Start this topology (memory stores) for the run instead of using a running one.")
 @click.option("--identifiers", type=click.IntRange(min=1), default=None,
@@ -92,7 +96,7 @@ def read_thresholds(ctx: click.Context, param: click.Parameter, value: str | Non
               help="With --protocol native: UDP (Handle.Net's 0.5/1/1.5 s resends, then TCP) or TCP only.")
 def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
           warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
-          zipf_s: float, write_fraction: float, no_baseline: bool, config_path: Path | None,
+          zipf_s: float, write_fraction: float, no_baseline: bool, baseline_cpu: int | None, config_path: Path | None,
           identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, net: str | None,
           network_file: Path | None, client_region: str, scenario_path: Path | None, timeout: float,
           seed: int, fail_on: tuple[Threshold, ...] | None, ray_address: str | None, protocol: str,
@@ -105,7 +109,7 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
 
     config = BenchConfig(mode=mode, rate=rate, duration=duration, warmup=warmup, connections=connections,
                          processes=processes, arrival=arrival, distribution=distribution, zipf_s=zipf_s, keys=keys,
-                         write_fraction=write_fraction, baseline=not no_baseline, net=net,
+                         write_fraction=write_fraction, baseline=not no_baseline, baseline_cpu=baseline_cpu, net=net,
                          client_region=client_region, scenario=str(scenario_path or ""), timeout=timeout,
                          seed=seed, ray_address=ray_address, protocol=protocol, native_transport=native_transport)
 

@@ -1,0 +1,1 @@
+taskset -c 1 handlesim bench --state-dir STATE --out benchmarks/results/2026-12-02-perf-quiet --name direct-max-pinned --mode direct --max --rate 1000 --duration 4 --warmup 5 --baseline-cpu 0   (topology: taskset -c 0 handlesim up --config configs/plan.toml --store memory --base-port 0, 22 s settle)
