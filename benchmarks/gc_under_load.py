@@ -16,24 +16,14 @@ import gc
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from handlesim.topology.config import load_config
 from handlesim.topology.plan import build_plan
 from handlesim.topology.runner import launch
 
-PLAN = Path(__file__).resolve().parents[1] / "configs" / "plan.toml"
-pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-_started = [0.0]
-
-
-def on_gc(phase: str, info: dict[str, Any]) -> None:
-    if phase == "start":
-        _started[0] = time.perf_counter()
-    else:
-        pauses[info["generation"]].append(time.perf_counter() - _started[0])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gc_pauses import PLAN, on_gc, pauses  # noqa: E402 - the same pause recorder as the idle measurement
 
 
 async def main(args: argparse.Namespace) -> None:
