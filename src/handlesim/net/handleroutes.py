@@ -100,8 +100,8 @@ class HandleRoutes:
         once, without aiohttp: the service's answer, encoded and kept in the AnswerCache like any other. None when
         it needs more than that (a query; a handle this node does not home, which its resolver may walk for; a path
         that does not name a handle): the request then takes the full route below, which answers bad input with its
-        Handle error. The node's front
-        door calls this for a first-time GET (net/frontdoor.py); `get_handle` for the same GET from aiohttp."""
+        Handle error. The node's front door calls this for a first-time GET (net/frontdoor.py); `get_handle` for
+        the same GET from aiohttp."""
         if "?" in target or "//" in target or "/." in target:
             return None
         service = self.service
@@ -110,7 +110,7 @@ class HandleRoutes:
         except HandleError:
             return None
         if self.resolver is not None and (service.config.partition is not None or not service.is_responsible(handle)):
-            return None  # the answer may be a walk (or another server's share of a partitioned site): the route's
+            return None  # the answer may be a walk (or another server's share of a partitioned site): the route's job
         answer = service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, media)
