@@ -229,3 +229,38 @@ def test_each_max_search_trial_draws_other_keys(monkeypatch: pytest.MonkeyPatch)
     result = runner.find_max_rate(None, BenchConfig(seed=7))  # type: ignore[arg-type]
     assert 2250 <= result["max_rate"] < 3000
     assert seeds[0] == 7 and len(seeds) == len(result["trials"]) > 4 and len(set(seeds)) == len(seeds)
+
+
+def _search_with_p99s(monkeypatch: pytest.MonkeyPatch, p99s: dict[float, list[float]],
+                      tries: int) -> dict[str, object]:
+    """`find_max_rate` over trials whose p99 at each rate comes, in turn, from `p99s` (10 ms bound; 1 ms when
+    the rate is not listed)."""
+    from handlesim.bench import runner
+
+    def measure(state: object, config: BenchConfig, targets: object, progress: object,
+                baseline: object = None) -> dict[str, object]:
+        waiting = p99s.get(config.rate, [])
+        p99 = waiting.pop(0) if waiting else (1.0 if config.rate < 5000 else 50.0)
+        return {"latency_ms": {"p99_ms": p99}, "error_rate": 0.0, "achieved_rate": config.rate}
+
+    monkeypatch.setattr(runner, "seeded_targets", lambda state, keys: ["a target"])
+    monkeypatch.setattr(runner, "_measure", measure)
+    return runner.find_max_rate(None, BenchConfig(), tries=tries)  # type: ignore[arg-type]
+
+
+def test_max_search_repeats_a_failed_trial_before_failing_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stall fails a short trial at any rate: with two tries a rate fails only when both of its trials do, so
+    the search climbs past a rate whose first trial met a stall and stops where the rate itself breaks the bound."""
+    result = _search_with_p99s(monkeypatch, {2250.0: [30.0]}, tries=2)
+    assert 3375 <= result["max_rate"] < 5000  # past 2,250/s, whose first trial failed; below the real limit
+    at_2250 = [t for t in result["trials"] if t["rate"] == 2250.0]
+    assert [(t["ok"], t["attempt"]) for t in at_2250] == [(False, 1), (True, 2)]
+    failed_for_good = [t for t in result["trials"] if t["rate"] >= 5000]
+    assert failed_for_good and all(not t["ok"] for t in failed_for_good)
+    assert len(failed_for_good) == 2 * len({t["rate"] for t in failed_for_good}) and result["tries"] == 2
+
+
+def test_max_search_with_one_try_stops_at_the_first_failed_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _search_with_p99s(monkeypatch, {2250.0: [30.0]}, tries=1)
+    assert 1500 <= result["max_rate"] < 2250
+    assert all(t["attempt"] == 1 for t in result["trials"])

@@ -167,8 +167,8 @@ def test_the_command_group_turns_our_errors_into_one_line() -> None:
     ("--rate", "0"), ("--rate", "-5"), ("--duration", "0"), ("--duration", "-1"), ("--warmup", "-1"),
     ("--connections", "0"), ("--processes", "0"), ("--keys", "-1"), ("--zipf", "0"), ("--zipf", "-1"),
     ("--write-fraction", "1.5"), ("--write-fraction", "-0.1"), ("--timeout", "0"), ("--p99-bound", "0"),
-    ("--error-bound", "2"), ("--identifiers", "0"), ("--fail-on", "p99>10"), ("--fail-on", "speed>1"),
-    ("--fail-on", "errors>2"), ("--fail-on", "p99 10ms"), ("--fail-on", ","),
+    ("--error-bound", "2"), ("--max-tries", "0"), ("--identifiers", "0"), ("--fail-on", "p99>10"),
+    ("--fail-on", "speed>1"), ("--fail-on", "errors>2"), ("--fail-on", "p99 10ms"), ("--fail-on", ","),
 ])
 def test_bench_options_out_of_range_are_refused_before_anything_runs(option: str, value: str, tmp_path: Path) -> None:
     """Issue item 3: these hung, raised ZeroDivisionError or were silently accepted. The state dir does not exist:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..bench.runner import MAX_SEARCH_ERROR_RATE, MAX_SEARCH_P99_MS, BenchConfig
+from ..bench.runner import MAX_SEARCH_ERROR_RATE, MAX_SEARCH_P99_MS, MAX_SEARCH_TRIES, BenchConfig
 from ..bench.thresholds import Threshold, ThresholdError, evaluate, parse_thresholds
 from .app import ANSWER_FAILED, fail, main, plan_from, running_state, state_dir_option
 
@@ -40,6 +40,8 @@ def read_thresholds(ctx: click.Context, param: click.Parameter, value: str | Non
               help="--max: p99 limit in ms.")
 @click.option("--error-bound", type=SHARE, default=MAX_SEARCH_ERROR_RATE, show_default=True,
               help="--max: error-rate limit.")
+@click.option("--max-tries", type=click.IntRange(min=1), default=MAX_SEARCH_TRIES, show_default=True,
+              help="--max: trials at a rate before it counts as failed (one stall fails a short trial at any rate).")
 @click.option("--duration", type=POSITIVE, default=DEFAULTS.duration, show_default=True, help="Measured seconds.")
 @click.option("--warmup", type=click.FloatRange(min=0), default=DEFAULTS.warmup, show_default=True,
               help="Seconds of load before measuring.")
@@ -94,8 +96,8 @@ def read_thresholds(ctx: click.Context, param: click.Parameter, value: str | Non
 @click.option("--native-transport", type=click.Choice(["udp", "tcp"]), default=DEFAULTS.native_transport,
               show_default=True,
               help="With --protocol native: UDP (Handle.Net's 0.5/1/1.5 s resends, then TCP) or TCP only.")
-def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, duration: float,
-          warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
+def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound: float, max_tries: int,
+          duration: float, warmup: float, connections: int, processes: int, arrival: str, keys: int, distribution: str,
           zipf_s: float, write_fraction: float, no_baseline: bool, baseline_cpu: int | None, config_path: Path | None,
           identifiers: int | None, state_dir: Path, out_dir: Path, name: str | None, net: str | None,
           network_file: Path | None, client_region: str, scenario_path: Path | None, timeout: float,
@@ -137,9 +139,9 @@ def bench(mode: str, rate: float, find_max: bool, p99_bound: float, error_bound:
         try:
             if find_max:
                 found = find_max_rate(state, config, p99_ms=p99_bound, max_error_rate=error_bound, start=rate,
-                                      progress=progress)
+                                      tries=max_tries, progress=progress)
                 bare = find_max_rate(state, config, p99_ms=p99_bound, max_error_rate=error_bound, start=rate,
-                                     progress=progress, bare_route=True) if config.baseline else None
+                                     tries=max_tries, progress=progress, bare_route=True) if config.baseline else None
                 config = BenchConfig(**{**config.__dict__, "rate": found["max_rate"] or rate})
             result = run_bench(state, config, progress)
         except ValueError as exc:

@@ -2,10 +2,11 @@
 
 A plain `GET /api/handles/...` whose public answer the node's AnswerCache holds is answered right here with the
 encoded bytes: no aiohttp request object, no task, no middleware, no route; the same status line, headers and body
-aiohttp would send. A first-time one that the node answers without a walk (no query; not a resolver node) is worked
-out here too, by the same code the route uses (HandleRoutes.answer_now: the service's answer, encoded, then kept in
-the AnswerCache). Everything else is handed, with the bytes already read, to aiohttp's RequestHandler for this
-connection, which serves it as if the front door were not there.
+aiohttp would send. A first-time one is worked out here too, by the same code the route uses: the service's answer,
+encoded, then kept in the AnswerCache (HandleRoutes.answer_now); on a resolver node, for a handle the node does not
+home, the resolver's walk (HandleRoutes.walk_now), awaited in a task while the connection's later requests wait
+their turn and the request counts as in flight. Everything else is handed, with the bytes already read, to
+aiohttp's RequestHandler for this connection, which serves it as if the front door were not there.
 
 What the front door answers itself (all of it, or it hands the request on):
 - the request head is complete, ASCII, HTTP/1.1, `GET` or `HEAD` of an origin-form target under `/api/handles/`,
@@ -19,7 +20,8 @@ What the front door answers itself (all of it, or it hands the request on):
   code 3, as the old shedding did), and the client is within `rate_per_client` (else aiohttp refuses it, with the
   message naming the limit);
 - the cached answer is fresh (a walked answer expires with the resolver cache's TTL), or there is none and the
-  request is a GET that `answer_now` can answer (and no rate limit is set, so no request is charged twice).
+  request is a GET that `answer_now` or `walk_now` can answer (and no rate limit is set, so no request is charged
+  twice). A walk that fails with an exception (a bug) hands the request to aiohttp, whose route answers it.
 
 A front-door answer counts where aiohttp's would: a hit of the answer cache by response code (and a resolver cache
 hit for walked answers) or the service's own count, and its server-side time in the gate's `resolution` histogram.
@@ -34,11 +36,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from email.utils import formatdate
 from http import HTTPStatus
 from time import perf_counter
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from aiohttp.http import SERVER_SOFTWARE
 
@@ -85,7 +87,8 @@ class FrontDoor:
 
     def __init__(self, answers: AnswerCache, gate: EdgeGate, clock: Callable[[], float],
                  resolver: EncodedHits | None = None, keepalive_s: float = 75.0,
-                 answer_now: Callable[[str, str], CachedAnswer | None] | None = None) -> None:
+                 answer_now: Callable[[str, str], CachedAnswer | None] | None = None,
+                 walk_now: Callable[[str, str], Coroutine[Any, Any, CachedAnswer] | None] | None = None) -> None:
         self.answers = answers
         self.gate = gate
         self.clock = clock
@@ -98,6 +101,15 @@ class FrontDoor:
         self.answer_now = answer_now
         """Works out a first-time plain GET's answer at once (HandleRoutes.answer_now), or None: misses go to
         aiohttp."""
+        self.walk_now = walk_now
+        """On a resolver node, the answer to a first-time plain GET of a handle the node does not home: the route's
+        walk as a coroutine (HandleRoutes.walk_now), or None: such misses go to aiohttp."""
+        self.walks: set[asyncio.Task[None]] = set()
+        """The walks in progress (held so they are not collected; cancelled when the node stops)."""
+
+    def cancel_walks(self) -> None:
+        for task in list(self.walks):
+            task.cancel()
 
     def connection(self, inner: asyncio.Protocol) -> DoorConnection:
         """The protocol for one new connection, in front of aiohttp's handler `inner`."""
@@ -176,7 +188,8 @@ def parse_plain_get(head: bytes) -> PlainGet | None:
 class DoorConnection(asyncio.Protocol):
     """One connection's front door, wrapping aiohttp's RequestHandler `inner` (see the module docstring)."""
 
-    __slots__ = ("buffer", "door", "inner", "owned_by_aiohttp", "peer", "transport", "writing_paused")
+    __slots__ = ("buffer", "door", "eof_pending", "inner", "owned_by_aiohttp", "peer", "reading_paused", "transport",
+                 "walking", "writing_paused")
 
     def __init__(self, inner: asyncio.Protocol, door: FrontDoor) -> None:
         self.inner = inner
@@ -189,6 +202,11 @@ class DoorConnection(asyncio.Protocol):
         """The client is not reading its answers (the transport's buffer is full): aiohttp, which waits for it to
         drain, answers until it does, so a client that pipelines without reading cannot grow the buffer here."""
         self.peer = ""
+        self.walking = False
+        """A walk for this connection's request is in progress: later bytes wait in `buffer` until it is answered."""
+        self.reading_paused = False
+        self.eof_pending = False
+        """The client half-closed while a walk was in progress: aiohttp hears of it once the answer is out."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
@@ -201,6 +219,12 @@ class DoorConnection(asyncio.Protocol):
             self.inner.data_received(data)
             return
         buffer = self.buffer + data if self.buffer else data
+        if self.walking:  # answers leave in request order: the walk's first
+            self.buffer = buffer
+            if len(buffer) > MAX_HEAD_BYTES and not self.reading_paused and self.transport is not None:
+                self.reading_paused = True  # a client pipelining behind a walk is held at the socket, not here
+                self.transport.pause_reading()
+            return
         while buffer:
             end = buffer.find(_HEAD_END)
             if end < 0:
@@ -214,10 +238,13 @@ class DoorConnection(asyncio.Protocol):
             if request is None:
                 self._hand_over_for_good(buffer)
                 return
-            if not self._answer(request):
+            if not self._answer(request, buffer[:end]):
                 self.door.counters.handed_on += 1
                 self.inner.data_received(buffer[:end])
             buffer = buffer[end:]
+            if self.walking:
+                self.buffer = buffer
+                return
         self.buffer = b""
 
     def _hand_over_for_good(self, data: bytes) -> None:
@@ -226,8 +253,9 @@ class DoorConnection(asyncio.Protocol):
         self.door.counters.handed_on += 1
         self.inner.data_received(data)
 
-    def _answer(self, request: PlainGet) -> bool:
-        """Answer `request` here if the module docstring's conditions hold; False: aiohttp must."""
+    def _answer(self, request: PlainGet, head: bytes) -> bool:
+        """Answer `request` (whose bytes are `head`) here if the module docstring's conditions hold, or start the
+        walk that answers it; False: aiohttp must."""
         if self.writing_paused or not self._aiohttp_idle():
             return False
         door = self.door
@@ -265,8 +293,12 @@ class DoorConnection(asyncio.Protocol):
             assert door.answer_now is not None
             try:
                 hit = door.answer_now(request.target, media)
+                walk = door.walk_now(request.target, media) if hit is None and door.walk_now is not None else None
             except Exception:  # noqa: BLE001 - a bug: aiohttp's route meets it again, logs it, answers 500
-                hit = None
+                hit = walk = None
+            if walk is not None:
+                self._start_walk(walk, head, media, started)
+                return True
             if hit is None:
                 return False
         status, body = hit[0], hit[1]
@@ -276,6 +308,49 @@ class DoorConnection(asyncio.Protocol):
         self._keep_alive()
         door.timer.record(perf_counter() - started)
         return True
+
+    def _start_walk(self, walk: Coroutine[Any, Any, CachedAnswer], head: bytes, media: str, started: float) -> None:
+        """Answer the request `head` with `walk`'s result once it is done; meanwhile it counts as in flight, as it
+        does in the gate, and the connection's later requests wait."""
+        self.walking = True
+        self.door.gate.in_flight += 1
+        task = asyncio.ensure_future(self._finish_walk(walk, head, media, started))
+        self.door.walks.add(task)
+        task.add_done_callback(self.door.walks.discard)
+
+    async def _finish_walk(self, walk: Coroutine[Any, Any, CachedAnswer], head: bytes, media: str,
+                           started: float) -> None:
+        door = self.door
+        hit: CachedAnswer | None = None
+        try:
+            hit = await walk
+        except Exception:  # noqa: BLE001 - a bug: aiohttp's route meets it again below, logs it, answers 500
+            hit = None
+        finally:
+            door.gate.in_flight -= 1
+            self.walking = False
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if hit is None:
+            door.counters.handed_on += 1
+            self.inner.data_received(head)
+        else:
+            body = hit[1]
+            transport.write(door.head_of(hit[0], media, len(body)) + http_date() + _SERVER_LINE + body)
+            door.counters.answered += 1
+            self._keep_alive()
+            door.timer.record(perf_counter() - started)
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        pending, self.buffer = self.buffer, b""
+        if pending:
+            self.data_received(pending)
+        if self.eof_pending and not self.walking:
+            self.eof_pending = False
+            if not self.eof_received():
+                transport.close()
 
     def _aiohttp_idle(self) -> bool:
         """Whether aiohttp waits for a next request with nothing queued, parsed in part, or closing. Read from its
@@ -301,6 +376,9 @@ class DoorConnection(asyncio.Protocol):
         self.inner.connection_lost(exc)
 
     def eof_received(self) -> bool | None:
+        if self.walking:  # keep the connection to answer the walk; aiohttp hears of the end after that
+            self.eof_pending = True
+            return True
         if self.buffer:  # half a head, then the client stopped sending: aiohttp says what that is
             self._hand_over_for_good(self.buffer)
         return self.inner.eof_received()

@@ -7,8 +7,9 @@ service (see `get_handle`). Writes tell the node's Replicator, which pushes them
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -81,42 +82,69 @@ class HandleRoutes:
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
         if core_request.authoritative or "Authorization" in headers:
             core_request = await self._with_identity(request, core_request)
+        status, body, _, _ = await self._resolved(memo, handle, core_request, cacheable=cacheable,
+                                                  trace=rest.parse_flag(query, "trace", False),
+                                                  pretty=rest.parse_flag(query, "pretty", False))
+        return web.Response(status=status, body=body, content_type=media)
+
+    async def _resolved(self, memo: tuple[str, str], handle: Handle, core_request: Request, *, cacheable: bool,
+                        trace: bool = False, pretty: bool = False) -> CachedAnswer:
+        """The service's answer to a resolution, or the resolver's walk when the service points elsewhere; encoded
+        as `memo` names (raw path, media type) and kept in the AnswerCache when `cacheable` (a walked answer only
+        as long as the resolver's cache would keep it)."""
         answer = self.service.handle(core_request, self.clock())
         expires: float | None = None
         if walk_needed(answer, core_request, self.resolver):
             assert self.resolver is not None
-            answer = await self.resolver.resolve(core_request, with_trace=rest.parse_flag(query, "trace", False))
-            # a walked answer may be reused only as long as the resolver's cache would keep it
+            answer = await self.resolver.resolve(core_request, with_trace=trace)
             expires = self.resolver.cache.expiry_of(answer, self.clock())
             cacheable = cacheable and expires is not None
         status = http_status(answer.code, is_read=True)
-        body = codec.encode_response(answer, media, pretty=rest.parse_flag(query, "pretty", False))
+        body = codec.encode_response(answer, memo[1], pretty=pretty)
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
             self.answers.remember(memo, handle.key, status, body, int(answer.code), expires)
-        return web.Response(status=status, body=body, content_type=media)
+        return status, body, int(answer.code), expires
 
     def answer_now(self, target: str, media: str) -> CachedAnswer | None:
         """The answer to a plain public GET of `target` (a raw path without a query, no credentials) worked out at
         once, without aiohttp: the service's answer, encoded and kept in the AnswerCache like any other. None when
-        it needs more than that (a query; a handle this node does not home, which its resolver may walk for; a path
-        that does not name a handle): the request then takes the full route below, which answers bad input with its
-        Handle error. The node's front door calls this for a first-time GET (net/frontdoor.py); `get_handle` for
-        the same GET from aiohttp."""
-        if "?" in target or "//" in target or "/." in target:
+        it needs more than that (a query; a handle this node does not home, which its resolver may walk for: see
+        `walk_now`; a path that does not name a handle): the request then takes the full route below, which answers
+        bad input with its Handle error. The node's front door calls this for a first-time GET (net/frontdoor.py);
+        `get_handle` for the same GET from aiohttp."""
+        handle = self._plain_handle(target)
+        if handle is None:
             return None
         service = self.service
-        try:
-            handle = rest.handle_from_raw_path(target, max_bytes=service.config.limits.max_handle_bytes)
-        except HandleError:
-            return None
         if self.resolver is not None and (service.config.partition is not None or not service.is_responsible(handle)):
-            return None  # the answer may be a walk (or another server's share of a partitioned site): the route's job
+            return None  # the answer may be a walk (or another server's share of a partitioned site): `walk_now`
         answer = service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, media)
         if answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
             self.answers.remember((target, media), handle.key, status, body, int(answer.code))
         return status, body, int(answer.code), None
+
+    def walk_now(self, target: str, media: str) -> Coroutine[Any, Any, CachedAnswer] | None:
+        """For a plain public GET of `target` that `answer_now` declined on a resolver node (a handle the node does
+        not home): the answer the route would give — the service's, or the resolver's walk — as a coroutine the
+        front door awaits while it holds the connection's later requests. None when the route must answer it (no
+        resolver, a partitioned site, a query, a path that does not name a handle)."""
+        if self.resolver is None or self.service.config.partition is not None:
+            return None
+        handle = self._plain_handle(target)
+        if handle is None or self.service.is_responsible(handle):
+            return None
+        return self._resolved((target, media), handle, Request(OpCode.RESOLUTION, handle), cacheable=True)
+
+    def _plain_handle(self, target: str) -> Handle | None:
+        """The handle a plain raw path (no query, no dot segments, no empty segment) names, or None."""
+        if "?" in target or "//" in target or "/." in target:
+            return None
+        try:
+            return rest.handle_from_raw_path(target, max_bytes=self.service.config.limits.max_handle_bytes)
+        except HandleError:
+            return None
 
     async def put_handle(self, request: web.Request) -> web.StreamResponse:
         handle = self._handle_in_path(request)

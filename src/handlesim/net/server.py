@@ -86,7 +86,8 @@ class NodeServer:
         for route in self._routes():
             self._add(route)
         self.front_door = FrontDoor(self.answers, self.gate, clock, resolver, keepalive_s=self.limits.idle_timeout_s,
-                                    answer_now=self._handle_routes.answer_now)
+                                    answer_now=self._handle_routes.answer_now,
+                                    walk_now=self._handle_routes.walk_now)
         """Answers plain public GETs before aiohttp sees them (net/frontdoor.py); its `counters` say how many."""
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
@@ -235,6 +236,7 @@ class NodeServer:
             self.native.close_connections(abrupt=abrupt)
 
     async def stop(self) -> None:
+        self.front_door.cancel_walks()
         if self.native is not None:
             await self.native.stop()
         if self.resolver is not None:

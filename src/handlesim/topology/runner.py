@@ -99,11 +99,14 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
     return topology
 
 
-SERVING_GC_THRESHOLDS = (3000, 20, 100)
+SERVING_GC_THRESHOLDS = (1000, 10, 100)
 """The cyclic collector's thresholds once a topology serves (Python's defaults are 700, 10, 10). A pass costs about a
-microsecond per young object here (each visit lands somewhere in a heap of hundreds of MB). Under 3,000 first-time
-lookups/s for 10 s, the defaults ran 176 young, 15 middle and one full pass (47 ms); these ran 41 young, one middle
-and no full pass (benchmarks/gc_under_load.py; benchmarks/results/2026-12-02-perf/gc-under-load.txt)."""
+microsecond per young object here (each visit lands somewhere in a heap of hundreds of MB), so a pass's length is
+set by how many young objects it meets, and a p99 of a few milliseconds cannot afford a long one: at 3000/20/100 the
+middle generation held ~60,000 objects when it was collected, a 25-50 ms pause every few seconds under load; at
+1000/10/100 it holds ~10,000 (3-16 ms) for about the same total time spent collecting. Rare full passes (100 middle
+ones) keep Python's defaults from walking the post-boot heap every few seconds. Measured with
+benchmarks/loop_stalls.py (benchmarks/results/2026-12-02-gc-thresholds/SUMMARY.md)."""
 
 
 def settle_collector() -> None:
