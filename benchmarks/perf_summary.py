@@ -115,8 +115,10 @@ def plan_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str
         if maximum.get("max_search_bare_route"):
             lines += ["", f"Bare route trials: {trial_list(maximum['max_search_bare_route']['trials'])}"]
         suffix = "" if name == "direct-max" else f" ({how})"
-        targets.append(("direct first-time: sustained rate >= 0.75x the bare route's at the same p99 bound "
-                        "(the --max search's rate is the sustained rate at that bound)" + suffix,
+        if (out / "first-time-max.json").exists():  # judged there, first-time; these searches turn warm
+            suffix += ", one topology for the whole search: its later trials mostly warm, not first-time"
+        targets.append(("direct: sustained rate >= 0.75x the bare route's at the same p99 bound (the --max "
+                        "search's rate is the sustained rate at that bound)" + suffix,
                         None if ratio is None else ratio >= 0.75, "" if ratio is None else f"ratio {ratio:.3f}"))
         targets.append(("direct --max >= 0.5x the bare route's --max" + suffix,
                         None if ratio is None else ratio >= 0.5, "" if ratio is None else f"ratio {ratio:.3f}"))
@@ -130,6 +132,36 @@ def plan_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str
                         f"{timeline}"))
     else:
         targets.append(("resolver Zipf 1.0 p99 <= 10 ms at 1,500/s", None, ""))
+    return lines, targets
+
+
+def first_time_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str]]]:
+    """benchmarks/first_time_max.py's searches (a fresh topology for every trial), when they ran."""
+    lines: list[str] = []
+    targets: list[tuple[str, bool | None, str]] = []
+    for name, how in (("first-time-max", "unpinned"),
+                      ("first-time-max-pinned", "pinned: topologies and bare route on CPU 0, generators on CPU 1")):
+        path = out / f"{name}.json"
+        if not path.exists():
+            continue
+        found = json.loads(path.read_text())
+        ratio = found["ratio"]
+        if not lines:
+            lines += ["## First-time direct `--max`: a fresh topology for every trial", ""]
+        lines += [f"`{found['command']}` ({how}; warm-up {found['warmup_s']:g} s, {found['duration_s']:g} s "
+                  f"measured, a rate fails after {found['tries']} failed trials in a row): first-time direct "
+                  f"**{found['first_time_max_rate']:,.0f}/s**, bare route **{found['bare_route_max_rate']:,.0f}/s** "
+                  f"(ratio {ratio}). Trials (rate, ok, p99 ms, expected first-time share of the measured window): "
+                  + "; ".join(f"{t['rate']:.0f}{' again' if t['attempt'] > 1 else ''} {'ok' if t['ok'] else 'no'} "
+                              f"{t['p99_ms']} {t['first_time_share']:.0%}" for t in found["trials"]), "",
+                  f"Bare route trials: {trial_list(found['bare_route_trials'])}", "",
+                  f"The same sitting's one-topology node search (warm after its first trials): "
+                  f"{found['one_topology_search']['max_rate']:,.0f}/s; trials: "
+                  f"{trial_list(found['one_topology_search']['trials'])}", ""]
+        targets.append((f"direct first-time (fresh topology per trial, {how}): --max >= 0.5x the bare route's",
+                        ratio is not None and ratio >= 0.5, f"ratio {ratio}"))
+        targets.append((f"direct first-time (fresh topology per trial, {how}): sustained >= 0.75x the bare "
+                        "route's at the same p99 bound", ratio is not None and ratio >= 0.75, f"ratio {ratio}"))
     return lines, targets
 
 
@@ -153,7 +185,7 @@ def workers_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, 
 
 
 def main(out: Path) -> None:
-    sections = [node_section(out), plan_section(out), workers_section(out)]
+    sections = [node_section(out), plan_section(out), first_time_section(out), workers_section(out)]
     lines = [f"# Performance targets: first-time lookups, the resolver's tail, one node, two cores ({out.name})", "",
              "Produced by `bash benchmarks/perf_targets.sh " + str(out) + "` (then `python benchmarks/perf_summary.py "
              + str(out) + "`). Ratios compare figures measured in the same run.", ""]

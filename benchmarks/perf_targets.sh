@@ -7,14 +7,17 @@
 # 2. the plan topology (memory stores, ephemeral loopback ports), booted fresh for each measurement so lookups are
 #    first-time: direct at fixed rates, direct --max (p99 <= 10 ms) against the bare route's --max, resolver Zipf 1.0
 #    at 1,500/s;
-# 3. direct --max with `up --workers 1` and `--workers 2`, the generator pinned to CPU 1 with taskset (one worker
+# 3. the first-time direct --max with a fresh topology for every trial (benchmarks/first_time_max.py), unpinned and
+#    pinned: the searches of 2. run on one topology, so their later trials are mostly warm;
+# 4. direct --max with `up --workers 1` and `--workers 2`, the generator pinned to CPU 1 with taskset (one worker
 #    pinned to CPU 0; two workers share both CPUs with the generator: this machine has no third core).
 # Every bench run also measures the bare route in the same run; the load average before each run is in loadavg.txt.
 # After each boot the script waits SETTLE seconds (default 22) before measuring: the topology's first monitoring round
 # (10 s after boot, paced over the next 10 s) verifies every reporter's secret once (PBKDF2, ~0.8 s of CPU on the
 # nodes' loop), which is boot work, not lookup work; no lookup is made meanwhile, so lookups stay first-time.
 # Warm-ups are 5 s as in standard.sh: each generator process opens its keep-alive connections to 1,000 nodes then.
-# DURATION (default 10) sets the fixed-rate runs' measured seconds; SKIP_NODE=1 / SKIP_PLAN=1 / SKIP_WORKERS=1 skip parts.
+# DURATION (default 10) sets the fixed-rate runs' measured seconds; SKIP_NODE=1 / SKIP_PLAN=1 / SKIP_FIRST_TIME=1 /
+# SKIP_WORKERS=1 skip parts. About an hour in all (the first-time searches boot a topology per trial).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-benchmarks/results/$(date +%Y-%m-%d)-perf}"
@@ -82,6 +85,14 @@ if [ "${SKIP_PLAN:-0}" != 1 ]; then
   boot resolver
   bench resolver-zipf-1500 -- --mode resolver --rate 1500 --distribution zipf --zipf 1.0 --duration "$DURATION" --warmup 5
   halt
+fi
+
+if [ "${SKIP_FIRST_TIME:-0}" != 1 ]; then
+  for pin in "" --pin; do
+    load "first-time-max${pin:+-pinned}"
+    echo "== first-time direct --max, a fresh topology per trial ${pin}"
+    $PY benchmarks/first_time_max.py "$OUT" $pin
+  done
 fi
 
 if [ "${SKIP_WORKERS:-0}" != 1 ]; then

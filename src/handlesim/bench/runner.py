@@ -380,29 +380,39 @@ def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 
                        "p99_ms": measured["latency_ms"].get("p99_ms"), "error_rate": measured["error_rate"]})
         return ok
 
-    def within(rate: float) -> bool:
-        return any(trial(rate, attempt) for attempt in range(1, tries + 1))
-
-    good, bad = 0.0, None
-    rate = start
     try:
-        while bad is None and rate < 1e6:
-            if within(rate):
-                good, rate = rate, rate * 1.5
-            else:
-                bad = rate
-        if bad is not None:
-            for _ in range(4):
-                middle = (good + bad) / 2
-                if within(middle):
-                    good = middle
-                else:
-                    bad = middle
+        good = search_rate(trial, start=start, tries=tries)
     finally:
         if server is not None:
             server.stop()
     return {"max_rate": round(good, 1), "bounds": {"p99_ms": p99_ms, "error_rate": max_error_rate}, "tries": tries,
             "trials": trials}
+
+
+def search_rate(trial: Callable[[float, int], bool], *, start: float, tries: int = MAX_SEARCH_TRIES,
+                bisections: int = 4) -> float:
+    """The highest passing rate: from `start`, x1.5 until a rate fails, then `bisections` halvings between the last
+    pass and the first failure. `trial(rate, attempt)` measures once; a rate fails when `tries` attempts in a row
+    do. 0 when `start` itself fails."""
+
+    def within(rate: float) -> bool:
+        return any(trial(rate, attempt) for attempt in range(1, tries + 1))
+
+    good, bad = 0.0, None
+    rate = start
+    while bad is None and rate < 1e6:
+        if within(rate):
+            good, rate = rate, rate * 1.5
+        else:
+            bad = rate
+    if bad is not None:
+        for _ in range(bisections):
+            middle = (good + bad) / 2
+            if within(middle):
+                good = middle
+            else:
+                bad = middle
+    return good
 
 
 def _node_stats(state: TopologyState, mode: str) -> dict[str, Any]:
