@@ -139,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
             gc.set_threshold(*(int(n) for n in args.thresholds.split(",")))
         print(f"booted; settling {args.settle} s; collector thresholds {gc.get_threshold()}", flush=True)
         await asyncio.sleep(args.settle)
-        beat = asyncio.ensure_future(probe.heartbeat())
+        beat = asyncio.ensure_future(probe.heartbeat()) if not args.no_heartbeat else None
         probe.start()
         prefix = ["taskset", "-c", str(args.bench_cpu)] if args.bench_cpu is not None else []
         try:
@@ -158,7 +158,8 @@ async def main(args: argparse.Namespace) -> None:
                    children.ru_utime + children.ru_stime)
         finally:
             probe.stop()
-            beat.cancel()
+            if beat is not None:
+                beat.cancel()
             await topology.stop()
     print("\n".join(line for line in out.decode().splitlines() if line.startswith(f"| {args.mode}")))
     print(f"CPU seconds over the bench's {elapsed:.1f} s: topology process {cpu[0]:.1f}, bench processes {cpu[1]:.1f}")
@@ -214,6 +215,8 @@ if __name__ == "__main__":
     parser.add_argument("--sample", action="store_true",
                         help="sample the loop's stack in late turns (the sampling thread takes the interpreter lock "
                              "every 0.5 ms: it slows a saturated loop further)")
+    parser.add_argument("--no-heartbeat", action="store_true", help="no heartbeat task (no late turns measured): "
+                        "does a loop woken every millisecond answer differently from one that sleeps in epoll?")
     parser.add_argument("--thresholds", default="", help="collector thresholds after boot, e.g. 700,10,10 "
                         "(default: as `up` sets them)")
     parser.add_argument("--census", type=int, default=0, help="count the young objects at this many gen1 passes")
