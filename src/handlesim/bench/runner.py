@@ -374,8 +374,7 @@ def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 
         # whose answers the nodes then hold, and a first-time search would turn warm after its first trial
         measured = _measure(state, replace(config, rate=rate, seed=config.seed + len(trials)), targets, progress,
                             baseline=(server.host, server.port) if server is not None else None)
-        ok = bool(measured["latency_ms"].get("p99_ms", 1e9) <= p99_ms and measured["error_rate"] <= max_error_rate
-                  and measured["achieved_rate"] >= 0.95 * rate)
+        ok = within_bounds(measured, rate, p99_ms=p99_ms, max_error_rate=max_error_rate)
         trials.append({"rate": rate, "ok": ok, "attempt": attempt, "achieved_rate": measured["achieved_rate"],
                        "p99_ms": measured["latency_ms"].get("p99_ms"), "error_rate": measured["error_rate"]})
         return ok
@@ -387,6 +386,15 @@ def find_max_rate(state: TopologyState, config: BenchConfig, *, p99_ms: float = 
             server.stop()
     return {"max_rate": round(good, 1), "bounds": {"p99_ms": p99_ms, "error_rate": max_error_rate}, "tries": tries,
             "trials": trials}
+
+
+def within_bounds(measured: dict[str, Any], rate: float, *, p99_ms: float = MAX_SEARCH_P99_MS,
+                  max_error_rate: float = MAX_SEARCH_ERROR_RATE) -> bool:
+    """Whether one measured run at offered `rate` passes a `--max` trial: p99 and error share within the bounds,
+    and at least 95% of the offered rate achieved."""
+    p99 = measured["latency_ms"].get("p99_ms")
+    return bool(p99 is not None and p99 <= p99_ms and measured["error_rate"] <= max_error_rate
+                and measured["achieved_rate"] >= 0.95 * rate)
 
 
 def search_rate(trial: Callable[[float, int], bool], *, start: float, tries: int = MAX_SEARCH_TRIES,

@@ -301,13 +301,19 @@ class DoorConnection(asyncio.Protocol):
                 return True
             if hit is None:
                 return False
-        status, body = hit[0], hit[1]
-        head = door.head_of(status, media, len(body)) + http_date() + _SERVER_LINE
-        transport.write(head if request.is_head else head + body)
+        self._send(transport, hit, media, started, with_body=not request.is_head)
+        return True
+
+    def _send(self, transport: asyncio.Transport, hit: CachedAnswer, media: str, started: float, *,
+              with_body: bool = True) -> None:
+        """Write `hit` as aiohttp would, and count and time it as the gate does."""
+        door = self.door
+        body = hit[1]
+        head = door.head_of(hit[0], media, len(body)) + http_date() + _SERVER_LINE
+        transport.write(head + body if with_body else head)
         door.counters.answered += 1
         self._keep_alive()
         door.timer.record(perf_counter() - started)
-        return True
 
     def _start_walk(self, walk: Coroutine[Any, Any, CachedAnswer], head: bytes, media: str, started: float) -> None:
         """Answer the request `head` with `walk`'s result once it is done; meanwhile it counts as in flight, as it
@@ -336,11 +342,7 @@ class DoorConnection(asyncio.Protocol):
             door.counters.handed_on += 1
             self.inner.data_received(head)
         else:
-            body = hit[1]
-            transport.write(door.head_of(hit[0], media, len(body)) + http_date() + _SERVER_LINE + body)
-            door.counters.answered += 1
-            self._keep_alive()
-            door.timer.record(perf_counter() - started)
+            self._send(transport, hit, media, started)
         if self.reading_paused:
             self.reading_paused = False
             transport.resume_reading()

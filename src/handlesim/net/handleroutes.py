@@ -16,7 +16,7 @@ from aiohttp import web
 from ..core.codes import OpCode, ResponseCode, http_status
 from ..core.errors import HandleError, ProtocolError
 from ..core.handle import Handle
-from ..core.messages import Request
+from ..core.messages import Request, Response
 from ..core.search import reverse_lookup
 from ..core.service import HandleService
 from ..wire import codec, mapping
@@ -99,6 +99,12 @@ class HandleRoutes:
             answer = await self.resolver.resolve(core_request, with_trace=trace)
             expires = self.resolver.cache.expiry_of(answer, self.clock())
             cacheable = cacheable and expires is not None
+        return self._encoded(memo, handle, answer, cacheable=cacheable, expires=expires, pretty=pretty)
+
+    def _encoded(self, memo: tuple[str, str], handle: Handle, answer: Response, *, cacheable: bool,
+                 expires: float | None = None, pretty: bool = False) -> CachedAnswer:
+        """`answer` encoded as `memo` names (raw path, media type); kept in the AnswerCache when `cacheable` and
+        a success or not-found."""
         status = http_status(answer.code, is_read=True)
         body = codec.encode_response(answer, memo[1], pretty=pretty)
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
@@ -119,11 +125,7 @@ class HandleRoutes:
         if self.resolver is not None and (service.config.partition is not None or not service.is_responsible(handle)):
             return None  # the answer may be a walk (or another server's share of a partitioned site): `walk_now`
         answer = service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
-        status = http_status(answer.code, is_read=True)
-        body = codec.encode_response(answer, media)
-        if answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
-            self.answers.remember((target, media), handle.key, status, body, int(answer.code))
-        return status, body, int(answer.code), None
+        return self._encoded((target, media), handle, answer, cacheable=True)
 
     def walk_now(self, target: str, media: str) -> Coroutine[Any, Any, CachedAnswer] | None:
         """For a plain public GET of `target` that `answer_now` declined on a resolver node (a handle the node does
