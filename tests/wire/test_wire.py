@@ -482,6 +482,14 @@ def test_value_round_trips_through_dict_json_and_msgpack(value: HandleValue) -> 
         assert mapping.value_from_dict(encode_decode(as_dict, media)) == value
 
 
+@settings(max_examples=examples(200))
+@given(st.lists(handle_values(), min_size=1, max_size=8), safe_text, st.sampled_from(MEDIA))
+def test_values_answer_fast_path_matches_the_dict_path(values: list[HandleValue], handle: str, media: str) -> None:
+    """The per-value fragments (msgspec for JSON) spell every value as json.dumps / msgpack of its dict would."""
+    expected = codec.encode_body(codec.response_to_dict(Response(ResponseCode.SUCCESS, handle, tuple(values))), media)
+    assert codec.encode_values_answer(handle, values, media) == expected
+
+
 @given(value_lists, st.sampled_from(MEDIA))
 def test_put_body_round_trips(values: tuple[HandleValue, ...], media: str) -> None:
     body = codec.encode_body({"values": mapping.values_to_list(values)}, media)

@@ -135,17 +135,23 @@ class HandleService:
     # -- dispatch -----------------------------------------------------------------------------------------------
 
     def handle(self, request: Request, now: float) -> Response:
-        """Answer one request. Protocol errors become error responses; the store is unchanged by a failed request."""
+        """Answer one request and count it. Protocol errors become error responses; the store is unchanged by a
+        failed request."""
+        response = self.answer(request, now)
+        self.counts[(int(request.op), int(response.code))] += 1
+        return response
+
+    def answer(self, request: Request, now: float) -> Response:
+        """`handle` without counting the request: for answers the node works out ahead of any client's request
+        (the public answers a node encodes when it starts, net/handleroutes.py `encode_ahead`)."""
         try:
             operation = self._ops.get(request.op)
             if operation is None:
                 raise OperationNotSupported(f"operation {int(request.op)} is not supported by this node")
             self._check_filters(request)
-            response = operation(request, now)
+            return operation(request, now)
         except HandleError as exc:
-            response = error_response(exc.response_code, exc.message, exc.handle or request.handle_text)
-        self.counts[(int(request.op), int(response.code))] += 1
-        return response
+            return error_response(exc.response_code, exc.message, exc.handle or request.handle_text)
 
     @property
     def homed_prefixes(self) -> list[Prefix]:

@@ -118,14 +118,46 @@ class HandleRoutes:
         `walk_now`; a path that does not name a handle): the request then takes the full route below, which answers
         bad input with its Handle error. The node's front door calls this for a first-time GET (net/frontdoor.py);
         `get_handle` for the same GET from aiohttp."""
-        handle = self._plain_handle(target)
+        handle = self._own_plain_handle(target)
         if handle is None:
             return None
-        service = self.service
-        if self.resolver is not None and (service.config.partition is not None or not service.is_responsible(handle)):
-            return None  # the answer may be a walk (or another server's share of a partitioned site): `walk_now`
-        answer = service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
+        answer = self.service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
         return self._encoded((target, media), handle, answer, cacheable=True)
+
+    def encode_ahead(self, limit: int, media_types: tuple[str, ...] = (codec.JSON,)) -> int:
+        """Encode the answers `answer_now` would give to a plain public GET of each of the node's records (up to
+        `limit` records, and no more than fill half the cache, in each of `media_types`), addressed as clients
+        address them (`rest.path_for`), and keep them in the AnswerCache: a node does this when it starts
+        (ServerLimits.encoded_ahead), so a handle's first lookup costs what a repeated one does. Not counted as
+        requests. Returns how many records' answers it kept."""
+        kept = 0
+        limit = min(limit, self.answers.limit // (2 * len(media_types)))
+        now = self.clock()
+        for record in self.service.store.records():
+            if kept >= limit:
+                break
+            handle = record.handle
+            if not self._answers_itself(handle):
+                continue
+            target = rest.path_for(handle)
+            answer = self.service.answer(Request(OpCode.RESOLUTION, handle), now)
+            if answer.code != ResponseCode.SUCCESS:
+                continue
+            for media in media_types:
+                self._encoded((target, media), handle, answer, cacheable=True)
+            kept += 1
+        return kept
+
+    def _own_plain_handle(self, target: str) -> Handle | None:
+        """The handle a plain raw path names when this node answers it itself (`answer_now`), or None."""
+        handle = self._plain_handle(target)
+        return handle if handle is not None and self._answers_itself(handle) else None
+
+    def _answers_itself(self, handle: Handle) -> bool:
+        """Whether a plain GET of `handle` is the service's to answer: on a resolver node the answer may be a walk
+        (or another server's share of a partitioned site), which `walk_now` or the route gives."""
+        service = self.service
+        return self.resolver is None or (service.config.partition is None and service.is_responsible(handle))
 
     def walk_now(self, target: str, media: str) -> Coroutine[Any, Any, CachedAnswer] | None:
         """For a plain public GET of `target` that `answer_now` declined on a resolver node (a handle the node does

@@ -119,6 +119,11 @@ class NodeServer:
         """`stats().timers()`, cheaply (what a benchmark reads from every node as its window opens and closes)."""
         return node_timers(self)
 
+    def encode_ahead(self) -> int:
+        """Encode the public answers of up to `limits.encoded_ahead` of the node's records now (HandleRoutes.
+        encode_ahead), so their first lookups are answered as repeated ones are; returns how many."""
+        return self._handle_routes.encode_ahead(self.limits.encoded_ahead) if self.limits.encoded_ahead > 0 else 0
+
     def end_setup(self) -> None:
         """The topology is ready: keep what the node answered while it was set up apart (`setup_requests`), so its
         requests, registrations and latencies count what users and benchmarks did, not the delegations."""

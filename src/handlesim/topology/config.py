@@ -432,8 +432,13 @@ def _loss(r: _Reader, key: str, default: float) -> float:
     return value
 
 
+_OFF_AT_ZERO = frozenset({"encoded_ahead"})
+"""Counts where 0 means "none" (the other counts are bounds, at least 1)."""
+
+
 def _limits(top: _Reader) -> NodeLimits:
-    """`[limits]`: any key of ServiceLimits or ServerLimits; counts at least 1, times above 0, rates 0 (off) or more."""
+    """`[limits]`: any key of ServiceLimits or ServerLimits; counts at least 1 (`_OFF_AT_ZERO` ones 0 or more), times
+    above 0, rates 0 (off) or more."""
     table = top.table("limits")
     groups: tuple[type[Any], ...] = (ServiceLimits, ServerLimits)
     allowed = {f.name: (group, f) for group in groups for f in fields(group)}
@@ -449,7 +454,7 @@ def _limits(top: _Reader) -> NodeLimits:
         if spec.type in (float, "float"):
             chosen[group][key] = table.number(key, 0.0, positive=key != "rate_per_client")
         else:
-            chosen[group][key] = table.integer(key, 1, minimum=1)
+            chosen[group][key] = table.integer(key, 1, minimum=0 if key in _OFF_AT_ZERO else 1)
     return NodeLimits(ServiceLimits(**chosen[ServiceLimits]), ServerLimits(**chosen[ServerLimits]))
 
 

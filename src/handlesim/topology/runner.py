@@ -87,6 +87,7 @@ async def launch(plan: TopologyPlan, state_dir: Path, *, store_kind: str = "sqli
             await _delegate(topology, progress)
             await _replication_settled(topology)
             _seed(topology, progress)
+            encode_answers(topology, progress)
             await network.start_control(topology)
             topology.monitoring = await start_monitoring(topology, metrics_port)
         topology.boot_seconds = time.perf_counter() - started
@@ -111,7 +112,13 @@ benchmarks/loop_stalls.py (benchmarks/results/2026-12-02-gc-thresholds/SUMMARY.m
 
 def settle_collector() -> None:
     """After boot: keep everything booted out of every later collection (the topology lives as long as the process),
-    and collect young objects less often (SERVING_GC_THRESHOLDS)."""
+    and collect young objects less often (SERVING_GC_THRESHOLDS).
+
+    One full collection first (~0.4 s for the plan): boot's garbage is freed rather than frozen for good, and the
+    collector untracks the boot's tuples of atoms (the answer cache's keys and entries, values). A frozen tuple it
+    never looked at stays tracked, and so does every later tuple holding it (the answer cache's index by handle):
+    those would pile up in the generations every later collection walks."""
+    gc.collect()
     gc.freeze()
     gc.set_threshold(*SERVING_GC_THRESHOLDS)
     gc.enable()
@@ -477,6 +484,16 @@ def _seed(topology: Topology, progress: Progress | None) -> None:
         node.store.put_many(records if bucket is None else [r for r in records if bucket.holds(r.handle)])
         if progress is not None:
             progress("seeding identifiers", count, len(empty))
+
+
+def encode_answers(topology: Topology, progress: Progress | None) -> None:
+    """Every node encodes its records' public answers ahead of their first lookup (ServerLimits.encoded_ahead);
+    the last step before the topology serves, once seeding and delegation are done writing."""
+    nodes = list(topology.nodes.values())
+    for count, node in enumerate(nodes, 1):
+        node.server.encode_ahead()
+        if progress is not None:
+            progress("encoding answers", count, len(nodes))
 
 
 def describe(topology: Topology) -> TopologyState:

@@ -32,6 +32,7 @@ from .runner import (
     _seed,
     _start_nodes,
     connect,
+    encode_answers,
     load_prefix_records,
     settle_collector,
     use_tls,
@@ -117,6 +118,7 @@ class ShardHost:
     async def seed(self) -> dict[str, Any]:
         """Seed empty enterprises; returns this worker's pid and resident memory."""
         _seed(self.topology, None)
+        encode_answers(self.topology, None)
         settle_collector()
         if self.topology.monitoring is None:  # each worker reports for its nodes and serves their metrics
             self.topology.monitoring = await start_monitoring(self.topology, 0)

@@ -1,0 +1,67 @@
+"""Answers encoded ahead (ServerLimits.encoded_ahead, HandleRoutes.encode_ahead): a node encodes its records' public
+JSON answers when it starts, byte for byte what a first lookup would encode, without counting them as requests; a
+write drops a handle's answer; the setting bounds how many and 0 turns it off; `[limits]` sets it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from handlesim.net.limits import ServerLimits
+from handlesim.topology.config import ConfigError, parse_config
+from handlesim.topology.running import Topology
+
+from ..support.livenode import OWNER_AUTH, PREFIX, live_node
+from .test_frontdoor import exchange, get
+
+PUMPS = [f"/api/handles/{PREFIX}/PUMP-{number}" for number in range(5)]
+
+
+async def test_a_node_encodes_its_public_answers_ahead_as_a_first_lookup_would() -> None:
+    async with live_node() as node:
+        kept = node.server.encode_ahead()
+        assert kept == 6, "five identifiers and the prefix handle; the user's handle has no public value"
+        assert not node.server.service.counts, "encoding ahead is not a request"
+        ahead = [answer for path in PUMPS for answer in await exchange(node, get(path))]
+        assert node.server.answers.hits[1] == 5 and not node.server.service.counts, "all five from the cache"
+        node.server.answers.clear()
+        fresh = [answer for path in PUMPS for answer in await exchange(node, get(path))]
+        assert node.server.service.counts[(1, 1)] == 5, "worked out at the first lookup this time"
+        assert [a[2] for a in ahead] == [f[2] for f in fresh] and all(a[0] == 200 for a in ahead)
+
+
+async def test_a_write_drops_the_answer_encoded_ahead() -> None:
+    async with live_node() as node:
+        node.server.encode_ahead()
+        body = json.dumps([{"index": 1, "type": "URL", "data": "https://id.example.cn/changed"}])
+        put = (f"PUT {PUMPS[1]}?overwrite=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {OWNER_AUTH}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
+        (written,) = await exchange(node, put)
+        assert written[0] == 200, written
+        (answer,) = await exchange(node, get(PUMPS[1]))
+        assert json.loads(answer[2])["values"][0]["data"]["value"] == "https://id.example.cn/changed"
+
+
+@pytest.mark.parametrize(("limit", "kept"), [(0, 0), (2, 2)])
+async def test_the_setting_bounds_how_many_records_and_zero_turns_it_off(limit: int, kept: int) -> None:
+    async with live_node(server_limits=ServerLimits(encoded_ahead=limit)) as node:
+        assert node.server.encode_ahead() == kept and len(node.server.answers) == kept
+
+
+async def test_a_launched_topology_serves_first_lookups_from_answers_encoded_ahead(small: Topology) -> None:
+    enterprise = next(node for node in small.nodes.values() if node.plan.role == "enterprise")
+    identifiers = [r.handle.text for r in enterprise.store.records() if not r.handle.text.startswith("0.NA/")]
+    assert identifiers and len(enterprise.server.answers) >= len(identifiers)
+    assert "resolution" not in enterprise.server.setup_requests, "encoding ahead was not counted as set-up requests"
+    (answer,) = await exchange(enterprise, get(f"/api/handles/{identifiers[0]}"))
+    assert answer[0] == 200 and enterprise.server.answers.hits[1] == 1
+    assert not enterprise.server.service.counts
+
+
+def test_limits_table_sets_it_and_zero_is_allowed() -> None:
+    base = {"name": "t", "roots": [{"id": "root"}]}
+    assert parse_config({**base, "limits": {"encoded_ahead": 0}}, "t.toml").limits.server.encoded_ahead == 0
+    assert parse_config(base, "t.toml").limits.server.encoded_ahead == ServerLimits().encoded_ahead
+    with pytest.raises(ConfigError, match="encoded_ahead"):
+        parse_config({**base, "limits": {"encoded_ahead": -1}}, "t.toml")
