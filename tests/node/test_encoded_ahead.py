@@ -1,18 +1,23 @@
-"""Answers encoded ahead (ServerLimits.encoded_ahead, HandleRoutes.encode_ahead): a node encodes its records' public
-JSON answers when it starts, byte for byte what a first lookup would encode, without counting them as requests; a
-write drops a handle's answer; the setting bounds how many and 0 turns it off; `[limits]` sets it."""
+"""Answers encoded ahead (ServerLimits.encoded_ahead, HandleRoutes.encode_ahead): once a topology serves, its nodes
+encode their records' public answers (JSON and msgpack) in the background, byte for byte what a first lookup would
+encode, without counting them as requests; a write drops a handle's answers; the setting bounds how many and 0 turns
+it off; `[limits]` sets it."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from handlesim.net.limits import ServerLimits
-from handlesim.topology.config import ConfigError, parse_config
+from handlesim.topology.config import ConfigError, load_config, parse_config
+from handlesim.topology.plan import build_plan
+from handlesim.topology.runner import launch
 from handlesim.topology.running import Topology
 
 from ..support.livenode import OWNER_AUTH, PREFIX, live_node
+from ..support.paths import CONFIGS
 from .test_frontdoor import exchange, get
 
 PUMPS = [f"/api/handles/{PREFIX}/PUMP-{number}" for number in range(5)]
@@ -46,17 +51,19 @@ async def test_a_write_drops_the_answer_encoded_ahead() -> None:
 @pytest.mark.parametrize(("limit", "kept"), [(0, 0), (2, 2)])
 async def test_the_setting_bounds_how_many_records_and_zero_turns_it_off(limit: int, kept: int) -> None:
     async with live_node(server_limits=ServerLimits(encoded_ahead=limit)) as node:
-        assert node.server.encode_ahead() == kept and len(node.server.answers) == kept
+        assert node.server.encode_ahead() == kept and len(node.server.answers) == 2 * kept, "JSON and msgpack"
 
 
 async def test_a_launched_topology_serves_first_lookups_from_answers_encoded_ahead(small: Topology) -> None:
+    assert small.encoding is None and small.encoding_seconds > 0, "done in the background (the fixture waited)"
     enterprise = next(node for node in small.nodes.values() if node.plan.role == "enterprise")
     identifiers = [r.handle.text for r in enterprise.store.records() if not r.handle.text.startswith("0.NA/")]
-    assert identifiers and len(enterprise.server.answers) >= len(identifiers)
+    assert identifiers and len(enterprise.server.answers) >= 2 * len(identifiers)
     assert "resolution" not in enterprise.server.setup_requests, "encoding ahead was not counted as set-up requests"
-    (answer,) = await exchange(enterprise, get(f"/api/handles/{identifiers[0]}"))
-    assert answer[0] == 200 and enterprise.server.answers.hits[1] == 1
-    assert not enterprise.server.service.counts
+    for accept in ("application/json", "application/msgpack"):
+        (answer,) = await exchange(enterprise, get(f"/api/handles/{identifiers[0]}", accept=accept))
+        assert answer[0] == 200
+    assert enterprise.server.answers.hits[1] == 2 and not enterprise.server.service.counts
 
 
 def test_limits_table_sets_it_and_zero_is_allowed() -> None:
@@ -65,3 +72,12 @@ def test_limits_table_sets_it_and_zero_is_allowed() -> None:
     assert parse_config(base, "t.toml").limits.server.encoded_ahead == ServerLimits().encoded_ahead
     with pytest.raises(ConfigError, match="encoded_ahead"):
         parse_config({**base, "limits": {"encoded_ahead": -1}}, "t.toml")
+
+
+async def test_a_topology_stopped_while_it_encodes_stops_cleanly(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "small.toml").with_overrides(base_port=0)
+    topology = await launch(build_plan(config), tmp_path / "state", store_kind="memory")
+    encoding = topology.encoding
+    assert encoding is not None and not encoding.done(), "launch returns before the answers are encoded"
+    await topology.stop()
+    assert encoding.cancelled() and topology.encoding is None

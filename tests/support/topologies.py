@@ -3,6 +3,7 @@ out whatever the test did."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ async def running(config: TopologyConfig | Mapping[str, Any], state_dir: Path, *
         config = parse_config(dict(config), "test.toml")
     topology = await launch(build_plan(config), state_dir, store_kind=store_kind, **options)
     try:
+        if topology.encoding is not None:  # tests see a settled topology: every answer encoded ahead by now
+            await asyncio.wait_for(asyncio.shield(topology.encoding), 60)
         yield topology
     finally:
         await topology.stop()

@@ -7,7 +7,7 @@ service (see `get_handle`). Writes tell the node's Replicator, which pushes them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -46,6 +46,8 @@ class HandleRoutes:
         self.body_timeout_s = body_timeout_s
         self.resolver = resolver
         self.replicator = replicator
+        self.encoded_ahead = 0
+        """Records whose answers `encode_ahead` has encoded."""
         self._cached = answers.lookup
         self._cache_hits = answers.hits
         """Bound once: the warm path looks nothing else up."""
@@ -124,29 +126,28 @@ class HandleRoutes:
         answer = self.service.handle(Request(OpCode.RESOLUTION, handle), self.clock())
         return self._encoded((target, media), handle, answer, cacheable=True)
 
-    def encode_ahead(self, limit: int, media_types: tuple[str, ...] = (codec.JSON,)) -> int:
-        """Encode the answers `answer_now` would give to a plain public GET of each of the node's records (up to
-        `limit` records, and no more than fill half the cache, in each of `media_types`), addressed as clients
-        address them (`rest.path_for`), and keep them in the AnswerCache: a node does this when it starts
-        (ServerLimits.encoded_ahead), so a handle's first lookup costs what a repeated one does. Not counted as
-        requests. Returns how many records' answers it kept."""
-        kept = 0
+    def encode_ahead(self, limit: int, media_types: tuple[str, ...] = (codec.JSON, codec.MSGPACK)) -> Iterator[None]:
+        """Encode the answers `answer_now` would give to a plain public GET of the node's records (up to `limit`
+        records with a public answer, no more than fill half the cache, in each of `media_types`), addressed as
+        clients address them (`rest.path_for`), and keep them in the AnswerCache, so a handle's first lookup costs
+        what a repeated one does (ServerLimits.encoded_ahead). Not counted as requests. Yields after each record, so
+        the caller can spread the work over the event loop's turns; each answer comes from the store as it is then,
+        and a write after it drops it as it drops any cached answer."""
         limit = min(limit, self.answers.limit // (2 * len(media_types)))
-        now = self.clock()
-        for record in self.service.store.records():
-            if kept >= limit:
-                break
+        encoded = 0
+        for record in list(self.service.store.records()):  # a copy: writes may come between the steps
+            if encoded >= limit:
+                return
             handle = record.handle
-            if not self._answers_itself(handle):
-                continue
-            target = rest.path_for(handle)
-            answer = self.service.answer(Request(OpCode.RESOLUTION, handle), now)
-            if answer.code != ResponseCode.SUCCESS:
-                continue
-            for media in media_types:
-                self._encoded((target, media), handle, answer, cacheable=True)
-            kept += 1
-        return kept
+            if self._answers_itself(handle):
+                target = rest.path_for(handle)
+                answer = self.service.answer(Request(OpCode.RESOLUTION, handle), self.clock())
+                if answer.code == ResponseCode.SUCCESS:
+                    for media in media_types:
+                        self._encoded((target, media), handle, answer, cacheable=True)
+                    encoded += 1
+                    self.encoded_ahead += 1
+            yield
 
     def _own_plain_handle(self, target: str) -> Handle | None:
         """The handle a plain raw path names when this node answers it itself (`answer_now`), or None."""

@@ -17,7 +17,7 @@ import asyncio
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -119,10 +119,17 @@ class NodeServer:
         """`stats().timers()`, cheaply (what a benchmark reads from every node as its window opens and closes)."""
         return node_timers(self)
 
+    def encoding_ahead(self) -> Iterator[None]:
+        """Encode the public answers of up to `limits.encoded_ahead` of the node's records (HandleRoutes.
+        encode_ahead), one record per step, so their first lookups are answered as repeated ones are."""
+        if self.limits.encoded_ahead > 0:
+            yield from self._handle_routes.encode_ahead(self.limits.encoded_ahead)
+
     def encode_ahead(self) -> int:
-        """Encode the public answers of up to `limits.encoded_ahead` of the node's records now (HandleRoutes.
-        encode_ahead), so their first lookups are answered as repeated ones are; returns how many."""
-        return self._handle_routes.encode_ahead(self.limits.encoded_ahead) if self.limits.encoded_ahead > 0 else 0
+        """`encoding_ahead` all at once; returns how many records' answers are now encoded ahead."""
+        for _ in self.encoding_ahead():
+            pass
+        return self._handle_routes.encoded_ahead
 
     def end_setup(self) -> None:
         """The topology is ready: keep what the node answered while it was set up apart (`setup_requests`), so its

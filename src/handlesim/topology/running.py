@@ -103,6 +103,10 @@ class Topology:
     """The worker number hosting each node (empty: every node in this process)."""
     engine: str = "inline"
     """How the nodes run: `inline` (this process), `process` (worker processes) or `ray` (Ray actors)."""
+    encoding: asyncio.Task[None] | None = None
+    """The nodes encoding their answers ahead once the topology serves (`runner.encode_answers`); None when done."""
+    encoding_seconds: float = 0.0
+    """How long that took, once it is done (0.0 until then)."""
 
     @property
     def scheme(self) -> str:
@@ -158,6 +162,11 @@ class Topology:
         self._withdraw()
 
     async def _stop_serving(self) -> None:
+        if self.encoding is not None:
+            self.encoding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.encoding
+            self.encoding = None
         if self.monitoring is not None:
             await self.monitoring.stop()
             self.monitoring = None

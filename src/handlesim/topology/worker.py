@@ -32,9 +32,9 @@ from .runner import (
     _seed,
     _start_nodes,
     connect,
-    encode_answers,
     load_prefix_records,
     settle_collector,
+    start_encoding_answers,
     use_tls,
 )
 from .running import LaunchError, Topology
@@ -118,8 +118,8 @@ class ShardHost:
     async def seed(self) -> dict[str, Any]:
         """Seed empty enterprises; returns this worker's pid and resident memory."""
         _seed(self.topology, None)
-        encode_answers(self.topology, None)
         settle_collector()
+        start_encoding_answers(self.topology)
         if self.topology.monitoring is None:  # each worker reports for its nodes and serves their metrics
             self.topology.monitoring = await start_monitoring(self.topology, 0)
         return self.status()
