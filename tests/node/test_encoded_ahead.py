@@ -6,6 +6,7 @@ it off; `[limits]` sets it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from handlesim.net.limits import ServerLimits
 from handlesim.topology.config import ConfigError, load_config, parse_config
 from handlesim.topology.plan import build_plan
-from handlesim.topology.runner import launch
+from handlesim.topology.runner import encode_answers, launch
 from handlesim.topology.running import Topology
 
 from ..support.livenode import OWNER_AUTH, PREFIX, live_node
@@ -81,3 +82,18 @@ async def test_a_topology_stopped_while_it_encodes_stops_cleanly(tmp_path: Path)
     assert encoding is not None and not encoding.done(), "launch returns before the answers are encoded"
     await topology.stop()
     assert encoding.cancelled() and topology.encoding is None
+
+
+async def test_a_node_whose_encoding_fails_is_logged_and_the_others_go_on(small: Topology,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    broken, healthy = [node for node in small.nodes.values() if node.plan.role == "enterprise"][:2]
+
+    def failing() -> Iterator[None]:
+        raise RuntimeError("a bug")
+        yield
+
+    broken.server.encoding_ahead = failing  # type: ignore[method-assign]
+    healthy.server.answers.clear()
+    await encode_answers(small)
+    assert f"encoding the answers of {broken.plan.node_id} ahead failed" in caplog.text
+    assert len(healthy.server.answers) > 0

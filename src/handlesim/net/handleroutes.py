@@ -133,10 +133,9 @@ class HandleRoutes:
         what a repeated one does (ServerLimits.encoded_ahead). Not counted as requests. Yields after each record, so
         the caller can spread the work over the event loop's turns; each answer comes from the store as it is then,
         and a write after it drops it as it drops any cached answer."""
-        limit = min(limit, self.answers.limit // (2 * len(media_types)))
-        encoded = 0
+        stop_at = self.encoded_ahead + min(limit, self.answers.limit // (2 * len(media_types)))
         for record in list(self.service.store.records()):  # a copy: writes may come between the steps
-            if encoded >= limit:
+            if self.encoded_ahead >= stop_at:
                 return
             handle = record.handle
             if self._answers_itself(handle):
@@ -145,7 +144,6 @@ class HandleRoutes:
                 if answer.code == ResponseCode.SUCCESS:
                     for media in media_types:
                         self._encoded((target, media), handle, answer, cacheable=True)
-                    encoded += 1
                     self.encoded_ahead += 1
             yield
 

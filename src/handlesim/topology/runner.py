@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import ssl
 import time
@@ -61,6 +62,7 @@ from .statedir import (
 )
 
 ROOT_OPERATOR = ValueReference("0.NA/0.NA", 300)
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
@@ -503,10 +505,13 @@ async def encode_answers(topology: Topology) -> None:
     started = time.perf_counter()
     turn = started
     for node in list(topology.nodes.values()):
-        for _ in node.server.encoding_ahead():
-            if time.perf_counter() - turn > ENCODING_SLICE_S:
-                await asyncio.sleep(0)
-                turn = time.perf_counter()
+        try:
+            for _ in node.server.encoding_ahead():
+                if time.perf_counter() - turn > ENCODING_SLICE_S:
+                    await asyncio.sleep(0)
+                    turn = time.perf_counter()
+        except Exception:  # a bug: that node's answers are encoded at their first lookups instead, the others go on
+            log.exception("encoding the answers of %s ahead failed", node.plan.node_id)
     topology.encoding_seconds = time.perf_counter() - started
 
 
