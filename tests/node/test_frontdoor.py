@@ -239,6 +239,21 @@ async def test_what_the_door_cannot_work_out_gets_the_routes_answer(path: str, s
         assert (answer[0], json.loads(answer[2])["responseCode"]) == (status, code), answer
 
 
+async def test_a_walk_steps_iterative_get_is_answered_as_the_plain_path_from_one_cached_answer() -> None:
+    """`path?recursive=false` (what another node's walk sends) gets the plain path's answer at the door, cold or
+    warm, held once; any other query, or one more besides it, is aiohttp's."""
+    async with live_node() as node:
+        door = node.server.front_door.counters
+        iterative = PUMP + "?recursive=false"
+        (cold, plain, warm) = await exchange(node, get(iterative), get(PUMP), get(iterative))
+        assert door.answered == 3 and door.handed_on == 0
+        assert cold[0] == plain[0] == warm[0] == 200 and cold[2] == plain[2] == warm[2]
+        assert len(node.server.answers) == 1 and node.server.answers.hits[1] == 2
+        (filtered,) = await exchange(node, get(iterative.replace("?", "?type=URL&")))
+        assert door.handed_on == 1 and filtered[0] == 200
+        assert [v["type"] for v in json.loads(filtered[2])["values"]] == ["URL"]
+
+
 async def test_first_time_gets_at_the_door_are_not_answered_at_a_resolver_node() -> None:
     async with live_node() as node:
         node.server.front_door.answer_now = None  # as a resolver node's door is built: its misses may walk

@@ -70,6 +70,18 @@ async def test_a_first_time_get_of_a_foreign_handle_is_walked_at_the_door(small:
     assert door.answered == 2
 
 
+async def test_a_walks_step_to_the_homing_node_is_answered_at_its_door_from_the_answer_encoded_ahead(
+        small: Topology) -> None:
+    asking, homing = two_enterprises(small)
+    foreign = handles_of(homing, 1)[0]
+    door = homing.server.front_door.counters
+    answered, handed_on, held = door.answered, door.handed_on, len(homing.server.answers)
+    status, walked = await answer_of(asking, get(f"/api/handles/{foreign}"))
+    assert status == 200 and walked["handle"] == foreign
+    assert (door.answered, door.handed_on) == (answered + 1, handed_on), "the iterative step did not reach aiohttp"
+    assert len(homing.server.answers) == held, "served from the plain path's answer, not kept a second time"
+
+
 async def test_a_handle_nobody_holds_gets_the_routes_not_found(small: Topology) -> None:
     asking, homing = two_enterprises(small)
     missing = f"{homing.plan.prefix}/NO-SUCH-HANDLE"

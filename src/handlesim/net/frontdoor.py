@@ -22,6 +22,9 @@ What the front door answers itself (all of it, or it hands the request on):
 - the cached answer is fresh (a walked answer expires with the resolver cache's TTL), or there is none and the
   request is a GET that `answer_now` or `walk_now` can answer (and no rate limit is set, so no request is charged
   twice). A walk that fails with an exception (a bug) hands the request to aiohttp, whose route answers it.
+- a walk step's GET, `path?recursive=false` (rest.ITERATIVE_QUERY: another node walking), is answered as the plain
+  `path` is when that is the node's own answer (held, or `answer_now`'s; never a walk of this node's resolver), so
+  the answers a node encoded ahead serve the walks that reach it too.
 
 A front-door answer counts where aiohttp's would: a hit of the answer cache by response code (and a resolver cache
 hit for walked answers) or the service's own count, and its server-side time in the gate's `resolution` histogram.
@@ -277,7 +280,15 @@ class DoorConnection(asyncio.Protocol):
         if not request.target.startswith(rest.HANDLE_PATH):
             return False
         media = _MEDIA_TYPES[request.wants_msgpack]
-        hit = door.answers.lookup((request.target, media))
+        target = request.target
+        hit = door.answers.lookup((target, media))
+        iterative = False
+        if hit is None and target.endswith(rest.ITERATIVE_QUERY) and target.count("?") == 1:
+            # a walk step's GET: the node's own answer to the plain path is its answer (never a walk of this node's)
+            target, iterative = target[:-len(rest.ITERATIVE_QUERY)], True
+            hit = door.answers.lookup((target, media))
+            if hit is not None and hit[3] is not None:
+                hit = None
         if hit is not None and hit[3] is not None and hit[3] <= door.clock():
             return False  # a walked answer past its TTL: the resolver walks again
         if hit is None and (request.is_head or door.answer_now is None or gate.rate_limiter is not None):
@@ -292,8 +303,9 @@ class DoorConnection(asyncio.Protocol):
         else:
             assert door.answer_now is not None
             try:
-                hit = door.answer_now(request.target, media)
-                walk = door.walk_now(request.target, media) if hit is None and door.walk_now is not None else None
+                hit = door.answer_now(target, media)
+                walk = door.walk_now(target, media) if hit is None and door.walk_now is not None and not iterative \
+                    else None
             except Exception:  # noqa: BLE001 - a bug: aiohttp's route meets it again, logs it, answers 500
                 hit = walk = None
             if walk is not None:

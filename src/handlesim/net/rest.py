@@ -19,6 +19,9 @@ HANDLE_PATH = "/api/handles/"
 HANDLE_ROUTE = HANDLE_PATH + "{handle:.+}"
 HANDLE_ROUTE_SEGMENTS = HANDLE_PATH.count("/")
 """A raw path split this many times at `/` leaves the encoded handle last."""
+ITERATIVE_QUERY = "?recursive=false"
+"""The whole query of a walk step's plain GET (`http_call`): a node that answers the handle itself gives the same
+answer as to the plain path, so the front door serves both from one cached answer."""
 LIST_ROUTE = "/api/handles"
 PREFIXES_ROUTE = "/api/prefixes"
 
