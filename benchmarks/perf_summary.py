@@ -91,7 +91,8 @@ def plan_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str
              "| run | mode | offered/s | achieved/s | p50 / p99 ms | errors | bare route achieved/s | "
              "bare p50 / p99 ms | first-time share (expected) |", "|---|---|---|---|---|---|---|---|---|"]
     targets: list[tuple[str, bool | None, str]] = []
-    for name in ("direct-first-4000", "direct-first-8000", "resolver-zipf-1500"):
+    resolver_runs = resolver_run_names(out)
+    for name in ("direct-first-4000", "direct-first-8000", *resolver_runs):
         result = load(out, name)
         if result is not None:
             lines.append(run_row(name, result))
@@ -122,17 +123,27 @@ def plan_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str
                         None if ratio is None else ratio >= 0.75, "" if ratio is None else f"ratio {ratio:.3f}"))
         targets.append(("direct --max >= 0.5x the bare route's --max" + suffix,
                         None if ratio is None else ratio >= 0.5, "" if ratio is None else f"ratio {ratio:.3f}"))
-    resolver = load(out, "resolver-zipf-1500")
-    if resolver is not None:
+    met: list[bool] = []
+    details = []
+    for name in resolver_runs:
+        resolver = load(out, name)
+        assert resolver is not None
         p99 = resolver["run"]["latency_ms"].get("p99_ms", 1e9)
-        kept_up = resolver["run"]["achieved_rate"] >= 0.95 * resolver["run"]["offered_rate"]
+        met.append(p99 <= 10.0 and resolver["run"]["achieved_rate"] >= 0.95 * resolver["run"]["offered_rate"])
         timeline = ", ".join(f"{t['p99_ms']:g}" for t in resolver["run"].get("timeline", []))
-        targets.append(("resolver Zipf 1.0 p99 <= 10 ms at 1,500/s", p99 <= 10.0 and kept_up,
-                        f"p99 {p99:g} ms, achieved {resolver['run']['achieved_rate']:g}/s; p99 per second: "
-                        f"{timeline}"))
-    else:
-        targets.append(("resolver Zipf 1.0 p99 <= 10 ms at 1,500/s", None, ""))
+        details.append(f"{name}: p99 {p99:g} ms, achieved {resolver['run']['achieved_rate']:g}/s; p99 per second: "
+                       f"{timeline}")
+    targets.append((f"resolver Zipf 1.0 p99 <= 10 ms at 1,500/s (every run: {len(met)} on fresh topologies)",
+                    all(met) if met else None, "; ".join(details)))
     return lines, targets
+
+
+def resolver_run_names(out: Path) -> list[str]:
+    """The resolver tail's runs in `out`: resolver-zipf-1500-run1, -run2, ... (or the single resolver-zipf-1500 of
+    earlier result sets)."""
+    runs = sorted((path.stem for path in out.glob("resolver-zipf-1500-run*.json")),
+                  key=lambda stem: int(stem.rsplit("run", 1)[1]))
+    return runs or ([] if load(out, "resolver-zipf-1500") is None else ["resolver-zipf-1500"])
 
 
 def first_time_section(out: Path) -> tuple[list[str], list[tuple[str, bool | None, str]]]:
