@@ -10,8 +10,9 @@
 #    run meets it);
 # 3. the first-time direct --max with a fresh topology for every trial (benchmarks/first_time_max.py), unpinned and
 #    pinned: the searches of 2. run on one topology, so their later trials are mostly warm;
-# 4. direct --max with `up --workers 1` and `--workers 2`, the generator pinned to CPU 1 with taskset (one worker
-#    pinned to CPU 0; two workers share both CPUs with the generator: this machine has no third core).
+# 4. `up --workers 1` (pinned to CPU 0) and `--workers 2`, each booted fresh for a direct run at 4,000/s (the
+#    topology's CPU per lookup, from its processes' own CPU clocks) and for direct --max; the generator pinned to
+#    CPU 2 when there is a third core (the two workers then on CPUs 0-1), else to CPU 1, shared with a worker.
 # Every bench run also measures the bare route in the same run; the load average before each run is in loadavg.txt.
 # After each boot the script waits SETTLE seconds (default 22) before measuring: the topology's first monitoring round
 # (10 s after boot, paced over the next 10 s) verifies every reporter's secret once (PBKDF2, ~0.8 s of CPU on the
@@ -104,12 +105,20 @@ if [ "${SKIP_FIRST_TIME:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_WORKERS:-0}" != 1 ]; then
-  boot workers-1 taskset -c 0
-  bench direct-max-w1 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 5 --no-baseline
-  halt
-  boot workers-2 -- --workers 2
-  bench direct-max-w2 taskset -c 1 -- --mode direct --max --rate 1000 --duration 4 --warmup 5 --no-baseline
-  halt
+  # with a third core the generator gets one of its own; on two, it shares CPU 1 with the second worker
+  if [ "$(nproc)" -ge 3 ]; then GEN_CPU=2; TWO_CPUS=0,1; else GEN_CPU=1; TWO_CPUS=0-$(( $(nproc) - 1 )); fi
+  echo "workers: 1 worker on CPU 0, 2 workers on CPUs $TWO_CPUS, the generator on CPU $GEN_CPU" >> "$OUT/machine.txt"
+  for w in 1 2; do
+    cpus=$([ "$w" = 1 ] && echo 0 || echo "$TWO_CPUS")
+    boot "workers-$w-cpu" taskset -c "$cpus" -- --workers "$w"  # the topology's CPU per lookup at a fixed rate
+    bench "direct-4000-w$w" taskset -c "$GEN_CPU" -- --mode direct --rate 4000 --duration "$DURATION" --warmup 5 \
+      --no-baseline
+    halt
+    boot "workers-$w" taskset -c "$cpus" -- --workers "$w"
+    bench "direct-max-w$w" taskset -c "$GEN_CPU" -- --mode direct --max --rate 1000 --duration 4 --warmup 5 \
+      --no-baseline
+    halt
+  done
 fi
 
 $PY benchmarks/perf_summary.py "$OUT"

@@ -131,7 +131,10 @@ def test_short_bench_end_to_end_writes_a_valid_result(tmp_path: Path) -> None:
     assert set(result["ratios"]) == {"achieved_rate", "p50", "p99"}
     assert result["machine"]["cpus"] and result["versions"]["aiohttp"]
     assert len(result["run"]["timeline"]) == 2
+    cpu = result["topology_cpu"]
+    assert cpu["processes"] == 1 and cpu["seconds"] > 0 and cpu["per_lookup_us"] > 0 and 0 < cpu["busy_cores"] < 2
     assert (out / "e2e.md").read_text().startswith("### `direct`")
+    assert "topology CPU in the window" in (out / "e2e.md").read_text()
     assert (out / "e2e-latency.png").stat().st_size > 1000
     assert "| direct |" in run.stdout
 

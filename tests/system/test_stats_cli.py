@@ -10,7 +10,7 @@ import aiohttp
 from click.testing import CliRunner, Result
 
 from handlesim.bench.report import server_time_table
-from handlesim.bench.runner import _with_server_time
+from handlesim.bench.runner import ServerTimers, _with_server_time, topology_cpu
 from handlesim.cli import main
 from handlesim.core.latency import LatencyHistogram
 from handlesim.topology.running import Topology
@@ -74,3 +74,13 @@ def test_bench_server_time_is_the_windows_difference_per_tier() -> None:
     assert "server_time" not in nodes["root"]
     table = "\n".join(server_time_table(nodes))
     assert "| enterprise | resolution | 90 |" in table
+
+
+def test_bench_topology_cpu_is_the_processes_cpu_over_the_window_per_answer() -> None:
+    opened = ServerTimers({}, {11: 5.0, 12: 1.0}, at=100.0)
+    closed = ServerTimers({}, {11: 7.0, 12: 2.0}, at=110.5)
+    cpu = topology_cpu(opened, closed, {"achieved_rate": 1500.0}, 10.0)
+    assert cpu == {"processes": 2, "seconds": 3.0, "per_lookup_us": 200.0, "busy_cores": round(3.0 / 10.5, 3)}
+    restarted = ServerTimers({}, {11: 7.0, 13: 0.1}, at=110.5)
+    assert topology_cpu(opened, restarted, {"achieved_rate": 1500.0}, 10.0) is None, "a process that came and went"
+    assert topology_cpu(ServerTimers({}, {}), ServerTimers({}, {}), {"achieved_rate": 1.0}, 1.0) is None

@@ -49,6 +49,10 @@ def markdown(result: dict[str, Any]) -> str:
         described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items() if k != "server_time")
         if described:
             extras.append(f"{role} nodes: {described}")
+    cpu = result.get("topology_cpu")
+    if cpu is not None and cpu.get("per_lookup_us") is not None:
+        extras.append(f"topology CPU in the window: {cpu['seconds']:g} s in {cpu['processes']} process(es), "
+                      f"{cpu['per_lookup_us']:g} us per lookup, {cpu['busy_cores']:g} cores busy")
     served = result["run"].get("latency_ok_ms", {})
     if "goodput" in result["run"] and served.get("count"):
         extras.append(f"goodput (successful answers within 1 s, per s): {result['run']['goodput']:g}; served only: "

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import version
 from multiprocessing import get_context
 from pathlib import Path
@@ -105,12 +105,13 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
     net = _net_path(state, config)
     targets = seeded_targets(state, config.keys)
     before = _node_stats(state, config.mode)
-    timers_before = server_timers(state)  # replaced at the measured window's start, once every worker is there
+    initial = server_timers(state)
+    window: list[ServerTimers] = []  # taken as the measured window opens, once every worker is there
     started = time.time()
-    measured = _measure(state, config, targets, progress,
-                        on_window=lambda: timers_before.update(server_timers(state)))
+    measured = _measure(state, config, targets, progress, on_window=lambda: window.append(server_timers(state)))
     after = _node_stats(state, config.mode)
-    timers_after = server_timers(state)
+    closed = server_timers(state)
+    opened = window[0] if window else initial  # (on Ray no window signal comes: then from before the warm-up)
     result: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "kind": "handlesim-bench",
@@ -124,8 +125,11 @@ def run_bench(state: TopologyState, config: BenchConfig, progress: Progress | No
         "machine": machine(),
         "versions": versions(),
         "run": measured,
-        "nodes": _with_server_time(_stats_delta(before, after), timers_before, timers_after),
+        "nodes": _with_server_time(_stats_delta(before, after), opened.nodes, closed.nodes),
     }
+    cpu = topology_cpu(window[0], closed, measured, config.duration) if window else None
+    if cpu is not None:
+        result["topology_cpu"] = cpu
     if scenario is not None:
         result["scenario"] = scenario.to_dict()
         result["events"] = measured.get("events", [])
@@ -458,25 +462,56 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     return by_role
 
 
-def server_timers(state: TopologyState) -> dict[str, dict[str, Any]]:
-    """Every node's server-side timers by node id: one request to each process's metrics port when topology.json
-    names it, else each node's `/_sim/stats`."""
+@dataclass
+class ServerTimers:
+    """What the topology's processes say at one moment: every node's timers by node id, and each process's CPU
+    seconds so far by process id (empty when the nodes were asked one by one)."""
+
+    nodes: dict[str, dict[str, Any]]
+    cpu_seconds: dict[int, float]
+    at: float = field(default_factory=time.monotonic)
+
+
+def server_timers(state: TopologyState) -> ServerTimers:
+    """Every node's server-side timers: one request to each process's metrics port when topology.json names it
+    (with the process's CPU time), else each node's `/_sim/stats`."""
     urls = state.metrics_endpoints
     out: dict[str, dict[str, Any]] = {}
+    cpu: dict[int, float] = {}
     try:
         for url in urls:
             with urllib.request.urlopen(url.rsplit("/metrics", 1)[0] + "/timers", timeout=10) as reply:  # noqa: S310
-                out.update({n["node"]: n for n in json.loads(reply.read())["nodes"]})
+                answer = json.loads(reply.read())
+            out.update({n["node"]: n for n in answer["nodes"]})
+            if "process" in answer:
+                cpu[int(answer["process"]["pid"])] = float(answer["process"]["cpu_seconds"])
         if urls:
-            return out
-    except (OSError, ValueError, KeyError):
+            return ServerTimers(out, cpu)
+    except (OSError, ValueError, KeyError, TypeError):
         out.clear()
+        cpu.clear()
     for node in state.nodes:
         try:
             out[node.id] = _node_json(state, node.url + "/_sim/stats", 5)
         except (OSError, ValueError):
             continue
-    return out
+    return ServerTimers(out, {})
+
+
+def topology_cpu(opened: ServerTimers, closed: ServerTimers, measured: dict[str, Any],
+                 duration: float) -> dict[str, Any] | None:
+    """CPU seconds the topology's processes spent from the measured window's start until every answer was in, per
+    answer counted in the window (reports, monitoring and anything else the nodes did meanwhile included), and the
+    cores that kept busy: what a lookup costs the topology, whatever core it ran on. None when the processes did
+    not say (nodes asked one by one, a process restarted)."""
+    pids = opened.cpu_seconds.keys() & closed.cpu_seconds.keys()
+    if not pids or pids != closed.cpu_seconds.keys():
+        return None
+    seconds = sum(closed.cpu_seconds[pid] - opened.cpu_seconds[pid] for pid in pids)
+    answered = measured["achieved_rate"] * duration
+    return {"processes": len(pids), "seconds": round(seconds, 3),
+            "per_lookup_us": round(seconds / answered * 1e6, 1) if answered else None,
+            "busy_cores": round(seconds / max(closed.at - opened.at, duration), 3)}
 
 
 def _with_server_time(by_role: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
