@@ -483,11 +483,20 @@ def test_value_round_trips_through_dict_json_and_msgpack(value: HandleValue) -> 
 
 
 @settings(max_examples=examples(200))
-@given(st.lists(handle_values(), min_size=1, max_size=8), safe_text, st.sampled_from(MEDIA))
-def test_values_answer_fast_path_matches_the_dict_path(values: list[HandleValue], handle: str, media: str) -> None:
-    """The per-value fragments (msgspec for JSON) spell every value as json.dumps / msgpack of its dict would."""
-    expected = codec.encode_body(codec.response_to_dict(Response(ResponseCode.SUCCESS, handle, tuple(values))), media)
-    assert codec.encode_values_answer(handle, values, media) == expected
+@given(st.lists(handle_values(), min_size=0, max_size=20), safe_text, st.sampled_from(MEDIA), st.booleans())
+def test_values_answer_fast_path_matches_the_dict_path(values: list[HandleValue], handle: str, media: str,
+                                                       pretty: bool) -> None:
+    """The per-value fragments (msgspec for JSON) spell every value as json.dumps / msgpack of its dict would, and
+    the parts an answer cache holds join to the same bytes (up to 20 values: msgpack's short array heads and the
+    long one)."""
+    response = Response(ResponseCode.SUCCESS, handle, tuple(values))
+    expected = codec.encode_body(codec.response_to_dict(response), media)
+    if values:  # (an answer without values has no "values" key: encode_response takes the dict path for it)
+        assert codec.encode_values_answer(handle, values, media) == expected
+    parts = codec.encode_response_parts(response, media, pretty=pretty)
+    assert all(type(part) is bytes for part in parts)
+    assert b"".join(parts) == codec.encode_response(response, media, pretty=pretty)
+    assert b"".join(parts) == expected or pretty
 
 
 @given(value_lists, st.sampled_from(MEDIA))

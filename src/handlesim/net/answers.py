@@ -4,8 +4,9 @@ A warm GET is a dict lookup and a write of bytes that were encoded when the reco
 what a bare route costs. Entries are keyed by (raw path with query, media type), dropped when their handle changes
 (the service calls `forget`), and bounded in number. Answers a walk produced expire with the resolver cache's TTL.
 
-Everything held is a plain dict of tuples of str / bytes / int / float: the cyclic garbage collector untracks such
-tuples, so a node that has answered 100k identifiers does not slow every full collection (benchmarks/gc_pauses.py).
+Everything held is a plain dict of tuples of str / bytes / int / float (and tuples of those): the cyclic garbage
+collector untracks such tuples, so a node that has answered 100k identifiers does not slow every full collection
+(benchmarks/gc_pauses.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ Memo = tuple[str, str]
 """(raw path with query, media type)."""
 Key = TypeVar("Key", bound=Hashable)
 Entry = TypeVar("Entry")
-CachedAnswer = tuple[int, bytes, int, float | None]
-"""(HTTP status, encoded body, Handle response code, expiry: None until the record changes, else a clock time)."""
+CachedAnswer = tuple[int, tuple[bytes, ...], int, float | None, int]
+"""(HTTP status, the encoded body as the parts `b"".join` makes it of, Handle response code, expiry: None until the
+record changes, else a clock time; the body's length). A success answer's parts are its values' encoded fragments,
+shared with every other answer holding the same values (codec.encode_response_parts): a node's answers encoded ahead
+keep each distinct value once, not once per answer."""
 
 
 class EncodedAnswers(Generic[Key, Entry]):
@@ -83,6 +87,9 @@ class AnswerCache(EncodedAnswers[Memo, CachedAnswer]):
         self.hits: Counter[int] = Counter()
         """Answers sent from this cache, by response code (the service never saw those requests)."""
 
-    def remember(self, memo: Memo, handle_key: str, status: int, body: bytes, code: int,
-                 expires: float | None = None) -> None:
-        self.keep(memo, handle_key, (status, body, code, expires))
+    def remember(self, memo: Memo, handle_key: str, status: int, body: tuple[bytes, ...], code: int,
+                 expires: float | None = None) -> CachedAnswer:
+        """Hold the answer whose body joins from the parts `body`; returns the entry (held or not)."""
+        entry = (status, body, code, expires, sum(map(len, body)))
+        self.keep(memo, handle_key, entry)
+        return entry

@@ -320,9 +320,8 @@ class DoorConnection(asyncio.Protocol):
               with_body: bool = True) -> None:
         """Write `hit` as aiohttp would, and count and time it as the gate does."""
         door = self.door
-        body = hit[1]
-        head = door.head_of(hit[0], media, len(body)) + http_date() + _SERVER_LINE
-        transport.write(head + body if with_body else head)
+        head = door.head_of(hit[0], media, hit[4]) + http_date() + _SERVER_LINE
+        transport.write(b"".join((head, *hit[1])) if with_body else head)
         door.counters.answered += 1
         self._keep_alive()
         door.timer.record(perf_counter() - started)

@@ -73,21 +73,21 @@ class HandleRoutes:
             self._cache_hits[hit[2]] += 1
             if hit[3] is not None and self.resolver is not None:
                 self.resolver.note_encoded_hit()
-            return web.Response(status=hit[0], body=hit[1], content_type=media)
+            return web.Response(status=hit[0], body=b"".join(hit[1]), content_type=media)
         if "Authorization" not in headers:
             answer_now = self.answer_now(request.raw_path, media)
             if answer_now is not None:
-                return web.Response(status=answer_now[0], body=answer_now[1], content_type=media)
+                return web.Response(status=answer_now[0], body=b"".join(answer_now[1]), content_type=media)
         query = request.rel_url.query
         cacheable = "Authorization" not in headers and not UNCACHEABLE_PARAMS.intersection(query)
         handle = self._handle_in_path(request)
         core_request = rest.resolution_request(handle, query, query.getall("type", []), query.getall("index", []))
         if core_request.authoritative or "Authorization" in headers:
             core_request = await self._with_identity(request, core_request)
-        status, body, _, _ = await self._resolved(memo, handle, core_request, cacheable=cacheable,
-                                                  trace=rest.parse_flag(query, "trace", False),
-                                                  pretty=rest.parse_flag(query, "pretty", False))
-        return web.Response(status=status, body=body, content_type=media)
+        status, body, _, _, _ = await self._resolved(memo, handle, core_request, cacheable=cacheable,
+                                                     trace=rest.parse_flag(query, "trace", False),
+                                                     pretty=rest.parse_flag(query, "pretty", False))
+        return web.Response(status=status, body=b"".join(body), content_type=media)
 
     async def _resolved(self, memo: tuple[str, str], handle: Handle, core_request: Request, *, cacheable: bool,
                         trace: bool = False, pretty: bool = False) -> CachedAnswer:
@@ -108,10 +108,10 @@ class HandleRoutes:
         """`answer` encoded as `memo` names (raw path, media type); kept in the AnswerCache when `cacheable` and
         a success or not-found."""
         status = http_status(answer.code, is_read=True)
-        body = codec.encode_response(answer, memo[1], pretty=pretty)
+        parts = codec.encode_response_parts(answer, memo[1], pretty=pretty)
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
-            self.answers.remember(memo, handle.key, status, body, int(answer.code), expires)
-        return status, body, int(answer.code), expires
+            return self.answers.remember(memo, handle.key, status, parts, int(answer.code), expires)
+        return status, parts, int(answer.code), expires, sum(map(len, parts))
 
     def answer_now(self, target: str, media: str) -> CachedAnswer | None:
         """The answer to a plain public GET of `target` (a raw path without a query, no credentials) worked out at

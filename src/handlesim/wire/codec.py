@@ -200,6 +200,16 @@ def encode_response(response: Response, media_type: str, *, pretty: bool = False
     return encode_body(response_to_dict(response), media_type, pretty=pretty)
 
 
+def encode_response_parts(response: Response, media_type: str, *, pretty: bool = False) -> tuple[bytes, ...]:
+    """`encode_response` as the pieces it is joined from (`b"".join` gives its bytes): a success answer is mostly
+    value fragments shared with every other answer holding the same values, so a node holding many answers (the
+    answer cache) keeps each distinct fragment once."""
+    if (response.code == ResponseCode.SUCCESS and response.values and not response.message and not response.extra
+            and not response.listing and not pretty):
+        return values_answer_parts(response.handle, response.values, media_type)
+    return (encode_body(response_to_dict(response), media_type, pretty=pretty),)
+
+
 def decode_response(body: bytes, media_type: str) -> Response:
     """Used by our client: an answer body back into a Response; garbage is a ProtocolError."""
     return response_from_dict(decode_body(body, media_type))
@@ -210,23 +220,38 @@ def encode_values_answer(handle_text: str, values: Iterable[HandleValue], media_
 
     It is the hot path of every node, so it is assembled from per-value fragments encoded once per distinct value
     (every handle of a prefix shares its HS_ADMIN and contact values) instead of re-encoding whole dicts."""
+    return b"".join(values_answer_parts(handle_text, values, media_type))
+
+
+def values_answer_parts(handle_text: str, values: Iterable[HandleValue], media_type: str) -> tuple[bytes, ...]:
+    """`encode_values_answer` as its pieces: fixed heads, the handle, and each value's fragment, the same bytes
+    objects every answer holding that value shares (in JSON with a shared comma between them)."""
     kind = media_kind(media_type)
     fragments = [_value_fragment(value, kind) for value in values]
     if kind == MSGPACK:
         count = len(fragments)
-        header = bytes([0x90 | count]) if count < 16 else (
+        header = _MSGPACK_ARRAY_HEADS[count] if count < 16 else (
             b"\xdc" + count.to_bytes(2, "big") if count < 65536 else b"\xdd" + count.to_bytes(4, "big"))
-        return b"".join([_MSGPACK_HEAD, msgpack.packb(handle_text, use_bin_type=True), _MSGPACK_VALUES, header,
-                         *fragments])
-    handle_json = _json_fragment(handle_text)
-    return b"".join([_JSON_HEAD, handle_json, _JSON_VALUES, b",".join(fragments), b"]}"])
+        return (_MSGPACK_HEAD, bytes(msgpack.packb(handle_text, use_bin_type=True)), _MSGPACK_VALUES, header,
+                *fragments)
+    parts = [_JSON_HEAD, _json_fragment(handle_text), _JSON_VALUES]
+    for fragment in fragments:
+        parts += (fragment, _JSON_COMMA)
+    if fragments:
+        parts[-1] = _JSON_TAIL  # the last value's comma: the close
+    else:
+        parts.append(_JSON_TAIL)
+    return tuple(parts)
 
 
 _MSGPACK_HEAD = b"".join([b"\x83", bytes(msgpack.packb("responseCode")), bytes(msgpack.packb(1)),
                           bytes(msgpack.packb("handle"))])
 _MSGPACK_VALUES = bytes(msgpack.packb("values"))
+_MSGPACK_ARRAY_HEADS = tuple(bytes([0x90 | count]) for count in range(16))
 _JSON_HEAD = b'{"responseCode":1,"handle":'
 _JSON_VALUES = b',"values":['
+_JSON_COMMA = b","
+_JSON_TAIL = b"]}"
 
 
 FRAGMENT_CACHE_LIMIT = 1 << 17
