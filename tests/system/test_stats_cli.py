@@ -77,10 +77,10 @@ def test_bench_server_time_is_the_windows_difference_per_tier() -> None:
 
 
 def test_bench_topology_cpu_is_the_processes_cpu_over_the_window_per_answer() -> None:
-    opened = ServerTimers({}, {11: 5.0, 12: 1.0}, at=100.0)
-    closed = ServerTimers({}, {11: 7.0, 12: 2.0}, at=110.5)
+    opened = ServerTimers({}, {("http://a/metrics", 11): 5.0, ("http://b/metrics", 11): 1.0}, at=100.0)
+    closed = ServerTimers({}, {("http://a/metrics", 11): 7.0, ("http://b/metrics", 11): 2.0}, at=110.5)
     cpu = topology_cpu(opened, closed, {"achieved_rate": 1500.0}, 10.0)
     assert cpu == {"processes": 2, "seconds": 3.0, "per_lookup_us": 200.0, "busy_cores": round(3.0 / 10.5, 3)}
-    restarted = ServerTimers({}, {11: 7.0, 13: 0.1}, at=110.5)
+    restarted = ServerTimers({}, {("http://a/metrics", 11): 7.0, ("http://b/metrics", 13): 0.1}, at=110.5)
     assert topology_cpu(opened, restarted, {"achieved_rate": 1500.0}, 10.0) is None, "a process that came and went"
     assert topology_cpu(ServerTimers({}, {}), ServerTimers({}, {}), {"achieved_rate": 1.0}, 1.0) is None

@@ -465,10 +465,11 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
 @dataclass
 class ServerTimers:
     """What the topology's processes say at one moment: every node's timers by node id, and each process's CPU
-    seconds so far by process id (empty when the nodes were asked one by one)."""
+    seconds so far by (metrics URL, process id): unique across machines, and a restarted process is another one
+    (empty when the nodes were asked one by one)."""
 
     nodes: dict[str, dict[str, Any]]
-    cpu_seconds: dict[int, float]
+    cpu_seconds: dict[tuple[str, int], float]
     at: float = field(default_factory=time.monotonic)
 
 
@@ -477,14 +478,14 @@ def server_timers(state: TopologyState) -> ServerTimers:
     (with the process's CPU time), else each node's `/_sim/stats`."""
     urls = state.metrics_endpoints
     out: dict[str, dict[str, Any]] = {}
-    cpu: dict[int, float] = {}
+    cpu: dict[tuple[str, int], float] = {}
     try:
         for url in urls:
             with urllib.request.urlopen(url.rsplit("/metrics", 1)[0] + "/timers", timeout=10) as reply:  # noqa: S310
                 answer = json.loads(reply.read())
             out.update({n["node"]: n for n in answer["nodes"]})
             if "process" in answer:
-                cpu[int(answer["process"]["pid"])] = float(answer["process"]["cpu_seconds"])
+                cpu[url, int(answer["process"]["pid"])] = float(answer["process"]["cpu_seconds"])
         if urls:
             return ServerTimers(out, cpu)
     except (OSError, ValueError, KeyError, TypeError):
@@ -504,12 +505,12 @@ def topology_cpu(opened: ServerTimers, closed: ServerTimers, measured: dict[str,
     answer counted in the window (reports, monitoring and anything else the nodes did meanwhile included), and the
     cores that kept busy: what a lookup costs the topology, whatever core it ran on. None when the processes did
     not say (nodes asked one by one, a process restarted)."""
-    pids = opened.cpu_seconds.keys() & closed.cpu_seconds.keys()
-    if not pids or pids != closed.cpu_seconds.keys():
+    processes = opened.cpu_seconds.keys() & closed.cpu_seconds.keys()
+    if not processes or processes != closed.cpu_seconds.keys():
         return None
-    seconds = sum(closed.cpu_seconds[pid] - opened.cpu_seconds[pid] for pid in pids)
+    seconds = sum(closed.cpu_seconds[process] - opened.cpu_seconds[process] for process in processes)
     answered = measured["achieved_rate"] * duration
-    return {"processes": len(pids), "seconds": round(seconds, 3),
+    return {"processes": len(processes), "seconds": round(seconds, 3),
             "per_lookup_us": round(seconds / answered * 1e6, 1) if answered else None,
             "busy_cores": round(seconds / max(closed.at - opened.at, duration), 3)}
 
