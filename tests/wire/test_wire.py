@@ -334,9 +334,11 @@ def test_json_keeps_non_ascii_text() -> None:
 @pytest.mark.parametrize("media", MEDIA)
 def test_values_answer_fast_path_is_byte_identical(media: str) -> None:
     values = (URL_VALUE, SITE_VALUE, HandleValue(100, "HS_ADMIN", AdminRecord("0.NA/88", 200)))
-    assert codec.encode_values_answer("88/x", values, media) == \
-        codec.encode_response(Response(ResponseCode.SUCCESS, "88/x", values), media)
-    assert codec.encode_values_answer("88/x", iter(values), media) == codec.encode_values_answer("88/x", values, media)
+    response = Response(ResponseCode.SUCCESS, "88/x", values)
+    joined = b"".join(codec.values_answer_parts("88/x", values, media))
+    assert joined == codec.encode_response(response, media)
+    assert joined == codec.encode_body(codec.response_to_dict(response), media), "as the dict path spells it"
+    assert b"".join(codec.values_answer_parts("88/x", iter(values), media)) == joined
 
 
 @pytest.mark.parametrize("media_type", ["application/json; charset=utf-8", "APPLICATION/JSON", "text/json"])
@@ -492,7 +494,7 @@ def test_values_answer_fast_path_matches_the_dict_path(values: list[HandleValue]
     response = Response(ResponseCode.SUCCESS, handle, tuple(values))
     expected = codec.encode_body(codec.response_to_dict(response), media)
     if values:  # (an answer without values has no "values" key: encode_response takes the dict path for it)
-        assert codec.encode_values_answer(handle, values, media) == expected
+        assert b"".join(codec.values_answer_parts(handle, values, media)) == expected
     parts = codec.encode_response_parts(response, media, pretty=pretty)
     assert all(type(part) is bytes for part in parts)
     assert b"".join(parts) == codec.encode_response(response, media, pretty=pretty)

@@ -29,6 +29,11 @@ shared with every other answer holding the same values (codec.encode_response_pa
 keep each distinct value once, not once per answer."""
 
 
+def cached_answer(status: int, body: tuple[bytes, ...], code: int, expires: float | None = None) -> CachedAnswer:
+    """The entry for an answer whose body joins from the parts `body` (its length worked out once, here)."""
+    return status, body, code, expires, sum(map(len, body))
+
+
 class EncodedAnswers(Generic[Key, Entry]):
     """Encoded answers by a request key, with an index by handle key for invalidation; bounded in number. The REST
     routes' `AnswerCache` and the native listener's cache (keyed by the request's version, flags and body) are
@@ -90,6 +95,6 @@ class AnswerCache(EncodedAnswers[Memo, CachedAnswer]):
     def remember(self, memo: Memo, handle_key: str, status: int, body: tuple[bytes, ...], code: int,
                  expires: float | None = None) -> CachedAnswer:
         """Hold the answer whose body joins from the parts `body`; returns the entry (held or not)."""
-        entry = (status, body, code, expires, sum(map(len, body)))
+        entry = cached_answer(status, body, code, expires)
         self.keep(memo, handle_key, entry)
         return entry

@@ -22,7 +22,7 @@ from ..core.service import HandleService
 from ..wire import codec, mapping
 from ..wire.fields import FieldReader
 from . import rest
-from .answers import AnswerCache, CachedAnswer
+from .answers import AnswerCache, CachedAnswer, cached_answer
 from .credentials import Authenticator
 from .gate import read_body
 from .recursion import RecursiveResolver, walk_needed
@@ -111,7 +111,7 @@ class HandleRoutes:
         parts = codec.encode_response_parts(answer, memo[1], pretty=pretty)
         if cacheable and answer.code in (ResponseCode.SUCCESS, ResponseCode.HANDLE_NOT_FOUND):
             return self.answers.remember(memo, handle.key, status, parts, int(answer.code), expires)
-        return status, parts, int(answer.code), expires, sum(map(len, parts))
+        return cached_answer(status, parts, int(answer.code), expires)
 
     def answer_now(self, target: str, media: str) -> CachedAnswer | None:
         """The answer to a plain public GET of `target` (a raw path without a query, no credentials) worked out at

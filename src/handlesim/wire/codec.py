@@ -194,10 +194,7 @@ def _frozen(raw: object) -> object:
 
 
 def encode_response(response: Response, media_type: str, *, pretty: bool = False) -> bytes:
-    if (response.code == ResponseCode.SUCCESS and response.values and not response.message and not response.extra
-            and not response.listing and not pretty):
-        return encode_values_answer(response.handle, response.values, media_type)
-    return encode_body(response_to_dict(response), media_type, pretty=pretty)
+    return b"".join(encode_response_parts(response, media_type, pretty=pretty))
 
 
 def encode_response_parts(response: Response, media_type: str, *, pretty: bool = False) -> tuple[bytes, ...]:
@@ -215,17 +212,13 @@ def decode_response(body: bytes, media_type: str) -> Response:
     return response_from_dict(decode_body(body, media_type))
 
 
-def encode_values_answer(handle_text: str, values: Iterable[HandleValue], media_type: str) -> bytes:
-    """The success answer of a resolution, byte for byte what `response_to_dict` + `encode_body` give.
+def values_answer_parts(handle_text: str, values: Iterable[HandleValue], media_type: str) -> tuple[bytes, ...]:
+    """The success answer of a resolution as its pieces, which join to byte for byte what `response_to_dict` +
+    `encode_body` give: fixed heads, the handle, and each value's fragment (in JSON with a shared comma between).
 
     It is the hot path of every node, so it is assembled from per-value fragments encoded once per distinct value
-    (every handle of a prefix shares its HS_ADMIN and contact values) instead of re-encoding whole dicts."""
-    return b"".join(values_answer_parts(handle_text, values, media_type))
-
-
-def values_answer_parts(handle_text: str, values: Iterable[HandleValue], media_type: str) -> tuple[bytes, ...]:
-    """`encode_values_answer` as its pieces: fixed heads, the handle, and each value's fragment, the same bytes
-    objects every answer holding that value shares (in JSON with a shared comma between them)."""
+    (every handle of a prefix shares its HS_ADMIN and contact values) instead of re-encoding whole dicts; the same
+    fragment objects are shared by every answer holding that value."""
     kind = media_kind(media_type)
     fragments = [_value_fragment(value, kind) for value in values]
     if kind == MSGPACK:
